@@ -1,0 +1,1 @@
+//! OnAir SFU engine.

@@ -1,0 +1,1 @@
+//! WHIP/WHEP signaling.
