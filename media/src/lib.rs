@@ -1,1 +1,35 @@
-//! OnAir SFU engine.
+//! # onair-media: OnAir's selective forwarding unit
+//!
+//! A library with no HTTP in it. Signaling hands it SDP offers and gets
+//! answers back; browsers and encoders then talk to it directly over UDP.
+//!
+//! Follow a packet through the modules:
+//! - [`sfu`]: the handle. Picks a worker for each session and keeps the
+//!   registry of live streams.
+//! - `worker`: one thread per core, each with its own UDP socket and event
+//!   loop. Routes datagrams to peers ([`stun`] for first contact), drives each
+//!   peer's sans-I/O `rtc` connection, fans publisher packets out.
+//! - [`negotiate`]: offer in, `RTCPeerConnection` and answer out.
+//! - [`forward`]: per-viewer decisions: which simulcast layer, and the
+//!   rewritten sequence number, timestamp and VP8 ids ([`rewrite`], [`codec`]).
+//! - [`layer`]: simulcast layers and quality levels; [`metrics`]: counters.
+
+pub mod audio_level;
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod forward;
+mod interfaces;
+pub mod layer;
+pub mod metrics;
+pub mod negotiate;
+pub mod ratemeter;
+pub mod rewrite;
+pub mod sfu;
+pub mod stun;
+mod worker;
+
+pub use config::{IceServer, MediaConfig};
+pub use error::SfuError;
+pub use layer::{Layer, LayerCap, Quality};
+pub use sfu::{LayerState, PeerHealth, Role, SessionAnswer, SessionId, Sfu, SfuEvent, StreamHealth};

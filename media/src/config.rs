@@ -1,0 +1,58 @@
+//! Media settings: where the UDP sockets bind and what the SFU announces.
+
+use std::net::IpAddr;
+
+/// An ICE server handed to clients (STUN or TURN).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IceServer {
+    /// `stun:` or `turn:` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// Settings of the media engine.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Address the UDP sockets bind to.
+    pub bind_ip: IpAddr,
+    /// First UDP port; worker `i` listens on `media_port + i`. 0 picks free ports.
+    pub media_port: u16,
+    /// Addresses announced as ICE host candidates. Empty: derived from `bind_ip`
+    /// (loopback when bound to loopback, else every local interface address).
+    pub announce_ips: Vec<IpAddr>,
+    /// Number of worker threads (event loops); 0 means one per core.
+    pub workers: usize,
+    /// ICE servers handed to clients.
+    pub ice_servers: Vec<IceServer>,
+    /// How long a viewer's outgoing queue from another worker may grow (packets).
+    pub worker_queue: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            bind_ip: IpAddr::from([0, 0, 0, 0]),
+            media_port: 8189,
+            announce_ips: Vec::new(),
+            workers: 0,
+            ice_servers: Vec::new(),
+            worker_queue: 4096,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// The worker count after resolving "0 = one per core".
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers.min(64)
+        } else {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(64)
+        }
+    }
+}

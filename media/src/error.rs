@@ -1,0 +1,39 @@
+//! Errors the SFU reports to its callers (signaling turns them into HTTP).
+
+use std::fmt;
+
+/// What went wrong with a media request, typed so that signaling can map it
+/// to an HTTP status without guessing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SfuError {
+    /// The offer could not be parsed or is not acceptable; the message says why.
+    BadOffer(String),
+    /// The offer has no codec the SFU forwards.
+    UnsupportedCodec(String),
+    /// No live stream of that name.
+    StreamNotFound(String),
+    /// The stream already has a publisher.
+    StreamBusy(String),
+    /// No session with that id.
+    SessionNotFound,
+    /// The SFU is shutting down or a worker is gone.
+    Unavailable,
+    /// An error inside the WebRTC stack.
+    Internal(String),
+}
+
+impl fmt::Display for SfuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SfuError::BadOffer(m) => write!(f, "bad SDP offer: {m}"),
+            SfuError::UnsupportedCodec(m) => write!(f, "unsupported codecs: {m}"),
+            SfuError::StreamNotFound(s) => write!(f, "stream '{s}' is not live"),
+            SfuError::StreamBusy(s) => write!(f, "stream '{s}' already has a publisher"),
+            SfuError::SessionNotFound => write!(f, "no such session"),
+            SfuError::Unavailable => write!(f, "media engine unavailable"),
+            SfuError::Internal(m) => write!(f, "internal media error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for SfuError {}

@@ -1,0 +1,75 @@
+//! Process-wide media counters, read by `/metrics` and the health API.
+//!
+//! Plain relaxed atomics: they are bumped on the hot path, so they must cost
+//! no more than an uncontended add.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Counters of the whole SFU.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Publisher sessions open now.
+    pub publishers: AtomicU64,
+    /// Viewer sessions open now.
+    pub viewers: AtomicU64,
+    /// Sessions ever opened.
+    pub sessions_opened: AtomicU64,
+    /// Sessions ever closed.
+    pub sessions_closed: AtomicU64,
+    /// RTP packets received from publishers.
+    pub received_packets: AtomicU64,
+    /// RTP payload bytes received from publishers.
+    pub received_bytes: AtomicU64,
+    /// RTP packets sent to viewers.
+    pub forwarded_packets: AtomicU64,
+    /// RTP payload bytes sent to viewers.
+    pub forwarded_bytes: AtomicU64,
+    /// Keyframe requests (PLI/FIR) received from viewers.
+    pub keyframe_requests: AtomicU64,
+    /// PLIs actually sent to publishers after aggregation.
+    pub plis_sent: AtomicU64,
+    /// Simulcast layer switches completed.
+    pub layer_switches: AtomicU64,
+    /// Packets dropped because a worker's queue was full.
+    pub queue_drops: AtomicU64,
+    /// Datagrams that matched no session.
+    pub unknown_datagrams: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds `n` to a counter.
+    #[inline]
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    /// Subtracts one, saturating at zero.
+    #[inline]
+    pub fn dec(counter: &AtomicU64) {
+        let _ = counter.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(1)));
+    }
+
+    /// Prometheus text exposition of every counter.
+    pub fn prometheus(&self) -> String {
+        let rows: [(&str, &str, &str, &AtomicU64); 13] = [
+            ("onair_publishers", "gauge", "Publisher sessions open now", &self.publishers),
+            ("onair_viewers", "gauge", "Viewer sessions open now", &self.viewers),
+            ("onair_sessions_opened_total", "counter", "Media sessions opened", &self.sessions_opened),
+            ("onair_sessions_closed_total", "counter", "Media sessions closed", &self.sessions_closed),
+            ("onair_received_packets_total", "counter", "RTP packets received from publishers", &self.received_packets),
+            ("onair_received_bytes_total", "counter", "RTP payload bytes received from publishers", &self.received_bytes),
+            ("onair_forwarded_packets_total", "counter", "RTP packets forwarded to viewers", &self.forwarded_packets),
+            ("onair_forwarded_bytes_total", "counter", "RTP payload bytes forwarded to viewers", &self.forwarded_bytes),
+            ("onair_keyframe_requests_total", "counter", "PLI/FIR received from viewers", &self.keyframe_requests),
+            ("onair_plis_sent_total", "counter", "PLIs sent to publishers after aggregation", &self.plis_sent),
+            ("onair_layer_switches_total", "counter", "Simulcast layer switches", &self.layer_switches),
+            ("onair_queue_drops_total", "counter", "Packets dropped on a full worker queue", &self.queue_drops),
+            ("onair_unknown_datagrams_total", "counter", "UDP datagrams matching no session", &self.unknown_datagrams),
+        ];
+        let mut out = String::with_capacity(2048);
+        for (name, kind, help, v) in rows {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}\n", v.load(Relaxed)));
+        }
+        out
+    }
+}

@@ -1,0 +1,245 @@
+//! Offer/answer: turning a client's SDP offer into an `RTCPeerConnection` and
+//! our answer.
+//!
+//! Publishers get a media engine with every codec we forward and a TWCC
+//! receiver (so the browser's send-side bandwidth estimation drives its
+//! simulcast encoders). Viewers get a media engine holding exactly the codecs
+//! the publisher negotiated, so no transcoding can ever be needed, plus
+//! `goog-remb` so the browser reports the bandwidth it sees.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rtc::interceptor::Registry;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers,
+    configure_twcc_receiver_only,
+};
+use rtc::peer_connection::configuration::media_engine::{MediaEngine, MIME_TYPE_OPUS};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+
+use crate::codec::Codec;
+use crate::error::SfuError;
+
+/// Largest SDP we accept; real offers are a few kilobytes.
+pub const MAX_SDP_BYTES: usize = 64 * 1024;
+
+/// The RFC 6464 audio level header extension.
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// ICE credentials of one session; the ufrag routes the first STUN packet.
+#[derive(Debug, Clone)]
+pub struct IceCredentials {
+    /// Our username fragment (unique per session).
+    pub ufrag: String,
+    /// Our password.
+    pub pwd: String,
+}
+
+impl IceCredentials {
+    /// Fresh random credentials.
+    pub fn random() -> Self {
+        use rand::distr::{Alphanumeric, SampleString};
+        let mut rng = rand::rng();
+        IceCredentials { ufrag: Alphanumeric.sample_string(&mut rng, 16), pwd: Alphanumeric.sample_string(&mut rng, 32) }
+    }
+}
+
+/// The codecs a publisher negotiated: what every viewer of the stream gets.
+#[derive(Debug, Clone, Default)]
+pub struct StreamCodecs {
+    /// The video codec, if the publisher sends video.
+    pub video: Option<RTCRtpCodecParameters>,
+    /// The audio codec, if the publisher sends audio.
+    pub audio: Option<RTCRtpCodecParameters>,
+}
+
+/// Quick checks on an offer before any WebRTC state is built, so that bad
+/// input gets a precise message.
+pub fn check_offer(sdp: &str) -> Result<(), SfuError> {
+    if sdp.len() > MAX_SDP_BYTES {
+        return Err(SfuError::BadOffer(format!("SDP is {} bytes; at most {MAX_SDP_BYTES} are accepted", sdp.len())));
+    }
+    if !sdp.starts_with("v=0") {
+        return Err(SfuError::BadOffer("SDP must start with 'v=0'".into()));
+    }
+    let mut media = 0;
+    let mut forwardable = false;
+    for line in sdp.lines() {
+        if line.starts_with("m=audio") || line.starts_with("m=video") {
+            media += 1;
+        }
+        if let Some(rest) = line.strip_prefix("a=rtpmap:") {
+            let name = rest.split_whitespace().nth(1).unwrap_or("");
+            let codec = name.split('/').next().unwrap_or("");
+            let mime = format!("x/{codec}");
+            if !matches!(Codec::from_mime(&mime), Codec::Other) {
+                forwardable = true;
+            }
+        }
+    }
+    if media == 0 {
+        return Err(SfuError::BadOffer("offer has no audio or video m= section".into()));
+    }
+    if !forwardable {
+        return Err(SfuError::UnsupportedCodec("offer has none of Opus, VP8, VP9, H264, AV1".into()));
+    }
+    Ok(())
+}
+
+fn media_engine_for_publisher() -> Result<(MediaEngine, Registry), SfuError> {
+    let mut me = MediaEngine::default();
+    me.register_default_codecs().map_err(internal)?;
+    register_audio_level(&mut me)?;
+    let registry = configure_nack(Registry::new(), &mut me);
+    configure_simulcast_extension_headers(&mut me).map_err(internal)?;
+    let registry = configure_twcc_receiver_only(registry, &mut me).map_err(internal)?;
+    let registry = configure_rtcp_reports(registry);
+    Ok((me, registry))
+}
+
+fn media_engine_for_viewer(codecs: &StreamCodecs) -> Result<(MediaEngine, Registry), SfuError> {
+    let mut me = MediaEngine::default();
+    if let Some(v) = &codecs.video {
+        let mut v = v.clone();
+        v.rtp_codec.rtcp_feedback = vec![
+            fb("goog-remb", ""),
+            fb("ccm", "fir"),
+            fb("nack", ""),
+            fb("nack", "pli"),
+        ];
+        me.register_codec(v, RtpCodecKind::Video).map_err(internal)?;
+    }
+    if let Some(a) = &codecs.audio {
+        me.register_codec(a.clone(), RtpCodecKind::Audio).map_err(internal)?;
+    }
+    let registry = configure_nack(Registry::new(), &mut me);
+    let registry = configure_rtcp_reports(registry);
+    Ok((me, registry))
+}
+
+fn fb(typ: &str, parameter: &str) -> RTCPFeedback {
+    RTCPFeedback { typ: typ.to_owned(), parameter: parameter.to_owned() }
+}
+
+fn register_audio_level(me: &mut MediaEngine) -> Result<(), SfuError> {
+    me.register_header_extension(
+        RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() },
+        RtpCodecKind::Audio,
+        None,
+    )
+    .map_err(internal)
+}
+
+fn internal(e: impl std::fmt::Display) -> SfuError {
+    SfuError::Internal(e.to_string())
+}
+
+/// Builds an ICE-lite peer connection answering `offer`.
+///
+/// `add_tracks` runs after the remote description is set and before the
+/// answer is created; viewers add their outgoing tracks there.
+pub fn answer(
+    offer: &str,
+    ice: &IceCredentials,
+    candidates: &[SocketAddr],
+    for_viewer: Option<&StreamCodecs>,
+    now: Instant,
+    add_tracks: impl FnOnce(&mut RTCPeerConnection) -> Result<(), SfuError>,
+) -> Result<(RTCPeerConnection, String), SfuError> {
+    check_offer(offer)?;
+    let (media_engine, registry) = match for_viewer {
+        None => media_engine_for_publisher()?,
+        Some(codecs) => media_engine_for_viewer(codecs)?,
+    };
+    let settings = SettingEngineBuilder::new()
+        .with_lite(true)
+        .with_ice_credentials(ice.ufrag.clone(), ice.pwd.clone())
+        .with_answering_dtls_role(RTCDtlsRole::Server)
+        .build();
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(settings)
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .build(now)
+        .map_err(internal)?;
+
+    let offer = RTCSessionDescription::offer(offer.to_owned()).map_err(|e| SfuError::BadOffer(e.to_string()))?;
+    pc.set_remote_description(now, offer).map_err(|e| SfuError::BadOffer(e.to_string()))?;
+    add_tracks(&mut pc)?;
+    for addr in candidates {
+        let cand = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: addr.ip().to_string(),
+                port: addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .map_err(internal)?;
+        let init = RTCIceCandidate::from(&cand).to_json().map_err(internal)?;
+        pc.add_local_candidate(init).map_err(internal)?;
+    }
+    let answer = pc.create_answer(None).map_err(|e| SfuError::BadOffer(e.to_string()))?;
+    pc.set_local_description(now, answer).map_err(internal)?;
+    let sdp = pc.local_description().map(|d| d.sdp).ok_or_else(|| internal("no local description"))?;
+    if !sdp.contains("m=") {
+        return Err(SfuError::BadOffer("nothing in the offer could be answered".into()));
+    }
+    Ok((pc, sdp))
+}
+
+/// The codecs a publisher's connection ended up receiving.
+pub fn negotiated_codecs(pc: &mut RTCPeerConnection) -> StreamCodecs {
+    let mut out = StreamCodecs::default();
+    let ids: Vec<_> = pc.get_receivers().collect();
+    for id in ids {
+        let Some(mut receiver) = pc.rtp_receiver(id) else { continue };
+        let params = receiver.get_parameters();
+        for c in params.rtp_parameters.codecs.iter() {
+            let codec = Codec::from_mime(&c.rtp_codec.mime_type);
+            if matches!(codec, Codec::Other) {
+                continue;
+            }
+            let slot = if codec.is_video() { &mut out.video } else { &mut out.audio };
+            if slot.is_none() {
+                *slot = Some(c.clone());
+            }
+            break;
+        }
+    }
+    out
+}
+
+/// True when this codec is Opus (audio forwarding needs no keyframes).
+pub fn is_opus(c: &RTCRtpCodecParameters) -> bool {
+    c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_OPUS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_offers_with_reasons() {
+        assert!(matches!(check_offer("hello"), Err(SfuError::BadOffer(_))));
+        assert!(matches!(check_offer("v=0\r\ns=-\r\n"), Err(SfuError::BadOffer(_))));
+        let pcmu = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        assert!(matches!(check_offer(pcmu), Err(SfuError::UnsupportedCodec(_))));
+        let huge = format!("v=0\r\n{}", "a=x\r\n".repeat(20_000));
+        assert!(matches!(check_offer(&huge), Err(SfuError::BadOffer(m)) if m.contains("bytes")));
+        let ok = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
+        assert!(check_offer(ok).is_ok());
+    }
+}

@@ -1,0 +1,897 @@
+//! A worker: one thread, one UDP socket, one event loop, many peers.
+//!
+//! The data path, packet in to packet out:
+//! 1. `on_datagram` routes a datagram to its peer (by remote address, or for a
+//!    new address by the STUN USERNAME's ufrag) and hands it to that peer's
+//!    `RTCPeerConnection` (ICE, DTLS, SRTP decryption happen in `rtc`).
+//! 2. `pump` drains what the connection produced: for a publisher, decrypted
+//!    RTP becomes one refcounted [`ForwardPacket`]; for a viewer, RTCP
+//!    feedback (PLI, REMB, receiver reports).
+//! 3. `fanout` gives each packet to the viewers of its stream on this worker,
+//!    and to every other worker that has viewers of it (a bounded queue each:
+//!    a full queue drops, it never blocks the publisher's worker).
+//! 4. `deliver` asks each viewer's [`Viewer`] whether and with which header it
+//!    gets the packet, writes it to the viewer's connection (SRTP encryption in
+//!    `rtc`) and sends the result on the socket without waiting.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::rtcp;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info};
+
+use crate::audio_level;
+use crate::codec::{self, Codec};
+use crate::error::SfuError;
+use crate::forward::{DownTrack, Fanout, ForwardPacket, Kind, Viewer};
+use crate::layer::{Layer, LayerCap};
+use crate::metrics::Metrics;
+use crate::negotiate::{self, IceCredentials, AUDIO_LEVEL_URI};
+use crate::ratemeter::RateMeter;
+use crate::sfu::{LayerState, PeerHealth, Role, SessionId, SessionInfo, SfuEvent, Shared, StreamShared, TrackHealth};
+use crate::stun;
+
+/// How often the worker checks peer timers and link state.
+const TICK: Duration = Duration::from_millis(10);
+/// A connection not up after this long is given up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connected peer silent for this long is gone (browsers send ICE consent
+/// checks every few seconds, RFC 7675).
+const SILENCE_TIMEOUT: Duration = Duration::from_secs(15);
+/// At most one PLI per layer toward a publisher in this interval, however many
+/// viewers ask.
+const PLI_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Commands from the control plane (and from other workers).
+pub(crate) enum Command {
+    Open {
+        id: SessionId,
+        stream: Arc<StreamShared>,
+        role: Role,
+        cap: LayerCap,
+        offer: String,
+        reply: oneshot::Sender<Result<String, SfuError>>,
+    },
+    Close { id: SessionId, reply: oneshot::Sender<()> },
+    SetCap { id: SessionId, cap: LayerCap, reply: oneshot::Sender<Result<LayerState, SfuError>> },
+    Candidate { id: SessionId, candidate: String, reply: oneshot::Sender<Result<(), SfuError>> },
+    Health { stream: u64, reply: oneshot::Sender<Vec<PeerHealth>> },
+    /// A viewer elsewhere wants a keyframe of `layer` from this worker's publisher.
+    Keyframe { publisher: SessionId, layer: Layer },
+    /// The stream's publisher is gone: close its viewers here.
+    EndStream { stream: u64 },
+    Shutdown,
+}
+
+pub(crate) struct WorkerHandle {
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub local_addr: SocketAddr,
+}
+
+type Receivers = (mpsc::UnboundedReceiver<Command>, mpsc::Receiver<Fanout>);
+
+pub(crate) fn channels(
+    n: usize,
+    queue: usize,
+) -> (Arc<Vec<mpsc::UnboundedSender<Command>>>, Arc<Vec<mpsc::Sender<Fanout>>>, Vec<Receivers>) {
+    let mut cmd_txs = Vec::with_capacity(n);
+    let mut media_txs = Vec::with_capacity(n);
+    let mut rxs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (ct, cr) = mpsc::unbounded_channel();
+        let (mt, mr) = mpsc::channel(queue.max(16));
+        cmd_txs.push(ct);
+        media_txs.push(mt);
+        rxs.push((cr, mr));
+    }
+    (Arc::new(cmd_txs), Arc::new(media_txs), rxs)
+}
+
+pub(crate) fn spawn(
+    index: usize,
+    socket: StdUdpSocket,
+    cmd_rx: mpsc::UnboundedReceiver<Command>,
+    media_rx: mpsc::Receiver<Fanout>,
+    cmd_txs: Arc<Vec<mpsc::UnboundedSender<Command>>>,
+    media_txs: Arc<Vec<mpsc::Sender<Fanout>>>,
+    shared: Arc<Shared>,
+) -> std::io::Result<WorkerHandle> {
+    let local_addr = socket.local_addr()?;
+    let commands = cmd_txs[index].clone();
+    std::thread::Builder::new().name(format!("onair-worker-{index}")).spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("worker runtime");
+        rt.block_on(async move {
+            let socket = UdpSocket::from_std(socket).expect("register worker socket");
+            let announce = announce_addrs(&shared, local_addr);
+            info!(worker = index, %local_addr, ?announce, "media worker started");
+            let mut w = Worker {
+                index,
+                socket,
+                local_addr,
+                announce,
+                shared,
+                cmd_txs,
+                media_txs,
+                peers: HashMap::new(),
+                by_addr: HashMap::new(),
+                by_ufrag: HashMap::new(),
+                viewers_of: HashMap::new(),
+                epoch: Instant::now(),
+                actions: Vec::new(),
+            };
+            w.run(cmd_rx, media_rx).await;
+        });
+    })?;
+    Ok(WorkerHandle { commands, local_addr })
+}
+
+/// The addresses put in our ICE candidates for this worker's socket.
+fn announce_addrs(shared: &Shared, local: SocketAddr) -> Vec<SocketAddr> {
+    let port = local.port();
+    if !shared.config.announce_ips.is_empty() {
+        return shared.config.announce_ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
+    }
+    if !local.ip().is_unspecified() {
+        return vec![local];
+    }
+    let mut ips = crate::interfaces::local_ipv4();
+    if ips.is_empty() {
+        ips.push(std::net::Ipv4Addr::LOCALHOST);
+    }
+    ips.into_iter().map(|ip| SocketAddr::new(ip.into(), port)).collect()
+}
+
+enum Action {
+    /// A packet and the workers (bit mask) that have viewers of its stream.
+    Fanout(Fanout, u64),
+    Close(SessionId, &'static str),
+    Keyframe(Arc<StreamShared>, Layer),
+    Event(SfuEvent),
+}
+
+struct Peer {
+    id: SessionId,
+    pc: RTCPeerConnection,
+    stream: Arc<StreamShared>,
+    ufrag: String,
+    remote: Option<SocketAddr>,
+    created: Instant,
+    last_recv: Instant,
+    connected: bool,
+    deadline: Option<Instant>,
+    role: PeerRole,
+}
+
+enum PeerRole {
+    Publisher(Publisher),
+    Viewer(ViewerPeer),
+}
+
+struct ViewerPeer {
+    v: Viewer,
+    video_sender: Option<RTCRtpSenderId>,
+    audio_sender: Option<RTCRtpSenderId>,
+}
+
+/// What a publisher's SSRC carries.
+struct Source {
+    kind: Kind,
+    layer: Layer,
+    rid: Option<String>,
+    codec: Codec,
+    mime: String,
+    receiver: RTCRtpReceiverId,
+    audio_level_ext: Option<u8>,
+    rate: RateMeter,
+    packets: u64,
+    lost: u64,
+    last_seq: Option<u16>,
+}
+
+#[derive(Default)]
+struct Publisher {
+    receivers: HashMap<String, RTCRtpReceiverId>,
+    sources: HashMap<u32, Source>,
+    last_pli: [Option<Instant>; 3],
+}
+
+struct Worker {
+    index: usize,
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    announce: Vec<SocketAddr>,
+    shared: Arc<Shared>,
+    cmd_txs: Arc<Vec<mpsc::UnboundedSender<Command>>>,
+    media_txs: Arc<Vec<mpsc::Sender<Fanout>>>,
+    peers: HashMap<SessionId, Peer>,
+    by_addr: HashMap<SocketAddr, SessionId>,
+    by_ufrag: HashMap<String, SessionId>,
+    /// Viewers on this worker, by stream id.
+    viewers_of: HashMap<u64, Vec<SessionId>>,
+    epoch: Instant,
+    actions: Vec<Action>,
+}
+
+impl Worker {
+    async fn run(&mut self, mut cmd_rx: mpsc::UnboundedReceiver<Command>, mut media_rx: mpsc::Receiver<Fanout>) {
+        let mut buf = vec![0u8; 2048];
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut last_second = Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                cmd = cmd_rx.recv() => match cmd {
+                    Some(Command::Shutdown) | None => break,
+                    Some(cmd) => self.on_command(cmd),
+                },
+                ready = self.socket.readable() => {
+                    if ready.is_ok() {
+                        // Drain the socket: one wake-up, many datagrams.
+                        for _ in 0..256 {
+                            match self.socket.try_recv_from(&mut buf) {
+                                Ok((n, from)) => self.on_datagram(&buf[..n], from),
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                                Err(e) => { debug!(worker = self.index, "recv error: {e}"); break; }
+                            }
+                        }
+                    }
+                },
+                pkt = media_rx.recv() => if let Some(pkt) = pkt {
+                    self.deliver(&pkt);
+                    while let Ok(more) = media_rx.try_recv() { self.deliver(&more); }
+                },
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    self.on_tick(now);
+                    if now.duration_since(last_second) >= Duration::from_secs(1) {
+                        last_second = now;
+                        self.on_second(now);
+                    }
+                },
+            }
+        }
+        let ids: Vec<_> = self.peers.keys().copied().collect();
+        for id in ids {
+            self.close(id, "shutdown");
+        }
+    }
+
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Open { id, stream, role, cap, offer, reply } => {
+                let r = self.open(id, stream, role, cap, &offer);
+                let _ = reply.send(r);
+            }
+            Command::Close { id, reply } => {
+                self.close(id, "closed by request");
+                let _ = reply.send(());
+            }
+            Command::SetCap { id, cap, reply } => {
+                let r = match self.peers.get_mut(&id) {
+                    Some(Peer { role: PeerRole::Viewer(vp), stream, .. }) => {
+                        vp.v.cap = cap;
+                        vp.v.retarget(stream);
+                        Ok(LayerState { max_layer: cap.as_str().into(), current_layer: vp.v.current, target_layer: vp.v.target })
+                    }
+                    Some(_) => Err(SfuError::BadOffer("layer selection applies to viewers only".into())),
+                    None => Err(SfuError::SessionNotFound),
+                };
+                let _ = reply.send(r);
+                self.request_wanted_keyframes(id);
+                self.apply_actions();
+            }
+            Command::Candidate { id, candidate, reply } => {
+                let r = match self.peers.get_mut(&id) {
+                    Some(p) => {
+                        let init = RTCIceCandidateInit { candidate, ..Default::default() };
+                        p.pc.add_remote_candidate(init).map_err(|e| SfuError::BadOffer(format!("bad candidate: {e}")))
+                    }
+                    None => Err(SfuError::SessionNotFound),
+                };
+                let _ = reply.send(r);
+            }
+            Command::Health { stream, reply } => {
+                let now_us = self.now_us();
+                let list = self.peers.values_mut().filter(|p| p.stream.id == stream).map(|p| p.health(now_us)).collect();
+                let _ = reply.send(list);
+            }
+            Command::Keyframe { publisher, layer } => self.send_pli(publisher, layer),
+            Command::EndStream { stream } => {
+                for id in self.viewers_of.remove(&stream).unwrap_or_default() {
+                    self.close(id, "stream ended");
+                }
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn open(&mut self, id: SessionId, stream: Arc<StreamShared>, role: Role, cap: LayerCap, offer: &str) -> Result<String, SfuError> {
+        if role == Role::Viewer && stream.ended.load(Ordering::Relaxed) {
+            return Err(SfuError::StreamNotFound(stream.name.clone()));
+        }
+        let ice = IceCredentials::random();
+        let now = Instant::now();
+        let codecs = if role == Role::Viewer { Some(stream.codecs.lock().expect("codecs lock").clone()) } else { None };
+        let mut senders = (None, None);
+        let (mut pc, answer) = negotiate::answer(offer, &ice, &self.announce, codecs.as_ref(), now, |pc| {
+            let Some(codecs) = &codecs else { return Ok(()) };
+            if let Some(v) = &codecs.video {
+                senders.0 = Some(add_sender(pc, &stream.name, RtpCodecKind::Video, v)?);
+            }
+            if let Some(a) = &codecs.audio {
+                senders.1 = Some(add_sender(pc, &stream.name, RtpCodecKind::Audio, a)?);
+            }
+            Ok(())
+        })?;
+        let role_state = match role {
+            Role::Publisher => {
+                let codecs = negotiate::negotiated_codecs(&mut pc);
+                if codecs.video.is_none() && codecs.audio.is_none() {
+                    return Err(SfuError::UnsupportedCodec("no audio or video track could be negotiated".into()));
+                }
+                *stream.codecs.lock().expect("codecs lock") = codecs;
+                PeerRole::Publisher(Publisher::default())
+            }
+            Role::Viewer => {
+                let video = senders.0.and_then(|(sid, ssrc, pt, clock)| {
+                    let _ = sid;
+                    Some(DownTrack::new(ssrc, pt, clock))
+                });
+                let audio = senders.1.map(|(_, ssrc, pt, clock)| DownTrack::new(ssrc, pt, clock));
+                if video.is_none() && audio.is_none() {
+                    return Err(SfuError::UnsupportedCodec("the offer accepts none of the stream's codecs".into()));
+                }
+                let mut v = Viewer::new(video, audio, cap);
+                v.retarget(&stream);
+                PeerRole::Viewer(ViewerPeer { v, video_sender: senders.0.map(|s| s.0), audio_sender: senders.1.map(|s| s.0) })
+            }
+        };
+        let deadline = pc.poll_timeout();
+        self.shared.sessions.insert(id, SessionInfo { worker: self.index, stream: stream.clone(), role });
+        if role == Role::Viewer {
+            self.viewers_of.entry(stream.id).or_default().push(id);
+            stream.viewer_workers.fetch_or(1 << self.index, Ordering::Relaxed);
+            Metrics::add(&self.shared.metrics.viewers, 1);
+        } else {
+            Metrics::add(&self.shared.metrics.publishers, 1);
+        }
+        Metrics::add(&self.shared.metrics.sessions_opened, 1);
+        self.by_ufrag.insert(ice.ufrag.clone(), id);
+        self.peers.insert(
+            id,
+            Peer { id, pc, stream, ufrag: ice.ufrag, remote: None, created: now, last_recv: now, connected: false, deadline, role: role_state },
+        );
+        debug!(worker = self.index, session = %id, ?role, "session opened");
+        Ok(answer)
+    }
+
+    fn close(&mut self, id: SessionId, why: &'static str) {
+        let Some(mut peer) = self.peers.remove(&id) else { return };
+        let _ = peer.pc.close();
+        flush_writes(&mut peer.pc, &self.socket);
+        self.by_ufrag.remove(&peer.ufrag);
+        if let Some(addr) = peer.remote {
+            self.by_addr.remove(&addr);
+        }
+        self.shared.sessions.remove(&id);
+        Metrics::add(&self.shared.metrics.sessions_closed, 1);
+        let stream = peer.stream.clone();
+        match peer.role {
+            PeerRole::Publisher(_) => {
+                Metrics::dec(&self.shared.metrics.publishers);
+                stream.ended.store(true, Ordering::Relaxed);
+                self.shared.streams.remove_if(&stream.name, |_, s| s.id == stream.id);
+                for tx in self.cmd_txs.iter() {
+                    let _ = tx.send(Command::EndStream { stream: stream.id });
+                }
+                if peer.connected {
+                    self.shared.emit(SfuEvent::StreamEnded { stream: stream.name.clone() });
+                }
+                info!(worker = self.index, session = %id, stream = %stream.name, why, "publisher left");
+            }
+            PeerRole::Viewer(_) => {
+                Metrics::dec(&self.shared.metrics.viewers);
+                if let Some(list) = self.viewers_of.get_mut(&stream.id) {
+                    list.retain(|v| *v != id);
+                    if list.is_empty() {
+                        self.viewers_of.remove(&stream.id);
+                        stream.viewer_workers.fetch_and(!(1 << self.index), Ordering::Relaxed);
+                    }
+                }
+                if peer.connected {
+                    self.shared.emit(SfuEvent::ViewerLeft { stream: stream.name.clone(), session: id.to_string() });
+                }
+                debug!(worker = self.index, session = %id, why, "viewer left");
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, data: &[u8], from: SocketAddr) {
+        let id = match self.by_addr.get(&from) {
+            Some(id) => *id,
+            None => {
+                let Some(id) = stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u)).copied() else {
+                    Metrics::add(&self.shared.metrics.unknown_datagrams, 1);
+                    return;
+                };
+                // A new address for this peer (first contact, or the client moved).
+                if let Some(p) = self.peers.get_mut(&id) {
+                    if let Some(old) = p.remote.replace(from) {
+                        self.by_addr.remove(&old);
+                    }
+                }
+                self.by_addr.insert(from, id);
+                id
+            }
+        };
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let now = Instant::now();
+        peer.last_recv = now;
+        let msg = TaggedBytesMut {
+            now,
+            transport: TransportContext { local_addr: self.local_addr, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
+            message: BytesMut::from(data),
+        };
+        if let Err(e) = peer.pc.handle_read(msg) {
+            debug!(session = %id, "handle_read: {e}");
+        }
+        self.pump(id);
+        self.apply_actions();
+    }
+
+    /// Drains a peer's connection: reads (media, feedback), events, writes.
+    fn pump(&mut self, id: SessionId) {
+        let now_us = self.now_us();
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let metrics = &self.shared.metrics;
+        while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
+            match message {
+                RTCMessage::RtpPacket(track_id, packet) => {
+                    if let Some(fp) = peer.on_rtp(&track_id, packet, now_us, metrics) {
+                        let mask = peer.stream.viewer_workers.load(Ordering::Relaxed);
+                        self.actions.push(Action::Fanout(fp, mask));
+                    }
+                }
+                RTCMessage::RtcpPacket(_, packets) => peer.on_rtcp(&packets, now_us, metrics, &mut self.actions),
+                _ => {}
+            }
+        }
+        while let Some(ev) = peer.pc.poll_event() {
+            match ev {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
+                    RTCPeerConnectionState::Connected if !peer.connected => {
+                        peer.connected = true;
+                        let stream = peer.stream.name.clone();
+                        self.actions.push(Action::Event(match peer.role {
+                            PeerRole::Publisher(_) => SfuEvent::StreamLive { stream },
+                            PeerRole::Viewer(_) => SfuEvent::ViewerJoined { stream, session: id.to_string() },
+                        }));
+                    }
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected => {
+                        self.actions.push(Action::Close(id, "connection lost"));
+                    }
+                    _ => {}
+                },
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    if let PeerRole::Publisher(p) = &mut peer.role {
+                        p.receivers.insert(init.track_id.clone(), init.receiver_id);
+                    }
+                }
+                _ => {}
+            }
+        }
+        flush_writes(&mut peer.pc, &self.socket);
+        peer.deadline = peer.pc.poll_timeout();
+    }
+
+    fn apply_actions(&mut self) {
+        while !self.actions.is_empty() {
+            let actions = std::mem::take(&mut self.actions);
+            for a in actions {
+                match a {
+                    Action::Fanout(p, mask) => self.fanout(p, mask),
+                    Action::Close(id, why) => self.close(id, why),
+                    Action::Keyframe(stream, layer) => self.request_keyframe(&stream, layer),
+                    Action::Event(e) => self.shared.emit(e),
+                }
+            }
+        }
+    }
+
+    /// Sends a publisher's packet to every viewer, here and on other workers.
+    fn fanout(&mut self, p: Fanout, mask: u64) {
+        for w in 0..self.media_txs.len() {
+            if w != self.index && mask & (1 << w) != 0 {
+                if self.media_txs[w].try_send(p.clone()).is_err() {
+                    Metrics::add(&self.shared.metrics.queue_drops, 1);
+                }
+            }
+        }
+        self.deliver(&p);
+    }
+
+    /// Sends a packet to this worker's viewers of its stream.
+    fn deliver(&mut self, p: &ForwardPacket) {
+        let Some(viewers) = self.viewers_of.get(&p.stream) else { return };
+        let now = Instant::now();
+        let now_us = self.now_us();
+        let metrics = &self.shared.metrics;
+        for id in viewers {
+            let Some(peer) = self.peers.get_mut(id) else { continue };
+            if !peer.connected {
+                continue;
+            }
+            let PeerRole::Viewer(vp) = &mut peer.role else { continue };
+            let Some((track, out)) = vp.v.route(p, now_us) else { continue };
+            let sender = if p.kind == Kind::Video { vp.video_sender } else { vp.audio_sender };
+            let Some(sender) = sender else { continue };
+            let payload = match out.vp8 {
+                Some((pid, tl0)) => {
+                    let mut b = BytesMut::with_capacity(p.payload.len());
+                    b.put_slice(&p.payload);
+                    if let Some(d) = codec::vp8::parse(&b) {
+                        codec::vp8::rewrite(&mut b, &d, pid, tl0);
+                    }
+                    b.freeze()
+                }
+                None => p.payload.clone(),
+            };
+            let packet = rtp::Packet {
+                header: rtp::header::Header {
+                    version: 2,
+                    marker: p.marker,
+                    payload_type: track.payload_type,
+                    sequence_number: out.seq,
+                    timestamp: out.timestamp,
+                    ssrc: track.ssrc,
+                    ..Default::default()
+                },
+                payload,
+            };
+            let len = packet.payload.len();
+            let ok = match peer.pc.rtp_sender(sender) {
+                Some(mut s) => s.write_rtp(now, packet).is_ok(),
+                None => false,
+            };
+            if ok {
+                vp.v.sent(len, now_us);
+                Metrics::add(&metrics.forwarded_packets, 1);
+                Metrics::add(&metrics.forwarded_bytes, len as u64);
+            }
+            flush_writes(&mut peer.pc, &self.socket);
+            peer.deadline = peer.pc.poll_timeout();
+        }
+    }
+
+    fn request_wanted_keyframes(&mut self, id: SessionId) {
+        let now_us = self.now_us();
+        if let Some(Peer { role: PeerRole::Viewer(vp), stream, .. }) = self.peers.get_mut(&id) {
+            if let Some(layer) = vp.v.keyframe_wanted(now_us) {
+                self.actions.push(Action::Keyframe(stream.clone(), layer));
+            }
+        }
+    }
+
+    fn request_keyframe(&mut self, stream: &StreamShared, layer: Layer) {
+        if stream.publisher_worker == self.index {
+            self.send_pli(stream.publisher, layer);
+        } else if let Some(tx) = self.cmd_txs.get(stream.publisher_worker) {
+            let _ = tx.send(Command::Keyframe { publisher: stream.publisher, layer });
+        }
+    }
+
+    /// Sends a PLI for `layer` to the publisher, at most once per `PLI_INTERVAL`.
+    fn send_pli(&mut self, publisher: SessionId, layer: Layer) {
+        let Some(peer) = self.peers.get_mut(&publisher) else { return };
+        let PeerRole::Publisher(p) = &mut peer.role else { return };
+        let now = Instant::now();
+        if p.last_pli[layer.index()].is_some_and(|t| now.duration_since(t) < PLI_INTERVAL) {
+            return;
+        }
+        let Some((&ssrc, src)) = p.sources.iter().find(|(_, s)| s.kind == Kind::Video && s.layer == layer) else { return };
+        let receiver = src.receiver;
+        p.last_pli[layer.index()] = Some(now);
+        let pli = rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
+        if let Some(mut r) = peer.pc.rtp_receiver(receiver) {
+            if r.write_rtcp(now, vec![Box::new(pli)]).is_ok() {
+                Metrics::add(&self.shared.metrics.plis_sent, 1);
+            }
+        }
+        flush_writes(&mut peer.pc, &self.socket);
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        let due: Vec<SessionId> = self.peers.values().filter(|p| p.deadline.is_some_and(|d| d <= now)).map(|p| p.id).collect();
+        for id in due {
+            if let Some(p) = self.peers.get_mut(&id) {
+                let _ = p.pc.handle_timeout(now);
+            }
+            self.pump(id);
+        }
+        self.apply_actions();
+    }
+
+    fn on_second(&mut self, now: Instant) {
+        let now_us = self.now_us();
+        let mut stale = Vec::new();
+        let mut wants = Vec::new();
+        for p in self.peers.values_mut() {
+            if !p.connected && now.duration_since(p.created) > CONNECT_TIMEOUT {
+                stale.push((p.id, "never connected"));
+            } else if p.connected && now.duration_since(p.last_recv) > SILENCE_TIMEOUT {
+                stale.push((p.id, "silent"));
+            }
+            match &mut p.role {
+                PeerRole::Publisher(pubr) => {
+                    let mut seen = 0u64;
+                    for s in pubr.sources.values_mut() {
+                        if s.kind == Kind::Video {
+                            let bps = s.rate.bps(now_us);
+                            p.stream.layer_bps[s.layer.index()].store(bps, Ordering::Relaxed);
+                            if bps > 0 || s.packets > 0 {
+                                seen |= 1 << s.layer.index();
+                            }
+                        }
+                    }
+                    p.stream.layers_seen.store(seen, Ordering::Relaxed);
+                }
+                PeerRole::Viewer(vp) => {
+                    vp.v.retarget(&p.stream);
+                    if p.connected {
+                        if let Some(layer) = vp.v.keyframe_wanted(now_us) {
+                            wants.push((p.stream.clone(), layer));
+                        }
+                    }
+                }
+            }
+        }
+        for (id, why) in stale {
+            self.close(id, why);
+        }
+        for (s, l) in wants {
+            self.actions.push(Action::Keyframe(s, l));
+        }
+        self.apply_actions();
+    }
+}
+
+fn flush_writes(pc: &mut RTCPeerConnection, socket: &UdpSocket) {
+    while let Some(msg) = pc.poll_write() {
+        // Never wait on a socket: a full send buffer drops, like the network would.
+        let _ = socket.try_send_to(&msg.message, msg.transport.peer_addr);
+    }
+}
+
+/// Adds an outgoing track for a viewer; returns (sender, ssrc, payload type, clock rate).
+fn add_sender(
+    pc: &mut RTCPeerConnection,
+    stream: &str,
+    kind: RtpCodecKind,
+    codec: &rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters,
+) -> Result<(RTCRtpSenderId, u32, u8, u32), SfuError> {
+    use rtc::media_stream::MediaStreamTrack;
+    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters};
+    let ssrc = rand::random::<u32>();
+    let label = if kind == RtpCodecKind::Video { "video" } else { "audio" };
+    let track = MediaStreamTrack::new(
+        format!("onair-{stream}"),
+        format!("{label}-{ssrc:08x}"),
+        label.to_owned(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec: codec.rtp_codec.clone(),
+            ..Default::default()
+        }],
+    );
+    let sender = pc.add_track(track).map_err(|e| SfuError::Internal(format!("add track: {e}")))?;
+    let pt = pc
+        .rtp_sender(sender)
+        .and_then(|mut s| {
+            s.get_parameters()
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.rtp_codec.mime_type))
+                .map(|c| c.payload_type)
+        })
+        .unwrap_or(codec.payload_type);
+    Ok((sender, ssrc, pt, codec.rtp_codec.clock_rate))
+}
+
+impl Peer {
+    /// A publisher's RTP packet: classify its SSRC once, then wrap it for fan-out.
+    fn on_rtp(&mut self, track_id: &str, packet: rtp::Packet, now_us: u64, metrics: &Metrics) -> Option<Fanout> {
+        let PeerRole::Publisher(p) = &mut self.role else { return None };
+        let ssrc = packet.header.ssrc;
+        if !p.sources.contains_key(&ssrc) {
+            let receiver = *p.receivers.get(track_id)?;
+            let mut r = self.pc.rtp_receiver(receiver)?;
+            let params = r.get_parameters();
+            let codec_params = params.rtp_parameters.codecs.iter().find(|c| c.payload_type == packet.header.payload_type)?;
+            let mime = codec_params.rtp_codec.mime_type.clone();
+            let codec = Codec::from_mime(&mime);
+            let audio_level_ext = params.rtp_parameters.header_extensions.iter().find(|e| e.uri == AUDIO_LEVEL_URI).map(|e| e.id as u8);
+            let rid = r.track().rid(ssrc).map(|s| s.to_owned());
+            let kind = if codec.is_video() { Kind::Video } else { Kind::Audio };
+            let layer = if kind == Kind::Video { Layer::from_rid(rid.as_deref()) } else { Layer::F };
+            if kind == Kind::Video {
+                self.stream.layers_seen.fetch_or(1 << layer.index(), Ordering::Relaxed);
+            }
+            p.sources.insert(
+                ssrc,
+                Source { kind, layer, rid, codec, mime, receiver, audio_level_ext, rate: RateMeter::default(), packets: 0, lost: 0, last_seq: None },
+            );
+        }
+        let src = p.sources.get_mut(&ssrc)?;
+        src.packets += 1;
+        src.rate.add(packet.payload.len(), now_us);
+        if let Some(last) = src.last_seq {
+            let gap = packet.header.sequence_number.wrapping_sub(last);
+            if gap > 1 && gap < 0x8000 {
+                src.lost += u64::from(gap - 1);
+            }
+            if gap < 0x8000 {
+                src.last_seq = Some(packet.header.sequence_number);
+            }
+        } else {
+            src.last_seq = Some(packet.header.sequence_number);
+        }
+        Metrics::add(&metrics.received_packets, 1);
+        Metrics::add(&metrics.received_bytes, packet.payload.len() as u64);
+        if let Some(id) = src.audio_level_ext {
+            if let Some(ext) = packet.header.get_extension(id) {
+                let _ = audio_level::parse(&ext);
+            }
+        }
+        if packet.payload.is_empty() {
+            return None; // padding-only probe
+        }
+        let keyframe = src.kind == Kind::Video && codec::is_keyframe_start(src.codec, &packet.payload);
+        Some(Arc::new(ForwardPacket {
+            stream: self.stream.id,
+            kind: src.kind,
+            layer: src.layer,
+            codec: src.codec,
+            ssrc,
+            seq: packet.header.sequence_number,
+            timestamp: packet.header.timestamp,
+            marker: packet.header.marker,
+            payload: packet.payload,
+            keyframe,
+            arrival_us: now_us,
+        }))
+    }
+
+    /// A viewer's RTCP feedback.
+    fn on_rtcp(&mut self, packets: &[Box<dyn rtcp::Packet>], now_us: u64, metrics: &Metrics, actions: &mut Vec<Action>) {
+        use rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+        use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+        use rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+        use rtcp::receiver_report::ReceiverReport;
+        let PeerRole::Viewer(vp) = &mut self.role else { return };
+        let mut link_changed = false;
+        for pkt in packets {
+            let any = pkt.as_any();
+            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                Metrics::add(&metrics.keyframe_requests, 1);
+                if let Some(layer) = vp.v.current.or(vp.v.target) {
+                    actions.push(Action::Keyframe(self.stream.clone(), layer));
+                }
+            } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                vp.v.estimate_bps = Some(remb.bitrate as u64);
+                link_changed = true;
+            } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                let video_ssrc = vp.v.video.as_ref().map(|t| t.ssrc);
+                for r in &rr.reports {
+                    if Some(r.ssrc) == video_ssrc || video_ssrc.is_none() {
+                        vp.v.loss = f64::from(r.fraction_lost) / 256.0;
+                        vp.v.jitter_ms = Some(f64::from(r.jitter) / 90.0);
+                        if r.last_sender_report != 0 {
+                            let rtt = ntp_middle_now().wrapping_sub(r.last_sender_report).wrapping_sub(r.delay);
+                            let ms = f64::from(rtt) * 1000.0 / 65536.0;
+                            if ms >= 0.0 && ms < 10_000.0 {
+                                vp.v.rtt_ms = Some(ms);
+                            }
+                        }
+                        link_changed = true;
+                    }
+                }
+            }
+        }
+        if link_changed {
+            let before = vp.v.target;
+            vp.v.observe_link(&self.stream, now_us);
+            if vp.v.target != before {
+                if let Some(layer) = vp.v.keyframe_wanted(now_us) {
+                    actions.push(Action::Keyframe(self.stream.clone(), layer));
+                }
+            }
+        }
+    }
+
+    fn health(&mut self, now_us: u64) -> PeerHealth {
+        let state = if self.connected { "connected" } else { "connecting" }.to_owned();
+        let mut h = PeerHealth {
+            session: self.id.to_string(),
+            role: Role::Publisher,
+            state,
+            bitrate_bps: 0,
+            packets: 0,
+            loss: 0.0,
+            rtt_ms: None,
+            jitter_ms: None,
+            estimate_bps: None,
+            layer: None,
+            target_layer: None,
+            max_layer: None,
+            layer_switches: 0,
+            quality: None,
+            tracks: Vec::new(),
+        };
+        match &mut self.role {
+            PeerRole::Publisher(p) => {
+                let mut srcs: Vec<_> = p.sources.values_mut().collect();
+                srcs.sort_by_key(|s| (s.kind == Kind::Video, s.layer));
+                for s in srcs {
+                    let bps = s.rate.bps(now_us);
+                    h.bitrate_bps += bps;
+                    h.packets += s.packets;
+                    h.tracks.push(TrackHealth {
+                        kind: if s.kind == Kind::Video { "video" } else { "audio" },
+                        codec: s.mime.clone(),
+                        rid: s.rid.clone(),
+                        bitrate_bps: bps,
+                        packets: s.packets,
+                        lost: s.lost,
+                    });
+                }
+            }
+            PeerRole::Viewer(vp) => {
+                let v = &mut vp.v;
+                h.role = Role::Viewer;
+                h.bitrate_bps = v.rate.bps(now_us);
+                h.packets = v.packets;
+                h.loss = v.loss;
+                h.rtt_ms = v.rtt_ms;
+                h.jitter_ms = v.jitter_ms;
+                h.estimate_bps = v.estimate_bps;
+                h.layer = v.current;
+                h.target_layer = v.target;
+                h.max_layer = Some(v.cap.as_str().to_owned());
+                h.layer_switches = v.switches;
+                h.quality = Some(v.quality());
+            }
+        }
+        h
+    }
+}
+
+/// The middle 32 bits of the current NTP time, as RTCP's LSR field uses.
+fn ntp_middle_now() -> u32 {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() + 2_208_988_800;
+    let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
+    (((secs & 0xffff) << 16) | (frac >> 16)) as u32
+}

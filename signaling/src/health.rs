@@ -1,0 +1,52 @@
+//! Stream health: JSON snapshot and a WebSocket that pushes it every second.
+
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use onair_media::StreamHealth;
+
+use crate::{ApiError, Signaling};
+
+fn offline(stream: &str) -> serde_json::Value {
+    serde_json::json!({ "stream": stream, "live": false, "viewer_count": 0, "publisher": null, "viewers": [] })
+}
+
+/// `GET /api/streams/{stream}/health`.
+pub async fn get_health(State(state): State<Signaling>, Path(stream): Path<String>) -> Result<Json<StreamHealth>, ApiError> {
+    state
+        .sfu
+        .stream_health(&stream)
+        .await
+        .map(Json)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "stream_not_live", format!("stream '{stream}' is not live")))
+}
+
+/// `GET /api/streams/{stream}/health/ws`.
+pub async fn ws(State(state): State<Signaling>, Path(stream): Path<String>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(move |socket| push(state, stream, socket))
+}
+
+async fn push(state: Signaling, stream: String, mut socket: WebSocket) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let body = match state.sfu.stream_health(&stream).await {
+                    Some(h) => serde_json::to_string(&h).unwrap_or_default(),
+                    None => offline(&stream).to_string(),
+                };
+                if socket.send(Message::Text(body.into())).await.is_err() {
+                    return;
+                }
+            }
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                _ => {}
+            }
+        }
+    }
+}

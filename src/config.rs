@@ -1,0 +1,132 @@
+//! Settings: flags over `ONAIR_*` environment variables over an optional TOML
+//! file over defaults that work on a fresh machine.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::Args;
+use onair_media::{IceServer, MediaConfig};
+use serde::Deserialize;
+
+/// Settings as flags (each also read from its `ONAIR_*` variable).
+#[derive(Debug, Clone, Default, Args)]
+pub struct SettingsArgs {
+    /// TOML config file (keys as below, in snake_case).
+    #[arg(long, env = "ONAIR_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address [default: 127.0.0.1:8080].
+    #[arg(long, env = "ONAIR_HTTP_ADDR", global = true)]
+    pub http_addr: Option<SocketAddr>,
+    /// First UDP media port; worker i uses port + i [default: 8189].
+    #[arg(long, env = "ONAIR_MEDIA_PORT", global = true)]
+    pub media_port: Option<u16>,
+    /// Address the media sockets bind to [default: 0.0.0.0].
+    #[arg(long, env = "ONAIR_MEDIA_BIND", global = true)]
+    pub media_bind: Option<IpAddr>,
+    /// Public IP(s) to announce in ICE candidates (1:1 NAT), comma separated.
+    #[arg(long, env = "ONAIR_PUBLIC_IP", value_delimiter = ',', global = true)]
+    pub public_ip: Option<Vec<IpAddr>>,
+    /// Data directory (database) [default: ./data].
+    #[arg(long, env = "ONAIR_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Media worker threads; 0 = one per core [default: 0].
+    #[arg(long, env = "ONAIR_WORKERS", global = true)]
+    pub workers: Option<usize>,
+    /// STUN/TURN URLs handed to clients, comma separated.
+    #[arg(long, env = "ONAIR_ICE_SERVERS", value_delimiter = ',', global = true)]
+    pub ice_servers: Option<Vec<String>>,
+    /// Directory of the web pages [default: ./static].
+    #[arg(long, env = "ONAIR_STATIC_DIR", global = true)]
+    pub static_dir: Option<PathBuf>,
+}
+
+/// The config file's shape; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    http_addr: Option<SocketAddr>,
+    media_port: Option<u16>,
+    media_bind: Option<IpAddr>,
+    public_ip: Option<Vec<IpAddr>>,
+    data_dir: Option<PathBuf>,
+    workers: Option<usize>,
+    ice_servers: Option<Vec<IceServer>>,
+    static_dir: Option<PathBuf>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// HTTP listen address.
+    pub http_addr: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Web pages.
+    pub static_dir: PathBuf,
+    /// Media engine settings.
+    pub media: MediaConfig,
+}
+
+impl Settings {
+    /// Resolves flags/env over the file over defaults.
+    pub fn resolve(args: &SettingsArgs) -> Result<Settings, String> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+                toml::from_str::<FileSettings>(&text).map_err(|e| format!("config {}: {e}", path.display()))?
+            }
+            None => FileSettings::default(),
+        };
+        let defaults = MediaConfig::default();
+        let ice_servers = match (&args.ice_servers, file.ice_servers) {
+            (Some(urls), _) => urls.iter().filter(|u| !u.is_empty()).map(|u| IceServer { urls: vec![u.clone()], ..Default::default() }).collect(),
+            (None, Some(list)) => list,
+            (None, None) => Vec::new(),
+        };
+        Ok(Settings {
+            http_addr: args.http_addr.or(file.http_addr).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("default addr")),
+            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data")),
+            static_dir: args.static_dir.clone().or(file.static_dir).unwrap_or_else(default_static_dir),
+            media: MediaConfig {
+                bind_ip: args.media_bind.or(file.media_bind).unwrap_or(defaults.bind_ip),
+                media_port: args.media_port.or(file.media_port).unwrap_or(defaults.media_port),
+                announce_ips: args.public_ip.clone().or(file.public_ip).unwrap_or_default(),
+                workers: args.workers.or(file.workers).unwrap_or(defaults.workers),
+                ice_servers,
+                worker_queue: defaults.worker_queue,
+            },
+        })
+    }
+}
+
+/// `./static` when run from the repository, else the copy next to the sources.
+fn default_static_dir() -> PathBuf {
+    let local = PathBuf::from("static");
+    if local.is_dir() {
+        local
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let dir = std::env::temp_dir().join(format!("onair-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("onair.toml");
+        std::fs::write(&path, "media_port = 9000\nworkers = 3\n[[ice_servers]]\nurls = [\"stun:stun.example.org:3478\"]\n").unwrap();
+        let args = SettingsArgs { config: Some(path.clone()), workers: Some(1), ..Default::default() };
+        let s = Settings::resolve(&args).unwrap();
+        assert_eq!(s.media.media_port, 9000, "from the file");
+        assert_eq!(s.media.workers, 1, "flag beats file");
+        assert_eq!(s.http_addr.to_string(), "127.0.0.1:8080", "default");
+        assert_eq!(s.media.ice_servers[0].urls[0], "stun:stun.example.org:3478");
+        std::fs::write(&path, "bogus_key = 1\n").unwrap();
+        let err = Settings::resolve(&args).unwrap_err();
+        assert!(err.contains("bogus_key"), "{err}");
+    }
+}

@@ -1,0 +1,50 @@
+//! Test support: a server on a temporary data directory, a small HTTP client,
+//! and real WebRTC peers (webrtc-rs `rtc`, the same stack browsers interop
+//! with) that publish synthetic VP8 simulcast + Opus and watch.
+#![allow(dead_code)]
+
+pub mod http;
+pub mod peer;
+
+use std::path::PathBuf;
+
+use onair::config::{Settings, SettingsArgs};
+use onair::server::Server;
+
+/// A fresh temporary directory.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("onair-test-{tag}-{}-{}", std::process::id(), rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts a server on loopback with free ports.
+pub async fn start_server(workers: usize) -> Server {
+    start_server_in(temp_dir("srv"), workers).await
+}
+
+/// Starts a server on loopback with free ports and this data directory.
+pub async fn start_server_in(data_dir: PathBuf, workers: usize) -> Server {
+    let args = SettingsArgs {
+        http_addr: Some("127.0.0.1:0".parse().unwrap()),
+        media_port: Some(0),
+        media_bind: Some("127.0.0.1".parse().unwrap()),
+        data_dir: Some(data_dir),
+        workers: Some(workers),
+        static_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static")),
+        ..Default::default()
+    };
+    Server::start(Settings::resolve(&args).unwrap()).await.unwrap()
+}
+
+/// Polls `f` every 20 ms until it is true or `secs` pass.
+pub async fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    f()
+}
