@@ -85,12 +85,8 @@ impl DownTrack {
     }
 
     fn switch(&mut self, p: &ForwardPacket, now_us: u64) {
+        // The VP8 ids re-anchor on the first packet rewritten after this.
         self.rewriter.switch_to(p.ssrc, p.seq, p.timestamp, now_us);
-        if p.codec == Codec::Vp8 {
-            if let Some(d) = vp8::parse(&p.payload) {
-                self.rewriter.switch_vp8(d.picture_id.unwrap_or(0), d.tl0picidx.unwrap_or(0));
-            }
-        }
         self.source = Some(p.ssrc);
     }
 
@@ -99,11 +95,10 @@ impl DownTrack {
         let mut vp8_ids = None;
         if p.codec == Codec::Vp8 {
             if let Some(d) = vp8::parse(&p.payload) {
-                if let Some(pid) = d.picture_id {
-                    let (npid, ntl0) = self.rewriter.rewrite_vp8_ids(pid, d.picture_id_15bit, d.tl0picidx.unwrap_or(0));
-                    if npid != pid || Some(ntl0) != d.tl0picidx {
-                        vp8_ids = Some((npid, ntl0));
-                    }
+                let (pid, tl0) = self.rewriter.rewrite_vp8_ids(d.picture_id, d.picture_id_15bit, d.tl0picidx);
+                // Copying the payload to patch it is only needed when an id changes.
+                if pid != d.picture_id || tl0 != d.tl0picidx {
+                    vp8_ids = Some((pid.unwrap_or(0), tl0.unwrap_or(0)));
                 }
             }
         }

@@ -19,6 +19,7 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod forward;
+pub mod harness;
 mod interfaces;
 pub mod layer;
 pub mod metrics;
@@ -28,6 +29,8 @@ pub mod rewrite;
 pub mod sfu;
 pub mod stun;
 mod worker;
+
+pub use worker::Transmit;
 
 pub use config::{IceServer, MediaConfig};
 pub use error::SfuError;

@@ -79,8 +79,7 @@ pub fn check_offer(sdp: &str) -> Result<(), SfuError> {
         if let Some(rest) = line.strip_prefix("a=rtpmap:") {
             let name = rest.split_whitespace().nth(1).unwrap_or("");
             let codec = name.split('/').next().unwrap_or("");
-            let mime = format!("x/{codec}");
-            if !matches!(Codec::from_mime(&mime), Codec::Other) {
+            if ["video", "audio"].iter().any(|kind| Codec::from_mime(&format!("{kind}/{codec}")) != Codec::Other) {
                 forwardable = true;
             }
         }

@@ -138,6 +138,35 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    pub fn new(config: MediaConfig) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Shared {
+            config,
+            streams: DashMap::new(),
+            sessions: DashMap::new(),
+            metrics: Arc::new(Metrics::default()),
+            events,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Claims `name` for a new publisher session; fails if it is live already.
+    pub fn register_stream(&self, name: &str, publisher: SessionId, worker: usize) -> Result<Arc<StreamShared>, SfuError> {
+        let stream = Arc::new(StreamShared::new(self.new_id(), name, publisher, worker));
+        match self.streams.entry(name.to_owned()) {
+            dashmap::Entry::Occupied(_) => Err(SfuError::StreamBusy(name.to_owned())),
+            dashmap::Entry::Vacant(v) => {
+                v.insert(stream.clone());
+                Ok(stream)
+            }
+        }
+    }
+
+    /// A live stream by name.
+    pub fn live_stream(&self, name: &str) -> Result<Arc<StreamShared>, SfuError> {
+        self.streams.get(name).map(|s| s.clone()).ok_or_else(|| SfuError::StreamNotFound(name.to_owned()))
+    }
+
     pub fn new_id(&self) -> u64 {
         // Random high bits make ids unguessable across restarts; the counter keeps them unique.
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -247,15 +276,7 @@ pub struct Sfu {
 impl Sfu {
     /// Binds the worker sockets and starts one event-loop thread per worker.
     pub fn start(config: MediaConfig) -> std::io::Result<Sfu> {
-        let (events, _) = broadcast::channel(1024);
-        let shared = Arc::new(Shared {
-            config: config.clone(),
-            streams: DashMap::new(),
-            sessions: DashMap::new(),
-            metrics: Arc::new(Metrics::default()),
-            events,
-            next_id: AtomicU64::new(1),
-        });
+        let shared = Arc::new(Shared::new(config.clone()));
         let count = config.worker_count();
         let mut sockets = Vec::with_capacity(count);
         for i in 0..count {
@@ -317,13 +338,7 @@ impl Sfu {
         crate::negotiate::check_offer(offer)?;
         let worker = self.pick_worker();
         let session = SessionId(self.shared.new_id());
-        let shared = Arc::new(StreamShared::new(self.shared.new_id(), stream, session, worker));
-        match self.shared.streams.entry(stream.to_owned()) {
-            dashmap::Entry::Occupied(_) => return Err(SfuError::StreamBusy(stream.to_owned())),
-            dashmap::Entry::Vacant(v) => {
-                v.insert(shared.clone());
-            }
-        }
+        let shared = self.shared.register_stream(stream, session, worker)?;
         let offer = offer.to_owned();
         let res = self
             .ask(worker, |reply| Command::Open { id: session, stream: shared.clone(), role: Role::Publisher, cap: LayerCap::Auto, offer, reply })
@@ -338,7 +353,7 @@ impl Sfu {
     /// Starts watching `stream` with a WHEP offer.
     pub async fn play(&self, stream: &str, offer: &str, cap: LayerCap) -> Result<SessionAnswer, SfuError> {
         crate::negotiate::check_offer(offer)?;
-        let shared = self.shared.streams.get(stream).map(|s| s.clone()).ok_or_else(|| SfuError::StreamNotFound(stream.to_owned()))?;
+        let shared = self.shared.live_stream(stream)?;
         let worker = self.pick_worker();
         let session = SessionId(self.shared.new_id());
         let offer = offer.to_owned();

@@ -117,24 +117,10 @@ pub(crate) fn spawn(
     std::thread::Builder::new().name(format!("onair-worker-{index}")).spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("worker runtime");
         rt.block_on(async move {
-            let socket = UdpSocket::from_std(socket).expect("register worker socket");
+            let socket = Arc::new(UdpSocket::from_std(socket).expect("register worker socket"));
             let announce = announce_addrs(&shared, local_addr);
             info!(worker = index, %local_addr, ?announce, "media worker started");
-            let mut w = Worker {
-                index,
-                socket,
-                local_addr,
-                announce,
-                shared,
-                cmd_txs,
-                media_txs,
-                peers: HashMap::new(),
-                by_addr: HashMap::new(),
-                by_ufrag: HashMap::new(),
-                viewers_of: HashMap::new(),
-                epoch: Instant::now(),
-                actions: Vec::new(),
-            };
+            let mut w = Worker::new(index, socket, local_addr, announce, shared, cmd_txs, media_txs);
             w.run(cmd_rx, media_rx).await;
         });
     })?;
@@ -211,9 +197,9 @@ struct Publisher {
     last_pli: [Option<Instant>; 3],
 }
 
-struct Worker {
+pub(crate) struct Worker<T: Transmit> {
     index: usize,
-    socket: UdpSocket,
+    tx: T,
     local_addr: SocketAddr,
     announce: Vec<SocketAddr>,
     shared: Arc<Shared>,
@@ -228,8 +214,9 @@ struct Worker {
     actions: Vec<Action>,
 }
 
-impl Worker {
+impl Worker<Arc<UdpSocket>> {
     async fn run(&mut self, mut cmd_rx: mpsc::UnboundedReceiver<Command>, mut media_rx: mpsc::Receiver<Fanout>) {
+        let socket = self.tx.clone();
         let mut buf = vec![0u8; 2048];
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -241,11 +228,11 @@ impl Worker {
                     Some(Command::Shutdown) | None => break,
                     Some(cmd) => self.on_command(cmd),
                 },
-                ready = self.socket.readable() => {
+                ready = socket.readable() => {
                     if ready.is_ok() {
                         // Drain the socket: one wake-up, many datagrams.
                         for _ in 0..256 {
-                            match self.socket.try_recv_from(&mut buf) {
+                            match socket.try_recv_from(&mut buf) {
                                 Ok((n, from)) => self.on_datagram(&buf[..n], from),
                                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                                 Err(e) => { debug!(worker = self.index, "recv error: {e}"); break; }
@@ -272,12 +259,41 @@ impl Worker {
             self.close(id, "shutdown");
         }
     }
+}
+
+impl<T: Transmit> Worker<T> {
+    /// A worker with no peers yet.
+    pub(crate) fn new(
+        index: usize,
+        tx: T,
+        local_addr: SocketAddr,
+        announce: Vec<SocketAddr>,
+        shared: Arc<Shared>,
+        cmd_txs: Arc<Vec<mpsc::UnboundedSender<Command>>>,
+        media_txs: Arc<Vec<mpsc::Sender<Fanout>>>,
+    ) -> Self {
+        Worker {
+            index,
+            tx,
+            local_addr,
+            announce,
+            shared,
+            cmd_txs,
+            media_txs,
+            peers: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            viewers_of: HashMap::new(),
+            epoch: Instant::now(),
+            actions: Vec::new(),
+        }
+    }
 
     fn now_us(&self) -> u64 {
         self.epoch.elapsed().as_micros() as u64
     }
 
-    fn on_command(&mut self, cmd: Command) {
+    pub(crate) fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Open { id, stream, role, cap, offer, reply } => {
                 let r = self.open(id, stream, role, cap, &offer);
@@ -389,7 +405,7 @@ impl Worker {
     fn close(&mut self, id: SessionId, why: &'static str) {
         let Some(mut peer) = self.peers.remove(&id) else { return };
         let _ = peer.pc.close();
-        flush_writes(&mut peer.pc, &self.socket);
+        flush_writes(&mut peer.pc, &self.tx);
         self.by_ufrag.remove(&peer.ufrag);
         if let Some(addr) = peer.remote {
             self.by_addr.remove(&addr);
@@ -427,7 +443,7 @@ impl Worker {
         }
     }
 
-    fn on_datagram(&mut self, data: &[u8], from: SocketAddr) {
+    pub(crate) fn on_datagram(&mut self, data: &[u8], from: SocketAddr) {
         let id = match self.by_addr.get(&from) {
             Some(id) => *id,
             None => {
@@ -465,6 +481,9 @@ impl Worker {
         let now_us = self.now_us();
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let metrics = &self.shared.metrics;
+        // Events first: a track's OnOpen is queued with its first packet, and
+        // the packet needs the track's receiver.
+        Self::pump_events(id, peer, now_us, &mut self.actions);
         while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
             match message {
                 RTCMessage::RtpPacket(track_id, packet) => {
@@ -477,19 +496,32 @@ impl Worker {
                 _ => {}
             }
         }
+        Self::pump_events(id, peer, now_us, &mut self.actions);
+        flush_writes(&mut peer.pc, &self.tx);
+        peer.deadline = peer.pc.poll_timeout();
+    }
+
+    fn pump_events(id: SessionId, peer: &mut Peer, now_us: u64, actions: &mut Vec<Action>) {
         while let Some(ev) = peer.pc.poll_event() {
             match ev {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
                     RTCPeerConnectionState::Connected if !peer.connected => {
                         peer.connected = true;
+                        // A new viewer needs a keyframe now, not at the next housekeeping tick.
+                        if let PeerRole::Viewer(vp) = &mut peer.role {
+                            vp.v.retarget(&peer.stream);
+                            if let Some(layer) = vp.v.keyframe_wanted(now_us) {
+                                actions.push(Action::Keyframe(peer.stream.clone(), layer));
+                            }
+                        }
                         let stream = peer.stream.name.clone();
-                        self.actions.push(Action::Event(match peer.role {
+                        actions.push(Action::Event(match peer.role {
                             PeerRole::Publisher(_) => SfuEvent::StreamLive { stream },
                             PeerRole::Viewer(_) => SfuEvent::ViewerJoined { stream, session: id.to_string() },
                         }));
                     }
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected => {
-                        self.actions.push(Action::Close(id, "connection lost"));
+                        actions.push(Action::Close(id, "connection lost"));
                     }
                     _ => {}
                 },
@@ -501,8 +533,6 @@ impl Worker {
                 _ => {}
             }
         }
-        flush_writes(&mut peer.pc, &self.socket);
-        peer.deadline = peer.pc.poll_timeout();
     }
 
     fn apply_actions(&mut self) {
@@ -532,7 +562,7 @@ impl Worker {
     }
 
     /// Sends a packet to this worker's viewers of its stream.
-    fn deliver(&mut self, p: &ForwardPacket) {
+    pub(crate) fn deliver(&mut self, p: &ForwardPacket) {
         let Some(viewers) = self.viewers_of.get(&p.stream) else { return };
         let now = Instant::now();
         let now_us = self.now_us();
@@ -543,6 +573,10 @@ impl Worker {
                 continue;
             }
             let PeerRole::Viewer(vp) = &mut peer.role else { continue };
+            if vp.v.target.is_none() && p.kind == Kind::Video {
+                // The viewer joined before any video arrived.
+                vp.v.retarget(&peer.stream);
+            }
             let Some((track, out)) = vp.v.route(p, now_us) else { continue };
             let sender = if p.kind == Kind::Video { vp.video_sender } else { vp.audio_sender };
             let Some(sender) = sender else { continue };
@@ -579,7 +613,7 @@ impl Worker {
                 Metrics::add(&metrics.forwarded_packets, 1);
                 Metrics::add(&metrics.forwarded_bytes, len as u64);
             }
-            flush_writes(&mut peer.pc, &self.socket);
+            flush_writes(&mut peer.pc, &self.tx);
             peer.deadline = peer.pc.poll_timeout();
         }
     }
@@ -618,10 +652,10 @@ impl Worker {
                 Metrics::add(&self.shared.metrics.plis_sent, 1);
             }
         }
-        flush_writes(&mut peer.pc, &self.socket);
+        flush_writes(&mut peer.pc, &self.tx);
     }
 
-    fn on_tick(&mut self, now: Instant) {
+    pub(crate) fn on_tick(&mut self, now: Instant) {
         let due: Vec<SessionId> = self.peers.values().filter(|p| p.deadline.is_some_and(|d| d <= now)).map(|p| p.id).collect();
         for id in due {
             if let Some(p) = self.peers.get_mut(&id) {
@@ -632,7 +666,7 @@ impl Worker {
         self.apply_actions();
     }
 
-    fn on_second(&mut self, now: Instant) {
+    pub(crate) fn on_second(&mut self, now: Instant) {
         let now_us = self.now_us();
         let mut stale = Vec::new();
         let mut wants = Vec::new();
@@ -676,10 +710,29 @@ impl Worker {
     }
 }
 
-fn flush_writes(pc: &mut RTCPeerConnection, socket: &UdpSocket) {
-    while let Some(msg) = pc.poll_write() {
+/// Where a worker's outgoing datagrams go: the UDP socket in production, an
+/// in-memory sink in benchmarks (see [`crate::harness`]).
+pub trait Transmit {
+    /// Sends one datagram without waiting.
+    fn send_to(&self, data: &[u8], to: SocketAddr);
+}
+
+impl Transmit for UdpSocket {
+    fn send_to(&self, data: &[u8], to: SocketAddr) {
         // Never wait on a socket: a full send buffer drops, like the network would.
-        let _ = socket.try_send_to(&msg.message, msg.transport.peer_addr);
+        let _ = self.try_send_to(data, to);
+    }
+}
+
+impl<T: Transmit> Transmit for Arc<T> {
+    fn send_to(&self, data: &[u8], to: SocketAddr) {
+        (**self).send_to(data, to)
+    }
+}
+
+fn flush_writes(pc: &mut RTCPeerConnection, tx: &impl Transmit) {
+    while let Some(msg) = pc.poll_write() {
+        tx.send_to(&msg.message, msg.transport.peer_addr);
     }
 }
 

@@ -1,38 +1,112 @@
-//! H.264 RTP payloads (RFC 6184): find IDR and SPS NAL units.
+//! H.264 RTP payload inspection (RFC 6184).
 //!
-//! A keyframe starts with an SPS (7) or an IDR slice (5), carried as a single
-//! NAL unit, inside a STAP-A aggregate (24), or as the first fragment of an
-//! FU-A (28).
+//! An H.264 RTP payload starts with a one-byte NAL unit header
+//! `|F|NRI|Type|` (1, 2 and 5 bits). Types 1..=23 are a single NAL unit
+//! (section 5.6); type 24 (STAP-A, section 5.7.1) aggregates several NAL
+//! units, each preceded by a 16-bit size; type 28 (FU-A, section 5.8)
+//! carries a fragment of one NAL unit, with an FU header `|S|E|R|Type|` whose
+//! S bit marks the first fragment and whose Type is the fragmented unit's.
+//!
+//! A viewer may start decoding at an IDR picture (type 5), and in practice
+//! the encoder sends the sequence parameter set (type 7) right before it, so
+//! the first packet carrying either is a keyframe start. Only the
+//! non-interleaved packetization mode used by WebRTC is understood (STAP-B,
+//! MTAPs and FU-B are treated as opaque).
 
-const IDR: u8 = 5;
-const SPS: u8 = 7;
-const STAP_A: u8 = 24;
-const FU_A: u8 = 28;
+/// NAL unit type: coded slice of an IDR picture.
+pub const NAL_IDR: u8 = 5;
+/// NAL unit type: supplemental enhancement information.
+pub const NAL_SEI: u8 = 6;
+/// NAL unit type: sequence parameter set.
+pub const NAL_SPS: u8 = 7;
+/// NAL unit type: picture parameter set.
+pub const NAL_PPS: u8 = 8;
+/// Payload type: single-time aggregation packet, type A.
+pub const STAP_A: u8 = 24;
+/// Payload type: fragmentation unit, type A.
+pub const FU_A: u8 = 28;
 
-fn starts_keyframe(nal_type: u8) -> bool {
-    nal_type == IDR || nal_type == SPS
+const TYPE_MASK: u8 = 0x1F;
+const FU_START: u8 = 0x80;
+
+/// True when `payload` is the first packet of an H.264 keyframe: a single
+/// IDR or SPS NAL unit, a STAP-A containing an IDR or SPS, or the first
+/// fragment (S=1) of an FU-A carrying an IDR or SPS.
+pub fn is_keyframe_start(payload: &[u8]) -> bool {
+    let Some(&header) = payload.first() else {
+        return false;
+    };
+    match header & TYPE_MASK {
+        NAL_IDR | NAL_SPS => true,
+        STAP_A => nal_types(payload).any(|t| t == NAL_IDR || t == NAL_SPS),
+        FU_A => payload
+            .get(1)
+            .is_some_and(|&fu| fu & FU_START != 0 && matches!(fu & TYPE_MASK, NAL_IDR | NAL_SPS)),
+        _ => false,
+    }
 }
 
-/// True when the payload begins a keyframe.
-pub fn is_keyframe_start(p: &[u8]) -> bool {
-    let Some(&b0) = p.first() else { return false };
-    match b0 & 0x1f {
-        STAP_A => {
-            let mut at = 1;
-            while at + 2 < p.len() {
-                let size = usize::from(u16::from_be_bytes([p[at], p[at + 1]]));
-                if size == 0 || at + 2 + size > p.len() {
-                    return false;
+/// True when `payload` is an FU-A fragment with its start bit set.
+pub fn is_fu_a_start(payload: &[u8]) -> bool {
+    payload.first().is_some_and(|h| h & TYPE_MASK == FU_A)
+        && payload.get(1).is_some_and(|fu| fu & FU_START != 0)
+}
+
+/// The types of the NAL units carried by `payload`, without allocating:
+///
+/// * single NAL unit packet (types 1..=23): its own type;
+/// * STAP-A: the type of every aggregated unit, stopping at the first one
+///   whose size field is truncated, zero, or runs past the end;
+/// * FU-A: the type of the fragmented unit (for every fragment; use
+///   [`is_fu_a_start`] to tell the first one);
+/// * anything else (type 0, STAP-B, MTAP, FU-B, 30, 31): nothing.
+pub fn nal_types(payload: &[u8]) -> NalTypes<'_> {
+    let state = match payload.first().map(|h| h & TYPE_MASK) {
+        Some(t @ 1..=23) => State::Single(t),
+        Some(STAP_A) => State::Stap(payload.get(1..).unwrap_or(&[])),
+        Some(FU_A) => match payload.get(1) {
+            Some(fu) => State::Single(fu & TYPE_MASK),
+            None => State::Done,
+        },
+        _ => State::Done,
+    };
+    NalTypes { state }
+}
+
+/// Iterator returned by [`nal_types`].
+#[derive(Clone, Debug)]
+pub struct NalTypes<'a> {
+    state: State<'a>,
+}
+
+#[derive(Clone, Debug)]
+enum State<'a> {
+    Single(u8),
+    /// Remaining bytes of a STAP-A after its header.
+    Stap(&'a [u8]),
+    Done,
+}
+
+impl Iterator for NalTypes<'_> {
+    type Item = u8;
+
+    fn next(&mut self) -> Option<u8> {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Single(t) => Some(t),
+            State::Stap(rest) => {
+                let [hi, lo, ref after @ ..] = *rest else {
+                    return None;
+                };
+                let size = usize::from(u16::from_be_bytes([hi, lo]));
+                if size == 0 || size > after.len() {
+                    return None;
                 }
-                if starts_keyframe(p[at + 2] & 0x1f) {
-                    return true;
-                }
-                at += 2 + size;
+                let (nal, remaining) = after.split_at(size);
+                self.state = State::Stap(remaining);
+                Some(nal[0] & TYPE_MASK)
             }
-            false
+            State::Done => None,
         }
-        FU_A => p.get(1).is_some_and(|fu| fu & 0x80 != 0 && starts_keyframe(fu & 0x1f)),
-        t => starts_keyframe(t),
     }
 }
 
@@ -40,28 +114,124 @@ pub fn is_keyframe_start(p: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    // NAL header bytes as produced by common encoders (NRI=3 for parameter
+    // sets and IDR slices, NRI=2 for non-IDR slices).
+    const SPS: u8 = 0x67;
+    const PPS: u8 = 0x68;
+    const IDR: u8 = 0x65;
+    const SLICE: u8 = 0x41;
+
+    fn types(p: &[u8]) -> Vec<u8> {
+        nal_types(p).collect()
+    }
+
     #[test]
     fn single_nal_units() {
-        assert!(is_keyframe_start(&[0x65, 0x88])); // IDR
-        assert!(is_keyframe_start(&[0x67, 0x42])); // SPS
-        assert!(!is_keyframe_start(&[0x41, 0x9a])); // non-IDR slice
+        assert!(is_keyframe_start(&[IDR, 0x88, 0x84]));
+        assert!(is_keyframe_start(&[SPS, 0x42, 0xC0, 0x1F]));
+        assert!(!is_keyframe_start(&[PPS, 0xCE, 0x3C, 0x80]));
+        assert!(!is_keyframe_start(&[SLICE, 0x9A]));
+        assert!(!is_keyframe_start(&[0x06, 0x05])); // SEI
+        assert_eq!(types(&[SPS, 0x42]), vec![NAL_SPS]);
+        // A header alone is still a (degenerate) single NAL unit.
+        assert!(is_keyframe_start(&[IDR]));
+    }
+
+    #[test]
+    fn stap_a_with_sps_pps_idr() {
+        // STAP-A header (NRI=3), then SPS (4 bytes), PPS (2), IDR (3).
+        let p = [
+            0x78, //
+            0x00, 0x04, SPS, 0x42, 0xC0, 0x1F, //
+            0x00, 0x02, PPS, 0xCE, //
+            0x00, 0x03, IDR, 0x88, 0x84,
+        ];
+        assert_eq!(types(&p), vec![NAL_SPS, NAL_PPS, NAL_IDR]);
+        assert!(is_keyframe_start(&p));
+    }
+
+    #[test]
+    fn stap_a_without_keyframe_units() {
+        let p = [0x78, 0x00, 0x02, PPS, 0xCE, 0x00, 0x02, 0x06, 0x05];
+        assert_eq!(types(&p), vec![NAL_PPS, NAL_SEI]);
+        assert!(!is_keyframe_start(&p));
+    }
+
+    #[test]
+    fn stap_a_truncated_and_bogus_sizes() {
+        // Second unit's size runs past the end: only the first is reported,
+        // and an IDR hiding in the broken tail is not believed.
+        let p = [0x78, 0x00, 0x02, PPS, 0xCE, 0x00, 0x09, IDR, 0x88];
+        assert_eq!(types(&p), vec![NAL_PPS]);
+        assert!(!is_keyframe_start(&p));
+        // Zero size stops the walk.
+        assert_eq!(types(&[0x78, 0x00, 0x00, SPS]), Vec::<u8>::new());
+        // Half a size field.
+        assert_eq!(types(&[0x78, 0x00, 0x01, PPS, 0x00]), vec![NAL_PPS]);
+        // Just the STAP-A header.
+        assert_eq!(types(&[0x78]), Vec::<u8>::new());
+        assert!(!is_keyframe_start(&[0x78]));
+        // A size of 0xFFFF on a short packet.
+        assert!(!is_keyframe_start(&[0x78, 0xFF, 0xFF, SPS]));
+    }
+
+    #[test]
+    fn fu_a_fragments() {
+        // FU indicator: F=0 NRI=3 type 28 -> 0x7C. FU header S=1, type 5 -> 0x85.
+        let start = [0x7C, 0x85, 0x88, 0x84];
+        let middle = [0x7C, 0x05, 0x00];
+        let end = [0x7C, 0x45, 0x00];
+        assert!(is_keyframe_start(&start));
+        assert!(is_fu_a_start(&start));
+        assert!(!is_keyframe_start(&middle));
+        assert!(!is_keyframe_start(&end));
+        assert!(!is_fu_a_start(&end));
+        assert_eq!(types(&middle), vec![NAL_IDR]);
+
+        // Fragmented SPS (unusual, but allowed).
+        assert!(is_keyframe_start(&[0x7C, 0x87, 0x42]));
+        // Start of a non-IDR slice.
+        assert!(!is_keyframe_start(&[0x5C, 0x81, 0x9A]));
+        // FU indicator alone.
+        assert!(!is_keyframe_start(&[0x7C]));
+        assert!(!is_fu_a_start(&[0x7C]));
+        assert_eq!(types(&[0x7C]), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn unsupported_packet_types() {
         assert!(!is_keyframe_start(&[]));
+        // Type 0 (unspecified), STAP-B (25), MTAP16 (26), FU-B (29), 30, 31.
+        for t in [0u8, 25, 26, 27, 29, 30, 31] {
+            let p = [0x60 | t, 0x85, 0x00, 0x02, SPS, 0x00];
+            assert!(!is_keyframe_start(&p), "type {t}");
+            assert_eq!(types(&p), Vec::<u8>::new(), "type {t}");
+        }
     }
 
     #[test]
-    fn stap_a_with_sps_pps() {
-        // STAP-A: [len=2, SPS 67 42] [len=2, PPS 68 ce]
-        assert!(is_keyframe_start(&[0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xce]));
-        // STAP-A of two non-IDR slices.
-        assert!(!is_keyframe_start(&[0x78, 0x00, 0x02, 0x41, 0x00, 0x00, 0x02, 0x41, 0x00]));
-        // Truncated aggregate.
-        assert!(!is_keyframe_start(&[0x78, 0x00, 0x09, 0x67]));
-    }
-
-    #[test]
-    fn fu_a_start_only() {
-        assert!(is_keyframe_start(&[0x7c, 0x85, 0xaa])); // FU-A start, IDR
-        assert!(!is_keyframe_start(&[0x7c, 0x05, 0xaa])); // continuation
-        assert!(!is_keyframe_start(&[0x7c, 0x81, 0xaa])); // start of non-IDR
+    fn garbage_never_panics() {
+        let mut state: u32 = 0x0BAD_F00D;
+        let mut buf = [0u8; 24];
+        for round in 0..50_000 {
+            for b in buf.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                *b = state as u8;
+            }
+            // Bias towards STAP-A with small sizes so the walk is exercised.
+            if round % 2 == 0 {
+                buf[0] = 0x78;
+                buf[1] = 0;
+                buf[2] %= 8;
+            }
+            let len = round % (buf.len() + 1);
+            let p = &buf[..len];
+            let _ = is_keyframe_start(p);
+            let _ = is_fu_a_start(p);
+            // The walk terminates and never yields more units than bytes.
+            assert!(nal_types(p).count() <= len);
+        }
     }
 }

@@ -1,106 +1,168 @@
-//! VP8 RTP payload descriptor (RFC 7741 section 4.2).
+//! VP8 RTP payload descriptor (RFC 7741, section 4.2).
+//!
+//! An SFU needs three things from a VP8 packet: whether it starts a keyframe
+//! (to switch simulcast layers cleanly), the temporal layer id (to drop
+//! temporal layers), and the PictureID / TL0PICIDX fields, which it must
+//! rewrite in place so that a viewer sees one continuous picture numbering
+//! when it is moved from one simulcast layer to another.
 //!
 //! ```text
-//!  X R N S R PID     first byte
-//!  I L T K RSV       present if X
-//!  M PictureID       present if I (M: 15-bit)
-//!  TL0PICIDX         present if L
-//!  TID Y KEYIDX      present if T or K
+//!        0 1 2 3 4 5 6 7
+//!       +-+-+-+-+-+-+-+-+
+//!       |X|R|N|S|R| PID | (REQUIRED)
+//!       +-+-+-+-+-+-+-+-+
+//!  X:   |I|L|T|K| RSV   | (OPTIONAL)
+//!       +-+-+-+-+-+-+-+-+
+//!  I:   |M| PictureID   | (OPTIONAL, 7 or 15 bits)
+//!       +-+-+-+-+-+-+-+-+
+//!       |   PictureID   |
+//!       +-+-+-+-+-+-+-+-+
+//!  L:   |   TL0PICIDX   | (OPTIONAL)
+//!       +-+-+-+-+-+-+-+-+
+//!  T/K: |TID|Y| KEYIDX  | (OPTIONAL)
+//!       +-+-+-+-+-+-+-+-+
 //! ```
-//! After the descriptor, on the first packet of a frame (S=1, PID=0), comes
-//! the VP8 frame tag whose lowest bit is 0 for a keyframe.
+//!
+//! The descriptor is followed by the VP8 bitstream; when S=1 and PID=0 its
+//! first byte is the VP8 payload header `|Size0|H| VER |P|` where P=0 marks a
+//! key frame (RFC 7741 section 4.3).
 
-/// What an SFU needs from a VP8 payload descriptor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+const X_BIT: u8 = 0x80;
+const S_BIT: u8 = 0x10;
+const PID_MASK: u8 = 0x07;
+const I_BIT: u8 = 0x80;
+const L_BIT: u8 = 0x40;
+const T_BIT: u8 = 0x20;
+const K_BIT: u8 = 0x10;
+const M_BIT: u8 = 0x80;
+
+/// The parsed VP8 payload descriptor of one RTP packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Vp8Descriptor {
-    /// Bytes of descriptor before the VP8 payload.
+    /// Length of the payload descriptor in bytes; the VP8 bitstream starts here.
     pub header_len: usize,
-    /// Picture id, if present.
+    /// PictureID, 7 or 15 bits wide (see `picture_id_15bit`), if present.
     pub picture_id: Option<u16>,
-    /// True for a 15-bit picture id (M bit).
+    /// True when the PictureID field is the two-byte, 15-bit form (M=1).
     pub picture_id_15bit: bool,
-    /// Where the picture id starts.
-    picture_id_at: usize,
-    /// TL0PICIDX, if present.
+    /// TL0PICIDX, if present (L=1).
     pub tl0picidx: Option<u8>,
-    /// Where TL0PICIDX is.
-    tl0_at: usize,
-    /// Temporal layer id, if present.
+    /// Temporal layer index, if present (T=1).
     pub tid: Option<u8>,
-    /// Start of a VP8 partition.
+    /// Layer sync bit Y (only meaningful, and only reported, when T=1).
+    pub layer_sync: bool,
+    /// Temporal key frame index, if present (K=1).
+    pub keyidx: Option<u8>,
+    /// S bit: this packet starts a VP8 partition.
     pub start_of_partition: bool,
-    /// Partition index.
+    /// Partition index (PID field, 0..=7).
     pub partition_id: u8,
-    /// First packet of a keyframe.
+    /// This packet is the first packet of a key frame.
     pub is_keyframe: bool,
 }
 
-/// Parses the descriptor; `None` when the packet is too short for what it claims.
-pub fn parse(p: &[u8]) -> Option<Vp8Descriptor> {
-    let b0 = *p.first()?;
-    let mut at = 1;
-    let (mut picture_id, mut fifteen, mut picture_id_at, mut tl0, mut tl0_at, mut tid) = (None, false, 0, None, 0, None);
-    if b0 & 0x80 != 0 {
-        let x = *p.get(at)?;
-        at += 1;
-        if x & 0x80 != 0 {
-            let m = *p.get(at)?;
-            picture_id_at = at;
-            if m & 0x80 != 0 {
-                picture_id = Some((u16::from(m & 0x7f) << 8) | u16::from(*p.get(at + 1)?));
-                fifteen = true;
-                at += 2;
-            } else {
-                picture_id = Some(u16::from(m));
-                at += 1;
-            }
-        }
-        if x & 0x40 != 0 {
-            tl0 = Some(*p.get(at)?);
-            tl0_at = at;
-            at += 1;
-        }
-        if x & 0x30 != 0 {
-            let t = *p.get(at)?;
-            if x & 0x20 != 0 {
-                tid = Some(t >> 6);
-            }
-            at += 1;
-        }
+impl Vp8Descriptor {
+    /// Byte offset of the PictureID field, if present.
+    fn picture_id_offset(&self) -> Option<usize> {
+        self.picture_id.map(|_| 2)
     }
-    let start_of_partition = b0 & 0x10 != 0;
-    let partition_id = b0 & 0x0f;
-    let is_keyframe = start_of_partition && partition_id == 0 && p.get(at).is_some_and(|tag| tag & 0x01 == 0);
-    Some(Vp8Descriptor {
-        header_len: at,
-        picture_id,
-        picture_id_15bit: fifteen,
-        picture_id_at,
-        tl0picidx: tl0,
-        tl0_at,
-        tid,
-        start_of_partition,
-        partition_id,
-        is_keyframe,
-    })
+
+    /// Byte offset of the TL0PICIDX field, if present.
+    fn tl0picidx_offset(&self) -> Option<usize> {
+        let pid_len = match (self.picture_id, self.picture_id_15bit) {
+            (None, _) => 0,
+            (Some(_), false) => 1,
+            (Some(_), true) => 2,
+        };
+        self.tl0picidx.map(|_| 2 + pid_len)
+    }
 }
 
-/// Writes a new picture id and TL0PICIDX into the fields `d` found in `p`
-/// (same widths; absent fields are left alone).
-pub fn rewrite(p: &mut [u8], d: &Vp8Descriptor, picture_id: u16, tl0picidx: u8) {
-    if d.picture_id.is_some() {
-        if d.picture_id_15bit {
-            if let Some(s) = p.get_mut(d.picture_id_at..d.picture_id_at + 2) {
-                s[0] = 0x80 | ((picture_id >> 8) as u8 & 0x7f);
-                s[1] = picture_id as u8;
+/// Parses the payload descriptor at the start of a VP8 RTP payload.
+///
+/// Returns `None` when the payload is too short to hold the descriptor its
+/// own flags announce. A descriptor that is not followed by any VP8 data is
+/// accepted (so that it can still be rewritten) but is never a keyframe.
+pub fn parse(payload: &[u8]) -> Option<Vp8Descriptor> {
+    let first = *payload.first()?;
+    let mut desc = Vp8Descriptor {
+        start_of_partition: first & S_BIT != 0,
+        partition_id: first & PID_MASK,
+        ..Vp8Descriptor::default()
+    };
+    let mut pos = 1;
+
+    if first & X_BIT != 0 {
+        let ext = *payload.get(pos)?;
+        pos += 1;
+
+        if ext & I_BIT != 0 {
+            let b = *payload.get(pos)?;
+            pos += 1;
+            if b & M_BIT != 0 {
+                let lo = *payload.get(pos)?;
+                pos += 1;
+                desc.picture_id = Some(u16::from(b & 0x7F) << 8 | u16::from(lo));
+                desc.picture_id_15bit = true;
+            } else {
+                desc.picture_id = Some(u16::from(b & 0x7F));
             }
-        } else if let Some(b) = p.get_mut(d.picture_id_at) {
-            *b = picture_id as u8 & 0x7f;
+        }
+        if ext & L_BIT != 0 {
+            desc.tl0picidx = Some(*payload.get(pos)?);
+            pos += 1;
+        }
+        if ext & (T_BIT | K_BIT) != 0 {
+            let b = *payload.get(pos)?;
+            pos += 1;
+            if ext & T_BIT != 0 {
+                desc.tid = Some(b >> 6);
+                desc.layer_sync = b & 0x20 != 0;
+            }
+            if ext & K_BIT != 0 {
+                desc.keyidx = Some(b & 0x1F);
+            }
         }
     }
-    if d.tl0picidx.is_some() {
-        if let Some(b) = p.get_mut(d.tl0_at) {
-            *b = tl0picidx;
+
+    desc.header_len = pos;
+    desc.is_keyframe = desc.start_of_partition
+        && desc.partition_id == 0
+        && payload
+            .get(pos)
+            .is_some_and(|vp8_header| vp8_header & 0x01 == 0);
+    Some(desc)
+}
+
+/// True when `payload` is the first packet of a VP8 key frame.
+pub fn is_keyframe_start(payload: &[u8]) -> bool {
+    parse(payload).is_some_and(|d| d.is_keyframe)
+}
+
+/// Overwrites the PictureID and TL0PICIDX fields of `payload` in place.
+///
+/// `desc` must be the result of [`parse`] on this same payload. Only fields
+/// that exist are written: a 7-bit PictureID receives the low 7 bits of
+/// `picture_id`, a 15-bit one the low 15 bits; absent fields are left alone
+/// (the descriptor never grows or shrinks). If `payload` is shorter than
+/// `desc` claims, nothing is written.
+pub fn rewrite(payload: &mut [u8], desc: &Vp8Descriptor, picture_id: u16, tl0picidx: u8) {
+    if payload.len() < desc.header_len {
+        return;
+    }
+    if let Some(off) = desc.picture_id_offset() {
+        if desc.picture_id_15bit {
+            if let Some(field) = payload.get_mut(off..off + 2) {
+                field[0] = M_BIT | ((picture_id >> 8) as u8 & 0x7F);
+                field[1] = picture_id as u8;
+            }
+        } else if let Some(field) = payload.get_mut(off) {
+            *field = picture_id as u8 & 0x7F;
+        }
+    }
+    if let Some(off) = desc.tl0picidx_offset() {
+        if let Some(field) = payload.get_mut(off) {
+            *field = tl0picidx;
         }
     }
 }
@@ -109,46 +171,195 @@ pub fn rewrite(p: &mut [u8], d: &Vp8Descriptor, picture_id: u16, tl0picidx: u8) 
 mod tests {
     use super::*;
 
+    /// Chrome-style first packet of a key frame: X=1, S=1, PID=0;
+    /// I,L,T set; 15-bit PictureID 0x1234; TL0PICIDX 0x56; TID=0, Y=1;
+    /// then the VP8 payload header of a key frame (P=0), e.g. 0x50.
+    const KEY: [u8; 8] = [0x90, 0xE0, 0x92, 0x34, 0x56, 0x20, 0x50, 0x9D];
+
     #[test]
-    fn parses_15_bit_picture_id_and_tl0() {
-        // X S | I L T | M pid=0x1234 | tl0=9 | tid=2,Y | keyframe tag
-        let p = [0x90, 0xE0, 0x92, 0x34, 0x09, 0x80, 0x10, 0x02, 0x00];
-        let d = parse(&p).unwrap();
+    fn parses_full_descriptor() {
+        let d = parse(&KEY).unwrap();
+        assert_eq!(d.header_len, 6);
         assert_eq!(d.picture_id, Some(0x1234));
         assert!(d.picture_id_15bit);
-        assert_eq!(d.tl0picidx, Some(9));
-        assert_eq!(d.tid, Some(2));
-        assert_eq!(d.header_len, 6);
+        assert_eq!(d.tl0picidx, Some(0x56));
+        assert_eq!(d.tid, Some(0));
+        assert!(d.layer_sync);
+        assert_eq!(d.keyidx, None);
+        assert!(d.start_of_partition);
+        assert_eq!(d.partition_id, 0);
+        assert!(d.is_keyframe);
+        assert!(is_keyframe_start(&KEY));
+    }
+
+    #[test]
+    fn minimal_descriptor() {
+        // X=0: one-byte descriptor. 0x9D01 2A is the VP8 key frame start code,
+        // but the first bitstream byte is what matters: 0x50 -> P=0.
+        let d = parse(&[0x10, 0x50, 0x01]).unwrap();
+        assert_eq!(d.header_len, 1);
+        assert_eq!(d.picture_id, None);
+        assert_eq!(d.tl0picidx, None);
+        assert_eq!(d.tid, None);
         assert!(d.is_keyframe);
     }
 
     #[test]
-    fn delta_frames_and_continuations_are_not_keyframes() {
-        assert!(!parse(&[0x90, 0x80, 0x05, 0x01]).unwrap().is_keyframe); // P bit set
-        assert!(!parse(&[0x80, 0x80, 0x05, 0x00]).unwrap().is_keyframe); // S=0
-        assert!(parse(&[0x10, 0x00]).unwrap().is_keyframe); // minimal descriptor
-        assert!(parse(&[0x90, 0x80, 0x80]).is_none()); // 15-bit id cut short
-        assert!(parse(&[]).is_none());
+    fn seven_bit_picture_id_and_keyidx() {
+        // X=1, N=1, S=0, PID=3 ; I and K ; M=0 PictureID=0x7F ; KEYIDX=0x15
+        let p = [0xA3, 0x90, 0x7F, 0x15, 0x00];
+        let d = parse(&p).unwrap();
+        assert_eq!(d.header_len, 4);
+        assert_eq!(d.picture_id, Some(0x7F));
+        assert!(!d.picture_id_15bit);
+        assert_eq!(d.tid, None, "T=0: the TID bits are not a temporal id");
+        assert!(!d.layer_sync);
+        assert_eq!(d.keyidx, Some(0x15));
+        assert!(!d.start_of_partition);
+        assert_eq!(d.partition_id, 3);
+        assert!(!d.is_keyframe);
     }
 
     #[test]
-    fn rewrites_in_place() {
-        let mut p = [0x90, 0xC0, 0x92, 0x34, 0x09, 0x10];
+    fn tid_two_without_sync() {
+        // X=1, S=1; T only; TID=2, Y=0, KEYIDX bits set but K=0.
+        let d = parse(&[0x90, 0x20, 0x9F, 0x51]).unwrap();
+        assert_eq!(d.tid, Some(2));
+        assert!(!d.layer_sync);
+        assert_eq!(d.keyidx, None);
+        assert_eq!(d.header_len, 3);
+        // The bitstream byte 0x51 has P=1: an inter frame.
+        assert!(!d.is_keyframe);
+    }
+
+    #[test]
+    fn not_keyframe_cases() {
+        // Inter frame: P=1.
+        assert!(!is_keyframe_start(&[0x10, 0x51]));
+        // Key frame bitstream byte but not the start of a partition.
+        assert!(!is_keyframe_start(&[0x00, 0x50]));
+        // Start of partition 1, not of the frame.
+        assert!(!is_keyframe_start(&[0x11, 0x50]));
+        // Descriptor only, no VP8 data.
+        let d = parse(&[0x10]).unwrap();
+        assert!(!d.is_keyframe);
+        assert_eq!(d.header_len, 1);
+    }
+
+    #[test]
+    fn truncated_descriptors_are_rejected() {
+        assert_eq!(parse(&[]), None);
+        for len in 1..6 {
+            // Every prefix shorter than the descriptor is invalid (except the
+            // ones that are the descriptor itself).
+            assert_eq!(parse(&KEY[..len]), None, "prefix of {len} bytes");
+        }
+        assert!(parse(&KEY[..6]).is_some());
+        // X=1 with K only but no T/K byte.
+        assert_eq!(parse(&[0x80, 0x10]), None);
+        // I with M=1 but missing the low PictureID byte.
+        assert_eq!(parse(&[0x80, 0x80, 0x80]), None);
+    }
+
+    #[test]
+    fn rewrite_fifteen_bit_in_place() {
+        let mut p = KEY;
         let d = parse(&p).unwrap();
-        rewrite(&mut p, &d, 0x7fff, 200);
+        rewrite(&mut p, &d, 0x7FFF, 0xAB);
         let d2 = parse(&p).unwrap();
-        assert_eq!(d2.picture_id, Some(0x7fff));
+        assert_eq!(d2.picture_id, Some(0x7FFF));
+        assert_eq!(d2.tl0picidx, Some(0xAB));
+        assert_eq!(d2.tid, Some(0));
+        assert!(d2.layer_sync);
+        assert!(d2.is_keyframe);
+        // Everything else untouched.
+        assert_eq!(p[0..2], KEY[0..2]);
+        assert_eq!(p[5..], KEY[5..]);
+        // The 16th bit of picture_id never leaks into the M bit position.
+        rewrite(&mut p, &d, 0x8001, 0);
+        assert_eq!(parse(&p).unwrap().picture_id, Some(0x0001));
+        assert_eq!(p[2], 0x80);
+    }
+
+    #[test]
+    fn rewrite_seven_bit_keeps_width() {
+        // X=1 S=1; I and L; M=0 PictureID 5; TL0PICIDX 9; data.
+        let mut p = [0x90, 0xC0, 0x05, 0x09, 0x50];
+        let d = parse(&p).unwrap();
+        rewrite(&mut p, &d, 0x1234, 200);
+        let d2 = parse(&p).unwrap();
+        assert!(!d2.picture_id_15bit);
+        assert_eq!(d2.picture_id, Some(0x34));
         assert_eq!(d2.tl0picidx, Some(200));
-        assert!(d2.is_keyframe, "payload untouched");
-        // 7-bit id keeps 7 bits.
-        let mut p = [0x90, 0x80, 0x05, 0x10];
+        assert_eq!(d2.header_len, 4);
+        assert_eq!(p[4], 0x50);
+    }
+
+    #[test]
+    fn rewrite_leaves_absent_fields_alone() {
+        // Only TL0PICIDX present.
+        let mut p = [0x90, 0x40, 0x07, 0x50];
         let d = parse(&p).unwrap();
-        rewrite(&mut p, &d, 0x1ff, 0);
-        assert_eq!(parse(&p).unwrap().picture_id, Some(0x7f));
-        // TL0PICIDX without a picture id.
-        let mut p = [0x90, 0x40, 0x07, 0x10];
+        rewrite(&mut p, &d, 0x1234, 0x08);
+        assert_eq!(p, [0x90, 0x40, 0x08, 0x50]);
+
+        // Only PictureID present.
+        let mut p = [0x90, 0x80, 0x07, 0x50];
         let d = parse(&p).unwrap();
-        rewrite(&mut p, &d, 1, 42);
-        assert_eq!(parse(&p).unwrap().tl0picidx, Some(42));
+        rewrite(&mut p, &d, 0x11, 0xEE);
+        assert_eq!(p, [0x90, 0x80, 0x11, 0x50]);
+
+        // No X byte at all: nothing to write.
+        let mut p = [0x10, 0x50];
+        let d = parse(&p).unwrap();
+        rewrite(&mut p, &d, 0x11, 0xEE);
+        assert_eq!(p, [0x10, 0x50]);
+    }
+
+    #[test]
+    fn rewrite_with_mismatched_descriptor_does_not_panic() {
+        let d = parse(&KEY).unwrap();
+        let mut short = [0x90, 0xE0, 0x92];
+        rewrite(&mut short, &d, 1, 2);
+        assert_eq!(short, [0x90, 0xE0, 0x92]);
+        let mut empty: [u8; 0] = [];
+        rewrite(&mut empty, &d, 1, 2);
+        let bogus = Vp8Descriptor {
+            header_len: 0,
+            picture_id: Some(1),
+            picture_id_15bit: true,
+            tl0picidx: Some(1),
+            ..Vp8Descriptor::default()
+        };
+        let mut p = [0u8; 3];
+        rewrite(&mut p, &bogus, 0x7FFF, 7);
+        let mut p = [0u8; 1];
+        rewrite(&mut p, &bogus, 0x7FFF, 7);
+    }
+
+    #[test]
+    fn garbage_never_panics_and_header_fits() {
+        let mut state: u32 = 0xDEAD_BEEF;
+        let mut buf = [0u8; 12];
+        for round in 0..50_000 {
+            for b in buf.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                *b = state as u8;
+            }
+            let len = round % (buf.len() + 1);
+            if let Some(d) = parse(&buf[..len]) {
+                assert!(d.header_len <= len);
+                assert!(d.header_len <= 6);
+                let mut copy = buf;
+                rewrite(&mut copy[..len], &d, state as u16, state as u8);
+                // Rewriting never changes the layout.
+                let d2 = parse(&copy[..len]).unwrap();
+                assert_eq!(d2.header_len, d.header_len);
+                assert_eq!(d2.tid, d.tid);
+                assert_eq!(d2.is_keyframe, d.is_keyframe);
+            }
+        }
     }
 }

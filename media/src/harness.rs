@@ -1,0 +1,138 @@
+//! One worker driven by hand: no socket, no thread, no timers of its own.
+//!
+//! Datagrams go in by call and come out into a sink. Benchmarks use it to
+//! time exactly the forwarding path (decrypt once, route, encrypt per
+//! viewer) without syscalls or scheduling noise; tests can use it to step a
+//! worker deterministically.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use crate::config::MediaConfig;
+use crate::error::SfuError;
+use crate::layer::LayerCap;
+use crate::metrics::Metrics;
+use crate::sfu::{Role, SessionId, Shared};
+use crate::worker::{self, Command, Transmit, Worker};
+
+/// Where the harness's worker sends.
+#[derive(Debug, Default)]
+pub struct SinkState {
+    /// Keep the datagrams (else only count them).
+    pub capture: bool,
+    /// Captured datagrams.
+    pub out: Vec<(Vec<u8>, SocketAddr)>,
+    /// Datagrams sent.
+    pub count: u64,
+    /// Bytes sent.
+    pub bytes: u64,
+}
+
+/// A shared handle on the sink.
+#[derive(Debug, Clone, Default)]
+pub struct Sink(pub Rc<RefCell<SinkState>>);
+
+impl Transmit for Sink {
+    fn send_to(&self, data: &[u8], to: SocketAddr) {
+        let mut s = self.0.borrow_mut();
+        s.count += 1;
+        s.bytes += data.len() as u64;
+        if s.capture {
+            s.out.push((data.to_vec(), to));
+        }
+    }
+}
+
+/// A worker and its sink.
+pub struct Harness {
+    worker: Worker<Sink>,
+    shared: Arc<Shared>,
+    /// The sink the worker sends into.
+    pub sink: Sink,
+    /// The address the worker announces (clients "send" there).
+    pub addr: SocketAddr,
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Harness {
+    /// A harness announcing 127.0.0.1:9 (nothing is ever sent there).
+    pub fn new() -> Harness {
+        let addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+        let shared = Arc::new(Shared::new(MediaConfig { workers: 1, ..MediaConfig::default() }));
+        let (cmd_txs, media_txs, _rxs) = worker::channels(1, 16);
+        let sink = Sink::default();
+        sink.0.borrow_mut().capture = true;
+        let worker = Worker::new(0, sink.clone(), addr, vec![addr], shared.clone(), cmd_txs, media_txs);
+        Harness { worker, shared, sink, addr }
+    }
+
+    fn open(&mut self, stream: &str, role: Role, cap: LayerCap, offer: &str) -> Result<(SessionId, String), SfuError> {
+        let id = SessionId(self.shared.new_id());
+        let shared_stream = match role {
+            Role::Publisher => self.shared.register_stream(stream, id, 0)?,
+            Role::Viewer => self.shared.live_stream(stream)?,
+        };
+        let (reply, mut rx) = oneshot::channel();
+        self.worker.on_command(Command::Open { id, stream: shared_stream, role, cap, offer: offer.to_owned(), reply });
+        let res = rx.try_recv().map_err(|_| SfuError::Unavailable)?;
+        if res.is_err() && role == Role::Publisher {
+            self.shared.streams.remove(stream);
+        }
+        res.map(|sdp| (id, sdp))
+    }
+
+    /// Opens a publisher session; returns its id and the answer.
+    pub fn publish(&mut self, stream: &str, offer: &str) -> Result<(SessionId, String), SfuError> {
+        self.open(stream, Role::Publisher, LayerCap::Auto, offer)
+    }
+
+    /// Opens a viewer session; returns its id and the answer.
+    pub fn play(&mut self, stream: &str, offer: &str, cap: LayerCap) -> Result<(SessionId, String), SfuError> {
+        self.open(stream, Role::Viewer, cap, offer)
+    }
+
+    /// Feeds a datagram from `from`.
+    pub fn datagram(&mut self, data: &[u8], from: SocketAddr) {
+        self.worker.on_datagram(data, from);
+    }
+
+    /// Runs due timers (what the event loop does every 10 ms) and the
+    /// once-a-second housekeeping when `second` is set.
+    pub fn tick(&mut self, second: bool) {
+        let now = Instant::now();
+        self.worker.on_tick(now);
+        if second {
+            self.worker.on_second(now);
+        }
+    }
+
+    /// Takes the captured datagrams.
+    pub fn take_output(&mut self) -> Vec<(Vec<u8>, SocketAddr)> {
+        std::mem::take(&mut self.sink.0.borrow_mut().out)
+    }
+
+    /// Keep (true) or only count (false) outgoing datagrams.
+    pub fn capture(&mut self, on: bool) {
+        self.sink.0.borrow_mut().capture = on;
+    }
+
+    /// Datagrams sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sink.0.borrow().count
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+}
