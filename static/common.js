@@ -350,6 +350,11 @@ export function toast(message, kind = 'info', ms = 3500) {
   }, ms);
 }
 
+/** Shows or hides an element via the `hidden` attribute (works for SVG too, which has no .hidden property). */
+export function showEl(el, visible) {
+  if (el) el.toggleAttribute('hidden', !visible);
+}
+
 /** Sets textContent only when it changed (avoids layout churn in stats loops). */
 export function setText(el, text) {
   if (typeof el === 'string') el = document.getElementById(el);

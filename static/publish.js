@@ -16,6 +16,7 @@ import {
   copyText,
   toast,
   setText,
+  showEl,
   store,
 } from './common.js';
 
@@ -299,6 +300,7 @@ function renderPreviewState() {
     parts.push(shortLabel(v.label) || 'Camera');
     if (s.width && s.height) {
       setText(els.badgeRes, `${s.width}×${s.height}`);
+      setText(els.statResolution, `${s.width}×${s.height}`);
       els.badgeRes.hidden = false;
     }
   }
@@ -318,8 +320,8 @@ function renderToggles() {
     btn.classList.toggle('toggle-off', off);
     btn.title = off ? offTitle : onTitle;
     btn.setAttribute('aria-label', btn.title);
-    btn.querySelector('.icon-on').hidden = off;
-    btn.querySelector('.icon-off').hidden = !off;
+    showEl(btn.querySelector('.icon-on'), !off);
+    showEl(btn.querySelector('.icon-off'), off);
   };
   setToggle(els.toggleMic, micMuted, 'Mute microphone', 'Unmute microphone');
   setToggle(els.toggleCam, camOff, 'Turn camera off', 'Turn camera on');
@@ -591,7 +593,8 @@ const STEP_TITLE = {
 
 function fail(err, step) {
   const wasLive = onair.state === 'live';
-  console.error(`[onair] publish failed at ${step}:`, err);
+  const expected = err && err.status >= 400 && err.status < 500;
+  (expected ? console.warn : console.error)(`[onair] publish failed at ${step}:`, err);
   const message = describeError(err);
   onair.error = {
     step,
@@ -601,7 +604,7 @@ function fail(err, step) {
   };
   teardown();
   setState('error');
-  setText(els.connState, 'Not connected');
+  setText(els.connState, 'Offline');
   if (err && err.status === 401) {
     els.key.setAttribute('aria-invalid', 'true');
     showError('Stream key rejected', message);
@@ -617,7 +620,7 @@ function endStream() {
   attemptId++;
   teardown();
   setState(wasLive ? 'ended' : 'idle');
-  setText(els.connState, 'Not connected');
+  setText(els.connState, 'Offline');
   setText(els.elapsed, wasLive ? formatDuration(duration) : '—');
   if (wasLive) toast(`Stream ended after ${formatDuration(duration)}`, 'info');
 }

@@ -14,6 +14,7 @@ import {
   watchHealth,
   toast,
   setText,
+  showEl,
   qualityClass,
   layerName,
 } from './common.js';
@@ -24,6 +25,19 @@ const ERROR_RETRY_MS = [3000, 5000, 10000, 15000];
 const CONNECT_TIMEOUT_MS = 15000;
 const DISCONNECT_GRACE_MS = 2000;
 const LAYERS = ['auto', 'f', 'h', 'q'];
+
+const svg = (body) =>
+  `<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">${body}</svg>`;
+const ICONS = {
+  broadcast: svg(
+    '<circle cx="12" cy="12" r="2"/><path d="M16.2 7.8a6 6 0 0 1 0 8.4M7.8 16.2a6 6 0 0 1 0-8.4M19.1 4.9a10 10 0 0 1 0 14.2M4.9 19.1a10 10 0 0 1 0-14.2"/>',
+  ),
+  offline: svg(
+    '<circle cx="12" cy="12" r="2"/><path d="M16.2 7.8a6 6 0 0 1 1.3 6.4M7.8 16.2a6 6 0 0 1 0-8.4M19.1 4.9a10 10 0 0 1 2 10.8M4.9 19.1a10 10 0 0 1 0-14.2M3 3l18 18"/>',
+  ),
+  ended: svg('<rect x="2" y="4" width="20" height="14" rx="2"/><path d="M8 21h8M12 18v3M10 9l4 4M14 9l-4 4"/>'),
+  error: svg('<circle cx="12" cy="12" r="10"/><path d="M12 8v5M12 16h.01"/>'),
+};
 
 const els = {
   body: document.body,
@@ -40,7 +54,7 @@ const els = {
   overlayText: $('#overlay-text'),
   overlaySub: $('#overlay-sub'),
   overlaySpinner: $('#overlay-spinner'),
-  overlaySvg: $('#overlay-svg'),
+  overlayGlyph: $('#overlay-glyph'),
   overlayIcon: $('#overlay-icon'),
   retry: $('#retry'),
   play: $('#play'),
@@ -57,6 +71,7 @@ const els = {
   layerInfo: $('#layer-info'),
   targetLayer: $('#target-layer'),
   viewerCount: $('#viewer-count'),
+  viewerCountWrap: $('#viewer-count-wrap'),
   quality: $('#quality'),
   statResolution: $('#stat-resolution'),
   statFps: $('#stat-fps'),
@@ -120,6 +135,7 @@ let errorStreak = 0;
 let firstFrameSeen = false;
 let userMuted = true;
 let cachedIce = null;
+let sentLayer = 'auto'; // max_layer sent with the last WHEP POST
 
 // ---------------------------------------------------------------- state & UI
 
@@ -168,8 +184,12 @@ function showOverlay({ title, text = '', sub = '', spinner = false, retry = null
   setText(els.overlayText, text);
   setText(els.overlaySub, sub);
   els.overlaySpinner.hidden = !spinner;
-  els.overlaySvg.hidden = spinner;
-  els.overlayIcon.classList.toggle('live', icon === 'error');
+  els.overlayGlyph.hidden = spinner;
+  if (!spinner && els.overlayGlyph.dataset.icon !== icon) {
+    els.overlayGlyph.innerHTML = ICONS[icon] || ICONS.broadcast;
+    els.overlayGlyph.dataset.icon = icon;
+  }
+  els.overlayIcon.dataset.icon = icon;
   els.retry.hidden = !retry;
   if (retry) setText(els.retry, retry);
   els.overlay.hidden = false;
@@ -263,6 +283,7 @@ async function connect({ quiet = false } = {}) {
     }
 
     let url = `/whep/${encodeURIComponent(onair.stream)}`;
+    sentLayer = onair.maxLayer;
     if (onair.maxLayer !== 'auto') url += `?max_layer=${encodeURIComponent(onair.maxLayer)}`;
     const resp = await fetch(url, {
       method: 'POST',
@@ -325,13 +346,15 @@ function offline(err) {
     title: `${onair.stream} is offline`,
     text: 'The stream will start playing here automatically as soon as it goes live.',
     retry: 'Check now',
+    icon: 'offline',
   });
   setText(els.connState, 'Waiting for stream');
   scheduleRetry(WAIT_RETRY_MS, 'Checking again');
 }
 
 function failed(err) {
-  console.error('[onair] playback failed:', err);
+  const expected = err && err.status >= 400 && err.status < 500;
+  (expected ? console.warn : console.error)('[onair] playback failed:', err);
   const message = describeError(err);
   onair.error = { code: (err && err.code) || 'error', status: (err && err.status) || 0, message };
   closePeer({ notifyServer: true });
@@ -375,7 +398,7 @@ function wentLive() {
   else showOverlay({ title: 'Starting playback…', text: '', spinner: true });
   startHealth();
   // A cap chosen while connecting (after the POST went out) is applied now.
-  if (onair.maxLayer !== (onair.layer && onair.layer.max_layer) && onair.maxLayer !== 'auto') {
+  if (onair.maxLayer !== sentLayer) {
     setLayer(onair.maxLayer, { silent: true });
   }
   setTimeout(() => {
@@ -394,6 +417,7 @@ function streamEnded(reason) {
     title: 'The stream has ended',
     text: `Thanks for watching${onair.stream ? ` ${onair.stream}` : ''}. Playback resumes here if it goes live again.`,
     retry: 'Check again',
+    icon: 'ended',
   });
   scheduleRetry(ENDED_RETRY_MS, 'Checking for the stream again');
 }
@@ -414,6 +438,17 @@ function closePeer({ notifyServer }) {
   onair.pc = null;
   onair.location = null;
   onair.layer = null;
+  onair.viewer = null;
+  resetStats();
+}
+
+function resetStats() {
+  for (const el of [els.statResolution, els.statFps, els.statBitrate, els.statLost, els.statJitter, els.statLayer, els.targetLayer, els.statRtt]) {
+    setText(el, '—');
+  }
+  els.quality.dataset.quality = 'unknown';
+  setText(els.quality, '—');
+  els.badgeLayer.hidden = true;
 }
 
 // ---------------------------------------------------------------- playback
@@ -446,8 +481,8 @@ function startPlayback() {
 
 function renderMute() {
   const muted = els.video.muted;
-  els.muteToggle.querySelector('.icon-muted').hidden = !muted;
-  els.muteToggle.querySelector('.icon-sound').hidden = muted;
+  showEl(els.muteToggle.querySelector('.icon-muted'), muted);
+  showEl(els.muteToggle.querySelector('.icon-sound'), !muted);
   els.muteToggle.title = muted ? 'Unmute' : 'Mute';
   els.muteToggle.setAttribute('aria-label', els.muteToggle.title);
   const hasAudio = els.video.srcObject && els.video.srcObject.getAudioTracks && els.video.srcObject.getAudioTracks().length > 0;
@@ -520,6 +555,7 @@ function onHealth(h) {
     onair.viewerCount = h.viewer_count;
     setText(els.viewerCount, formatNumber(h.viewer_count));
     setText(els.badgeViewersN, formatNumber(h.viewer_count));
+    els.viewerCountWrap.hidden = false;
     els.badgeViewers.hidden = onair.phase !== 'live';
   }
   const viewers = Array.isArray(h.viewers) ? h.viewers : [];
