@@ -132,22 +132,27 @@ export function waitForIceGathering(pc, timeoutMs = 1000) {
  * getCapabilities is missing. Returns true when applied.
  */
 export function preferCodec(transceiver, kind, mimeType) {
-  try {
-    if (!transceiver || typeof transceiver.setCodecPreferences !== 'function') return false;
-    const source = window.RTCRtpSender && RTCRtpSender.getCapabilities
-      ? RTCRtpSender.getCapabilities(kind)
-      : null;
-    if (!source || !source.codecs) return false;
-    const want = mimeType.toLowerCase();
-    const first = source.codecs.filter((c) => c.mimeType.toLowerCase() === want);
-    if (!first.length) return false;
-    const rest = source.codecs.filter((c) => c.mimeType.toLowerCase() !== want);
-    transceiver.setCodecPreferences([...first, ...rest]);
-    return true;
-  } catch (err) {
-    console.warn(`[onair] could not prefer ${mimeType}:`, err);
-    return false;
+  if (!transceiver || typeof transceiver.setCodecPreferences !== 'function') return false;
+  const want = mimeType.toLowerCase();
+  // Older engines validate against the receiver's capabilities only, newer
+  // ones accept the sender's: try both.
+  const sources = [window.RTCRtpSender, window.RTCRtpReceiver];
+  let lastErr = null;
+  for (const api of sources) {
+    try {
+      const caps = api && api.getCapabilities ? api.getCapabilities(kind) : null;
+      if (!caps || !caps.codecs) continue;
+      const first = caps.codecs.filter((c) => c.mimeType.toLowerCase() === want);
+      if (!first.length) continue;
+      const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase() !== want);
+      transceiver.setCodecPreferences([...first, ...rest]);
+      return true;
+    } catch (err) {
+      lastErr = err;
+    }
   }
+  if (lastErr) console.warn(`[onair] could not prefer ${mimeType}:`, lastErr);
+  return false;
 }
 
 /** Absolute URL for a (possibly relative) Location header. */
