@@ -378,7 +378,10 @@ async function switchDevice(kind, deviceId) {
   els.preview.srcObject = media;
   els.preview.play().catch(() => {});
   if (onair.pc) {
-    const sender = onair.pc.getSenders().find((s) => s.track === old || (s.track && s.track.kind === kind) || (!s.track && old));
+    const tr = onair.pc
+      .getTransceivers()
+      .find((t) => t.sender.track === old || (t.receiver.track && t.receiver.track.kind === kind));
+    const sender = tr && tr.sender;
     if (sender) {
       try {
         await sender.replaceTrack(fresh);
@@ -569,7 +572,7 @@ function teardown({ notifyServer = true } = {}) {
     health.close();
     health = null;
   }
-  if (notifyServer && onair.location) deleteSession(onair.location);
+  const deleted = notifyServer && onair.location ? deleteSession(onair.location) : Promise.resolve();
   if (onair.pc) {
     try {
       onair.pc.close();
@@ -581,6 +584,7 @@ function teardown({ notifyServer = true } = {}) {
   onair.location = null;
   onair.viewerCount = null;
   resetLayerRows();
+  return deleted;
 }
 
 const STEP_TITLE = {
@@ -613,16 +617,18 @@ function fail(err, step) {
   }
 }
 
+/** Ends the stream; resolves once the server has seen the DELETE. */
 function endStream() {
-  if (onair.state !== 'connecting' && onair.state !== 'live') return;
+  if (onair.state !== 'connecting' && onair.state !== 'live') return Promise.resolve();
   const wasLive = onair.state === 'live';
   const duration = onair.startedAt ? Date.now() - onair.startedAt : 0;
   attemptId++;
-  teardown();
+  const deleted = teardown();
   setState(wasLive ? 'ended' : 'idle');
   setText(els.connState, 'Offline');
   setText(els.elapsed, wasLive ? formatDuration(duration) : '—');
   if (wasLive) toast(`Stream ended after ${formatDuration(duration)}`, 'info');
+  return deleted;
 }
 
 // ---------------------------------------------------------------- health (viewers)

@@ -120,6 +120,7 @@ const onair = {
   attempts: 0,
   setLayer: (l) => setLayer(l),
   retry: () => connect(),
+  stop: () => stop(),
 };
 window.onair = onair;
 
@@ -420,6 +421,23 @@ function streamEnded(reason) {
     icon: 'ended',
   });
   scheduleRetry(ENDED_RETRY_MS, 'Checking for the stream again');
+}
+
+/** Leaves the stream (no automatic retry); resolves once the server has seen the DELETE. */
+function stop() {
+  attemptId++;
+  clearCountdown();
+  const deleted = onair.location ? deleteSession(onair.location) : Promise.resolve();
+  closePeer({ notifyServer: false });
+  if (health) {
+    health.close();
+    health = null;
+  }
+  setPhase('idle');
+  setText(els.statusLine, 'Stopped');
+  showOverlay({ title: 'Playback stopped', text: '', retry: 'Watch again', icon: 'broadcast' });
+  setText(els.connState, 'Closed');
+  return deleted;
 }
 
 function closePeer({ notifyServer }) {

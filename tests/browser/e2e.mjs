@@ -188,18 +188,30 @@ async function screenshots(suffix = '') {
   }
 }
 
+/** Best effort: DELETE the WHEP and WHIP sessions so the server is left clean. */
+async function cleanup() {
+  const run = async (name, fn) => {
+    const page = pages[name];
+    if (!page || page.isClosed()) return;
+    await Promise.race([page.evaluate(fn).catch(() => {}), sleep(Math.min(2000, remaining()))]);
+  };
+  await run('watch', () => window.onair && typeof window.onair.stop === 'function' && window.onair.stop());
+  await run('publish', () => window.onair && typeof window.onair.end === 'function' && window.onair.end());
+}
+
 async function fail(err) {
   if (finished) return;
   finished = true;
-  clearTimeout(guard);
+  exitCode = 1;
   const error = err && err.message ? err.message.split('\n')[0] : String(err);
   process.stdout.write(`${JSON.stringify({ ok: false, step, error })}\n`);
   await Promise.race([
     (async () => {
       await dumpState();
       await screenshots('-failure');
+      await cleanup();
     })(),
-    sleep(8000),
+    sleep(Math.max(1500, Math.min(8000, remaining()))),
   ]);
   process.stderr.write(`e2e failed at step "${step}": ${err && err.stack ? err.stack : err}\n`);
   process.stderr.write('--- page logs ---\n');
@@ -208,9 +220,15 @@ async function fail(err) {
   process.exit(1);
 }
 
+let exitCode = 1;
+// Soft deadline: report a timeout (or, if the result is already out, just exit).
 const guard = setTimeout(() => {
+  if (finished) process.exit(exitCode);
   fail(new Error(`timed out after ${args.timeoutMs} ms`));
 }, args.timeoutMs);
+// Hard deadline: diagnostics and browser shutdown get at most 2.5 s more.
+// (playwright kills the browser it launched when the process exits.)
+setTimeout(() => process.exit(exitCode), args.timeoutMs + 2500).unref();
 
 process.on('unhandledRejection', (err) => fail(err));
 
@@ -441,8 +459,9 @@ async function main() {
 
   step = 'close';
   finished = true;
-  clearTimeout(guard);
+  exitCode = 0;
   process.stdout.write(`${JSON.stringify(result)}\n`);
+  await cleanup();
   if (process.env.E2E_VERBOSE) process.stderr.write(`${logs.join('\n')}\n`);
   await closeBrowser();
   process.exit(0);
