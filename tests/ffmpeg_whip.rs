@@ -1,0 +1,117 @@
+//! The OBS stand-in: FFmpeg 9's WHIP muxer publishes H.264 + Opus to OnAir;
+//! a WebRTC viewer receives it, and the received H.264 is decoded by FFmpeg.
+//!
+//! FFmpeg comes from PyPI's `imageio-ffmpeg` 0.8.1 (`.ci/run` installs it).
+//! Without it the test is skipped loudly; with `CI=true` it fails.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::peer::{self, WatchOpts};
+use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp::packetizer::Depacketizer;
+
+fn ffmpeg() -> Result<String, String> {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())"])
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    if !out.status.success() {
+        return Err("pip package imageio-ffmpeg==0.8.1 not installed".into());
+    }
+    let exe = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let muxers = std::process::Command::new(&exe).args(["-hide_banner", "-muxers"]).output().map_err(|e| e.to_string())?;
+    if !String::from_utf8_lossy(&muxers.stdout).contains("whip") {
+        return Err(format!("{exe} has no WHIP muxer"));
+    }
+    Ok(exe)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_publishes_h264_over_whip_and_a_viewer_decodes_it() {
+    let exe = match ffmpeg() {
+        Ok(e) => e,
+        Err(why) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("FFmpeg WHIP test cannot run in CI: {why}");
+            }
+            eprintln!("\n!!!! SKIPPED FFmpeg WHIP test: {why} !!!!\n");
+            return;
+        }
+    };
+    let server = common::start_server(2).await;
+    let key = server.keys.create("obs").await.unwrap();
+    let url = format!("{}/whip", server.url());
+    let mut ff = tokio::process::Command::new(&exe)
+        .args(["-hide_banner", "-loglevel", "warning", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "20", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast", "-tune", "zerolatency"])
+        .args(["-bf", "0", "-g", "30", "-c:a", "libopus", "-ar", "48000", "-ac", "2"])
+        .args(["-authorization", &key, "-f", "whip", &url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn ffmpeg");
+
+    let live = common::wait_until(15, || server.sfu.live_streams().contains(&"obs".to_string())).await;
+    assert!(live, "FFmpeg never went live");
+    // Wait for its media to flow before watching.
+    let mut health = serde_json::Value::Null;
+    for _ in 0..100 {
+        let r = common::http::request(server.http_addr, "GET", "/api/streams/obs/health", &[], b"").await;
+        if r.status == 200 {
+            health = r.json();
+            let tracks = health["publisher"]["tracks"].as_array().cloned().unwrap_or_default();
+            if tracks.iter().any(|t| t["codec"].as_str().unwrap_or("").eq_ignore_ascii_case("video/H264") && t["packets"].as_u64() > Some(10)) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tracks = health["publisher"]["tracks"].as_array().cloned().unwrap_or_default();
+    assert!(tracks.iter().any(|t| t["codec"].as_str().unwrap_or("").eq_ignore_ascii_case("video/H264")), "no H264 track: {health}");
+    assert!(tracks.iter().any(|t| t["codec"].as_str().unwrap_or("").eq_ignore_ascii_case("audio/opus")), "no Opus track: {health}");
+
+    let viewer = peer::watch(server.http_addr, "obs", WatchOpts::default()).await.expect("watch");
+    assert!(common::wait_until(15, || viewer.video().len() > 120 && viewer.audio().len() > 100).await, "viewer got {} video / {} audio packets", viewer.video().len(), viewer.audio().len());
+    let video = viewer.video();
+    assert!(onair_media::codec::h264::is_keyframe_start(&video[0].payload), "first packet must start a keyframe");
+    for w in video.windows(2) {
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "sequence gap");
+    }
+
+    // Depacketize to Annex B and let FFmpeg decode what the viewer got.
+    let mut depack = H264Packet::default();
+    let mut annexb = Vec::new();
+    for r in &video {
+        if let Ok(nal) = depack.depacketize(&Bytes::clone(&r.payload)) {
+            annexb.extend_from_slice(&nal);
+        }
+    }
+    let dir = common::temp_dir("ffmpeg");
+    let file = dir.join("received.h264");
+    std::fs::write(&file, &annexb).unwrap();
+    let out = std::process::Command::new(&exe)
+        .args(["-hide_banner", "-v", "error", "-f", "h264", "-i"])
+        .arg(&file)
+        .args(["-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    let frames = String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')).count();
+    assert!(out.status.success(), "decode failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(frames >= 20, "FFmpeg decoded only {frames} frames from {} packets", video.len());
+    let errors = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(errors.trim().is_empty(), "decoder complained: {errors}");
+    eprintln!("ffmpeg decoded {frames} frames from {} RTP packets received by the viewer", video.len());
+
+    viewer.stop().await;
+    let _ = ff.kill().await;
+    let stderr = ff.wait_with_output().await.map(|o| String::from_utf8_lossy(&o.stderr).to_string()).unwrap_or_default();
+    let _ = stderr;
+    server.stop().await;
+}
