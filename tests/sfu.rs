@@ -57,6 +57,10 @@ async fn viewers_receive_simulcast_vp8_and_opus() {
     assert_eq!(h["viewer_count"], 5);
     let tracks = h["publisher"]["tracks"].as_array().unwrap();
     assert_eq!(tracks.iter().filter(|t| t["kind"] == "video").count(), 3, "{h}");
+    // The test publisher tags its audio with RFC 6464 level 30 and voice on.
+    let audio = tracks.iter().find(|t| t["kind"] == "audio").expect("audio track");
+    assert_eq!(audio["audio_level_dbov"], 30, "{h}");
+    assert_eq!(audio["voice"], true, "{h}");
     let capped_q = h["viewers"].as_array().unwrap().iter().filter(|v| v["layer"] == "q").count();
     assert_eq!(capped_q, 1, "{h}");
 

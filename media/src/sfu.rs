@@ -61,8 +61,6 @@ pub enum SfuEvent {
     ViewerJoined { stream: String, session: String },
     /// A viewer left.
     ViewerLeft { stream: String, session: String },
-    /// The dominant speaker of a stream changed (RFC 6464 audio levels).
-    ActiveSpeaker { stream: String, session: String },
 }
 
 /// Shared state of one live stream, seen by every worker.
@@ -248,6 +246,10 @@ pub struct TrackHealth {
     pub packets: u64,
     /// Packets missing by sequence number.
     pub lost: u64,
+    /// Latest RFC 6464 audio level in -dBov (0 loudest, 127 silence), audio only.
+    pub audio_level_dbov: Option<u8>,
+    /// Latest voice-activity flag, audio only.
+    pub voice: Option<bool>,
 }
 
 /// Health of one stream.

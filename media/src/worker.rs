@@ -184,6 +184,7 @@ struct Source {
     mime: String,
     receiver: RTCRtpReceiverId,
     audio_level_ext: Option<u8>,
+    level: Option<audio_level::AudioLevel>,
     rate: RateMeter,
     packets: u64,
     lost: u64,
@@ -794,7 +795,7 @@ impl Peer {
             }
             p.sources.insert(
                 ssrc,
-                Source { kind, layer, rid, codec, mime, receiver, audio_level_ext, rate: RateMeter::default(), packets: 0, lost: 0, last_seq: None },
+                Source { kind, layer, rid, codec, mime, receiver, audio_level_ext, level: None, rate: RateMeter::default(), packets: 0, lost: 0, last_seq: None },
             );
         }
         let src = p.sources.get_mut(&ssrc)?;
@@ -815,7 +816,9 @@ impl Peer {
         Metrics::add(&metrics.received_bytes, packet.payload.len() as u64);
         if let Some(id) = src.audio_level_ext {
             if let Some(ext) = packet.header.get_extension(id) {
-                let _ = audio_level::parse(&ext);
+                if let Some(level) = audio_level::parse(&ext) {
+                    src.level = Some(level);
+                }
             }
         }
         if packet.payload.is_empty() {
@@ -918,6 +921,8 @@ impl Peer {
                         bitrate_bps: bps,
                         packets: s.packets,
                         lost: s.lost,
+                        audio_level_dbov: s.level.map(|l| l.level_dbov),
+                        voice: s.level.map(|l| l.voice),
                     });
                 }
             }

@@ -114,6 +114,12 @@ impl TestPeer {
 fn media_engine() -> (MediaEngine, Registry) {
     let mut me = MediaEngine::default();
     me.register_default_codecs().unwrap();
+    me.register_header_extension(
+        rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability { uri: onair_media::negotiate::AUDIO_LEVEL_URI.into() },
+        RtpCodecKind::Audio,
+        None,
+    )
+    .unwrap();
     let registry = register_default_interceptors(Registry::new(), &mut me).unwrap();
     (me, registry)
 }
@@ -234,10 +240,17 @@ pub async fn publish(http_addr: SocketAddr, key: &str, opts: PublishOpts) -> Res
     let mid_ext = ext(&mut pc, "urn:ietf:params:rtp-hdrext:sdes:mid");
     let rid_ext = ext(&mut pc, "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id");
     let video = VideoOut { sender: video_sender, ssrcs, mid_ext, rid_ext };
+    let audio_level_ext = match audio_sender {
+        Some(a) => {
+            let mut s = pc.rtp_sender(a).unwrap();
+            s.get_parameters().rtp_parameters.header_extensions.iter().find(|e| e.uri == onair_media::negotiate::AUDIO_LEVEL_URI).map(|e| e.id as u8).unwrap_or(0)
+        }
+        None => 0,
+    };
     let seen = Arc::new(Mutex::new(Seen::default()));
     let (stop, stop_rx) = watch::channel(false);
     let location = res.header("location").unwrap_or_default().to_owned();
-    let task = tokio::spawn(run_publisher(pc, socket, local, video, audio_sender.map(|s| (s, audio_ssrc)), opts, seen.clone(), stop_rx));
+    let task = tokio::spawn(run_publisher(pc, socket, local, video, audio_sender.map(|s| (s, audio_ssrc, audio_level_ext)), opts, seen.clone(), stop_rx));
     Ok(TestPeer { seen, location, answer: res, stop, task })
 }
 
@@ -266,7 +279,7 @@ async fn run_publisher(
     socket: UdpSocket,
     local: SocketAddr,
     video: VideoOut,
-    audio: Option<(RTCRtpSenderId, u32)>,
+    audio: Option<(RTCRtpSenderId, u32, u8)>,
     opts: PublishOpts,
     seen: Arc<Mutex<Seen>>,
     mut stop: watch::Receiver<bool>,
@@ -330,10 +343,15 @@ async fn run_publisher(
                 }
             },
             _ = audio_tick.tick(), if connected && audio.is_some() => {
-                let (sender, ssrc) = audio.unwrap();
+                let (sender, ssrc, audio_level_ext) = audio.unwrap();
                 audio_seq = audio_seq.wrapping_add(1);
                 audio_ts = audio_ts.wrapping_add(960);
-                let header = rtc::rtp::header::Header { version: 2, payload_type: 111, sequence_number: audio_seq, timestamp: audio_ts, ssrc, ..Default::default() };
+                let mut header = rtc::rtp::header::Header { version: 2, payload_type: 111, sequence_number: audio_seq, timestamp: audio_ts, ssrc, ..Default::default() };
+                if audio_level_ext != 0 {
+                    header.extension = true;
+                    header.extension_profile = 0xBEDE;
+                    let _ = header.set_extension(audio_level_ext, Bytes::from_static(&[0x80 | 30]));
+                }
                 let _ = pc.rtp_sender(sender).unwrap().write_rtp(Instant::now(), rtc::rtp::Packet { header, payload: Bytes::from(vec![0xFCu8; 60]) });
             },
         }
