@@ -39,7 +39,8 @@ async fn chromium_publishes_simulcast_and_a_viewer_switches_layers() {
         eprintln!("\n!!!! SKIPPED browser test: {why} !!!!\n");
         return;
     }
-    let server = common::start_server(2).await;
+    // Default media bind (0.0.0.0), as `cargo run` starts it.
+    let server = common::start_server_default_bind(2).await;
     let key = server.keys.create("browser").await.unwrap();
     let shots = std::env::temp_dir().join(format!("onair-shots-{}", std::process::id()));
     let out = tokio::process::Command::new("node")

@@ -199,3 +199,18 @@ async fn a_publisher_that_vanishes_is_timed_out() {
     viewer.stop().await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_bind_on_all_interfaces_works_for_local_clients() {
+    // `cargo run` binds media to 0.0.0.0 and announces every local address.
+    let server = common::start_server_default_bind(2).await;
+    let key = server.keys.create("any").await.unwrap();
+    let publisher = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("publish");
+    assert!(publisher.answer.body.contains("127.0.0.1"), "loopback candidate announced: {}", publisher.answer.body);
+    assert!(common::wait_until(10, || publisher.connected()).await, "publisher never connected");
+    let viewer = peer::watch(server.http_addr, "any", WatchOpts::default()).await.expect("watch");
+    assert!(common::wait_until(10, || viewer.video().len() > 30).await, "viewer got {}", viewer.video().len());
+    viewer.stop().await;
+    publisher.stop().await;
+    server.stop().await;
+}

@@ -143,6 +143,28 @@ fn announce_addrs(shared: &Shared, local: SocketAddr) -> Vec<SocketAddr> {
     ips.into_iter().map(|ip| SocketAddr::new(ip.into(), port)).collect()
 }
 
+/// Which of our announced candidates a datagram from `from` arrived at.
+///
+/// A socket bound to 0.0.0.0 does not say which address a datagram was sent
+/// to, but ICE only accepts checks on a known local candidate. Loopback
+/// clients reach the loopback candidate; everyone else reaches the first
+/// other one (a LAN address, or the public IP of a 1:1 NAT). Hosts with
+/// several non-loopback addresses should set ONAIR_PUBLIC_IP or bind one.
+fn candidate_for(announce: &[SocketAddr], bound: SocketAddr, from: SocketAddr) -> SocketAddr {
+    if !bound.ip().is_unspecified() && announce.contains(&bound) {
+        return bound;
+    }
+    let same_family = |a: &&SocketAddr| a.is_ipv4() == from.is_ipv4();
+    let loopback = from.ip().is_loopback();
+    announce
+        .iter()
+        .filter(same_family)
+        .find(|a| a.ip().is_loopback() == loopback)
+        .or_else(|| announce.iter().find(same_family))
+        .copied()
+        .unwrap_or(bound)
+}
+
 enum Action {
     /// A packet and the workers (bit mask) that have viewers of its stream.
     Fanout(Fanout, u64),
@@ -157,6 +179,8 @@ struct Peer {
     stream: Arc<StreamShared>,
     ufrag: String,
     remote: Option<SocketAddr>,
+    /// The announced candidate this peer reaches us at (what ICE matches on).
+    local: SocketAddr,
     created: Instant,
     last_recv: Instant,
     connected: bool,
@@ -173,6 +197,30 @@ struct ViewerPeer {
     v: Viewer,
     video_sender: Option<RTCRtpSenderId>,
     audio_sender: Option<RTCRtpSenderId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::candidate_for;
+    use std::net::SocketAddr;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn picks_the_candidate_a_client_reaches() {
+        let announce = [a("192.168.1.20:8189"), a("127.0.0.1:8189")];
+        let any = a("0.0.0.0:8189");
+        assert_eq!(candidate_for(&announce, any, a("127.0.0.1:5000")), a("127.0.0.1:8189"));
+        assert_eq!(candidate_for(&announce, any, a("192.168.1.7:5000")), a("192.168.1.20:8189"));
+        // 1:1 NAT: only the public IP is announced; everyone reaches it.
+        let nat = [a("203.0.113.7:8189")];
+        assert_eq!(candidate_for(&nat, any, a("198.51.100.2:5000")), a("203.0.113.7:8189"));
+        assert_eq!(candidate_for(&nat, any, a("127.0.0.1:5000")), a("203.0.113.7:8189"));
+        // Bound to one address: that is the candidate.
+        assert_eq!(candidate_for(&[a("127.0.0.1:9")], a("127.0.0.1:9"), a("127.0.0.1:5000")), a("127.0.0.1:9"));
+    }
 }
 
 /// What a publisher's SSRC carries.
@@ -397,7 +445,7 @@ impl<T: Transmit> Worker<T> {
         self.by_ufrag.insert(ice.ufrag.clone(), id);
         self.peers.insert(
             id,
-            Peer { id, pc, stream, ufrag: ice.ufrag, remote: None, created: now, last_recv: now, connected: false, deadline, role: role_state },
+            Peer { id, pc, stream, ufrag: ice.ufrag, remote: None, local: self.local_addr, created: now, last_recv: now, connected: false, deadline, role: role_state },
         );
         debug!(worker = self.index, session = %id, ?role, "session opened");
         Ok(answer)
@@ -453,10 +501,12 @@ impl<T: Transmit> Worker<T> {
                     return;
                 };
                 // A new address for this peer (first contact, or the client moved).
+                let local = candidate_for(&self.announce, self.local_addr, from);
                 if let Some(p) = self.peers.get_mut(&id) {
                     if let Some(old) = p.remote.replace(from) {
                         self.by_addr.remove(&old);
                     }
+                    p.local = local;
                 }
                 self.by_addr.insert(from, id);
                 id
@@ -467,7 +517,7 @@ impl<T: Transmit> Worker<T> {
         peer.last_recv = now;
         let msg = TaggedBytesMut {
             now,
-            transport: TransportContext { local_addr: self.local_addr, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
+            transport: TransportContext { local_addr: peer.local, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
             message: BytesMut::from(data),
         };
         if let Err(e) = peer.pc.handle_read(msg) {

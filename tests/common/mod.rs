@@ -23,6 +23,20 @@ pub async fn start_server(workers: usize) -> Server {
     start_server_in(temp_dir("srv"), workers).await
 }
 
+/// Starts a server whose media sockets use the default bind (0.0.0.0), as
+/// `cargo run` does, announcing every local address.
+pub async fn start_server_default_bind(workers: usize) -> Server {
+    let args = SettingsArgs {
+        http_addr: Some("127.0.0.1:0".parse().unwrap()),
+        media_port: Some(0),
+        data_dir: Some(temp_dir("srv")),
+        workers: Some(workers),
+        static_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static")),
+        ..Default::default()
+    };
+    Server::start(Settings::resolve(&args).unwrap()).await.unwrap()
+}
+
 /// Starts a server on loopback with free ports and this data directory.
 pub async fn start_server_in(data_dir: PathBuf, workers: usize) -> Server {
     let args = SettingsArgs {
