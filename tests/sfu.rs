@@ -63,6 +63,22 @@ async fn viewers_receive_simulcast_vp8_and_opus() {
     assert_eq!(audio["voice"], true, "{h}");
     let capped_q = h["viewers"].as_array().unwrap().iter().filter(|v| v["layer"] == "q").count();
     assert_eq!(capped_q, 1, "{h}");
+    // Viewers' receiver reports reach the SFU: RTT (from our sender reports'
+    // LSR/DLSR round trip), jitter and loss are known for every viewer.
+    let mut h = h;
+    for _ in 0..50 {
+        if h["viewers"].as_array().unwrap().iter().all(|v| v["rtt_ms"].is_number() && v["jitter_ms"].is_number()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        h = http::request(server.http_addr, "GET", "/api/streams/demo/health", &[], b"").await.json();
+    }
+    for v in h["viewers"].as_array().unwrap() {
+        let rtt = v["rtt_ms"].as_f64().unwrap_or_else(|| panic!("no RTT for a viewer: {h}"));
+        assert!((0.0..1000.0).contains(&rtt), "loopback RTT {rtt} ms");
+        assert_eq!(v["loss"], 0.0, "{h}");
+        assert_eq!(v["quality"], "excellent", "{h}");
+    }
 
     let metrics = http::request(server.http_addr, "GET", "/metrics", &[], b"").await.body;
     let forwarded: u64 = metrics.lines().find(|l| l.starts_with("onair_forwarded_packets_total ")).unwrap().split(' ').nth(1).unwrap().parse().unwrap();
@@ -136,6 +152,11 @@ async fn lost_packets_are_retransmitted_from_the_sfu_cache() {
     let (ssrc, seq) = viewer.seen.lock().unwrap().dropped.unwrap();
     let healed = common::wait_until(5, || viewer.video().iter().any(|r| r.ssrc == ssrc && r.seq == seq)).await;
     assert!(healed, "packet {seq} was never retransmitted");
+    // It came from the SFU's cache, on the RTX stream the viewer negotiated.
+    assert!(viewer.answer.body.contains("rtx/90000") && viewer.answer.body.contains("a=ssrc-group:FID"), "{}", viewer.answer.body);
+    let m = http::request(server.http_addr, "GET", "/metrics", &[], b"").await.body;
+    assert!(common::metric(&m, "onair_nacks_received_total") >= 1, "{m}");
+    assert!(common::metric(&m, "onair_retransmitted_packets_total") >= 1, "{m}");
     viewer.stop().await;
     publisher.stop().await;
     server.stop().await;
@@ -211,6 +232,99 @@ async fn default_bind_on_all_interfaces_works_for_local_clients() {
     let viewer = peer::watch(server.http_addr, "any", WatchOpts::default()).await.expect("watch");
     assert!(common::wait_until(10, || viewer.video().len() > 30).await, "viewer got {}", viewer.video().len());
     viewer.stop().await;
+    publisher.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_viewer_starts_from_the_cached_group_of_pictures() {
+    // A keyframe every 30 frames (one second): a whole GOP is at most 90
+    // packets, so a joining viewer gets it from the cache and needs nothing
+    // from the publisher.
+    let server = common::start_server(2).await;
+    let key = server.keys.create("gop").await.unwrap();
+    let opts = PublishOpts { simulcast: false, keyframe_every: 30, ..Default::default() };
+    let publisher = peer::publish(server.http_addr, &key, opts).await.expect("publish");
+    assert!(common::wait_until(10, || publisher.connected()).await);
+    assert!(common::wait_until(10, || publisher.seen.lock().unwrap().sent > 150).await, "publisher not sending");
+    let plis_before = publisher.seen.lock().unwrap().plis_total;
+    let viewer = peer::watch(server.http_addr, "gop", WatchOpts::default()).await.expect("watch");
+    assert!(common::wait_until(10, || viewer.video().len() > 60).await, "viewer got {}", viewer.video().len());
+
+    let video = viewer.video();
+    assert!(video[0].is_vp8_keyframe(), "starts on a keyframe");
+    assert_continuous(&video);
+    let first = video[0].frame().unwrap();
+    assert_eq!(first % 30, 0, "the cached GOP starts at the last periodic keyframe (frame {first})");
+    // The burst from the cache arrived at once: the GOP's frames came faster than real time.
+    let frames: Vec<_> = video.iter().filter(|r| r.frame().is_some()).take(5).collect();
+    if frames[4].frame().unwrap() - first < 10 {
+        // The viewer joined right after a keyframe; too few cached frames to tell a burst.
+    } else {
+        assert!(frames[4].at.duration_since(frames[0].at) < Duration::from_millis(100), "cached frames came in a burst");
+    }
+    assert_eq!(publisher.seen.lock().unwrap().plis_total, plis_before, "the join asked the publisher for nothing");
+    let m = http::request(server.http_addr, "GET", "/metrics", &[], b"").await.body;
+    assert_eq!(common::metric(&m, "onair_first_frames_from_cache_total"), 1, "{m}");
+    viewer.stop().await;
+    publisher.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_gop_gives_the_cached_keyframe_then_the_next_one() {
+    // Browsers send keyframes only when asked: the GOP outgrows a burst, so
+    // a joining viewer gets the cached keyframe alone (a picture at once),
+    // then the live stream from the keyframe its join asked for.
+    let server = common::start_server(2).await;
+    let key = server.keys.create("long").await.unwrap();
+    let opts = PublishOpts { simulcast: false, keyframe_every: u32::MAX, ..Default::default() };
+    let publisher = peer::publish(server.http_addr, &key, opts).await.expect("publish");
+    assert!(common::wait_until(10, || publisher.connected()).await);
+    let over = onair_media::cache::MAX_GOP_BURST as u64 + 30;
+    assert!(common::wait_until(20, || publisher.seen.lock().unwrap().sent > over).await, "publisher not sending");
+    let plis_before = publisher.seen.lock().unwrap().plis_total;
+    let viewer = peer::watch(server.http_addr, "long", WatchOpts::default()).await.expect("watch");
+    assert!(common::wait_until(10, || viewer.video().len() > 30).await, "viewer got {}", viewer.video().len());
+
+    let video = viewer.video();
+    assert!(video[0].is_vp8_keyframe());
+    assert_eq!(video[0].frame(), Some(1), "the publisher's first and only keyframe, from the cache");
+    // The keyframe's own packets, then straight on to the next keyframe.
+    let next = video.iter().position(|r| r.frame().is_some_and(|f| f > 1)).unwrap();
+    assert!(video[next].is_vp8_keyframe(), "after the cached keyframe, the viewer waits for a new one");
+    assert!(video[next].frame().unwrap() > 100);
+    assert_continuous(&video);
+    assert!(publisher.seen.lock().unwrap().plis_total > plis_before, "the new keyframe was asked for");
+    let pids: Vec<u16> = video.iter().filter_map(|r| r.frame().and(r.picture_id())).take(2).collect();
+    assert_eq!(pids[1], (pids[0] + 1) & 0x7fff, "picture ids continue");
+    viewer.stop().await;
+    publisher.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_viewers_joining_at_once_cost_the_publisher_one_keyframe() {
+    // Every joining viewer of a long-GOP stream needs a fresh keyframe; the
+    // SFU asks for it once per layer and interval, not once per viewer.
+    let server = common::start_server(2).await;
+    let key = server.keys.create("storm").await.unwrap();
+    let opts = PublishOpts { simulcast: false, keyframe_every: u32::MAX, ..Default::default() };
+    let publisher = peer::publish(server.http_addr, &key, opts).await.expect("publish");
+    assert!(common::wait_until(10, || publisher.connected()).await);
+    let over = onair_media::cache::MAX_GOP_BURST as u64 + 30;
+    assert!(common::wait_until(20, || publisher.seen.lock().unwrap().sent > over).await);
+    let plis_before = publisher.seen.lock().unwrap().plis_total;
+    let joins = (0..20).map(|_| peer::watch(server.http_addr, "storm", WatchOpts::default()));
+    let viewers: Vec<_> = futures_util::future::join_all(joins).await.into_iter().map(|v| v.expect("watch")).collect();
+    let all_live = common::wait_until(15, || viewers.iter().all(|v| v.video().iter().any(|r| r.frame().is_some_and(|f| f > 1)))).await;
+    assert!(all_live, "some viewers never got past the cached keyframe");
+    let plis = publisher.seen.lock().unwrap().plis_total - plis_before;
+    // 20 viewers over the connection setup time: one PLI per 500 ms at most.
+    assert!((1..=4).contains(&plis), "publisher got {plis} PLIs for 20 joining viewers");
+    for v in viewers {
+        v.stop().await;
+    }
     publisher.stop().await;
     server.stop().await;
 }

@@ -66,6 +66,86 @@ pub struct OutHeader {
     pub vp8: Option<(u16, u8)>,
 }
 
+/// How many packets a down track remembers for retransmission (what the
+/// rewriter still accepts, see [`crate::rewrite`]).
+pub const SENT_LOG: usize = 512;
+/// A packet is retransmitted at most this many times.
+const MAX_RESENDS: u8 = 2;
+
+/// One remembered outgoing packet: where it came from and the header it got.
+#[derive(Debug, Clone, Copy, Default)]
+struct SentEntry {
+    valid: bool,
+    resends: u8,
+    out_seq: u16,
+    out_ts: u32,
+    source: u32,
+    source_seq: u16,
+    vp8: Option<(u16, u8)>,
+}
+
+/// What a down track sent lately, by outgoing sequence number: enough to
+/// rebuild any of those packets from the stream's [`crate::cache`] when the
+/// viewer NACKs it, without keeping a copy per viewer (LiveKit calls this
+/// the sequencer).
+#[derive(Debug)]
+pub struct SentLog {
+    entries: Box<[SentEntry]>,
+}
+
+/// A packet to retransmit: the cached source packet to take the payload
+/// from, and the header it was first sent with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resend {
+    /// Publisher SSRC of the original.
+    pub source: u32,
+    /// Publisher sequence number of the original.
+    pub source_seq: u16,
+    /// The header the viewer saw.
+    pub header: OutHeader,
+}
+
+impl Default for SentLog {
+    fn default() -> Self {
+        SentLog { entries: vec![SentEntry::default(); SENT_LOG].into_boxed_slice() }
+    }
+}
+
+impl SentLog {
+    fn record(&mut self, p: &ForwardPacket, h: &OutHeader) {
+        self.entries[usize::from(h.seq) % SENT_LOG] = SentEntry {
+            valid: true,
+            resends: 0,
+            out_seq: h.seq,
+            out_ts: h.timestamp,
+            source: p.ssrc,
+            source_seq: p.seq,
+            vp8: h.vp8,
+        };
+    }
+
+    /// The packet sent as `out_seq`, if remembered and not resent too often.
+    pub fn resend(&mut self, out_seq: u16) -> Option<Resend> {
+        let e = &mut self.entries[usize::from(out_seq) % SENT_LOG];
+        if !e.valid || e.out_seq != out_seq || e.resends >= MAX_RESENDS {
+            return None;
+        }
+        e.resends += 1;
+        Some(Resend { source: e.source, source_seq: e.source_seq, header: OutHeader { seq: e.out_seq, timestamp: e.out_ts, vp8: e.vp8 } })
+    }
+}
+
+/// RFC 4588 retransmission stream of a down track, when the viewer negotiated it.
+#[derive(Debug, Clone, Copy)]
+pub struct Rtx {
+    /// Its SSRC.
+    pub ssrc: u32,
+    /// Its payload type.
+    pub payload_type: u8,
+    /// Its own sequence numbers.
+    pub seq: u16,
+}
+
 /// One outgoing track of a viewer.
 #[derive(Debug)]
 pub struct DownTrack {
@@ -73,6 +153,10 @@ pub struct DownTrack {
     pub ssrc: u32,
     /// Payload type the viewer negotiated.
     pub payload_type: u8,
+    /// Retransmission stream, if negotiated (else resends go on `ssrc`).
+    pub rtx: Option<Rtx>,
+    /// What was sent, for NACKs (video only).
+    pub sent: Option<SentLog>,
     rewriter: StreamRewriter,
     /// Current source SSRC (publisher side).
     source: Option<u32>,
@@ -81,7 +165,15 @@ pub struct DownTrack {
 impl DownTrack {
     /// A track with this SSRC, payload type and clock rate.
     pub fn new(ssrc: u32, payload_type: u8, clock_rate: u32) -> Self {
-        DownTrack { ssrc, payload_type, rewriter: StreamRewriter::new(clock_rate), source: None }
+        DownTrack { ssrc, payload_type, rtx: None, sent: None, rewriter: StreamRewriter::new(clock_rate), source: None }
+    }
+
+    /// Remembers what is sent so that NACKed packets can be sent again, on
+    /// `rtx` when given.
+    pub fn with_retransmission(mut self, rtx: Option<Rtx>) -> Self {
+        self.sent = Some(SentLog::default());
+        self.rtx = rtx;
+        self
     }
 
     fn switch(&mut self, p: &ForwardPacket, now_us: u64) {
@@ -102,18 +194,58 @@ impl DownTrack {
                 }
             }
         }
-        Some(OutHeader { seq, timestamp, vp8: vp8_ids })
+        let h = OutHeader { seq, timestamp, vp8: vp8_ids };
+        if let Some(log) = &mut self.sent {
+            log.record(p, &h);
+        }
+        Some(h)
+    }
+
+    /// Forgets the current source, so that forwarding resumes (with
+    /// continuous numbering) only at the next keyframe.
+    fn pause(&mut self) {
+        self.rewriter.reset();
+        self.source = None;
     }
 }
 
 /// How long a viewer waits between two keyframe requests of its own.
 const KEYFRAME_RETRY_US: u64 = 1_000_000;
-/// After a downgrade, how long before probing a higher layer again.
-const UPGRADE_HOLDOFF_US: u64 = 8_000_000;
+
+// Automatic layer choice. Inputs: the viewer's REMB (its receive-side
+// bandwidth estimate) and the loss in its receiver reports.
+//
+// Three facts about Chrome's REMB shape the rules. It is meaningless for the
+// first seconds (the estimator starts from a fixed guess and initialises
+// from measured throughput after about five seconds). It never exceeds
+// about 1.5 times the rate actually received, so a viewer on a low layer
+// can never "prove" it could take the next one. And after a step up it lags
+// below the new rate for seconds while climbing about 8% a second, whereas
+// congestion makes it fall to about 0.85 times the throughput and stay.
+// Hence: REMB is ignored for a grace period; it moves a viewer down only
+// when it is below what we send and not rising, twice in a row; and an
+// estimate at its ceiling (saturated: limited by what we send, not by the
+// link) is a go-ahead to try the next layer. A try that fails (a downgrade
+// soon after) doubles the wait before the next.
+
+/// REMB is not acted on for this long after the viewer's first video.
+const STARTUP_GRACE_US: u64 = 5_000_000;
+/// Wait at least this long after any change before moving up.
+const BASE_HOLDOFF_US: u64 = 4_000_000;
+/// The wait grows up to this after failed upgrades.
+const MAX_HOLDOFF_US: u64 = 64_000_000;
+/// A downgrade this soon after an upgrade means the upgrade failed.
+const FAILED_UPGRADE_US: u64 = 10_000_000;
 /// Loss above which a viewer is moved down a layer.
 const DOWNGRADE_LOSS: f64 = 0.10;
 /// Loss under which a viewer may move up.
 const UPGRADE_LOSS: f64 = 0.02;
+/// An estimate below this share of the rate sent, and not rising, is starving...
+const STARVING: f64 = 0.9;
+/// ...and two starving reports in a row move the viewer down.
+const STARVING_REPORTS: u8 = 2;
+/// An estimate at least this multiple of the rate sent is saturated.
+const SATURATED: f64 = 1.3;
 
 /// The forwarding state of one viewer.
 #[derive(Debug)]
@@ -130,8 +262,18 @@ pub struct Viewer {
     pub target: Option<Layer>,
     /// The layer the bandwidth logic allows (auto mode).
     allowed: Layer,
-    last_downgrade_us: u64,
-    last_upgrade_us: u64,
+    /// When the first video packet was sent.
+    first_video_us: Option<u64>,
+    /// When `allowed` last changed.
+    last_change_us: u64,
+    /// When `allowed` last went up.
+    last_upgrade_us: Option<u64>,
+    /// Current wait before an upgrade.
+    holdoff_us: u64,
+    /// Consecutive starving estimates.
+    starving_reports: u8,
+    /// The estimate when the link was last observed.
+    last_estimate_bps: Option<u64>,
     last_keyframe_request_us: Option<u64>,
     /// Completed switches.
     pub switches: u64,
@@ -159,8 +301,12 @@ impl Viewer {
             current: None,
             target: None,
             allowed: Layer::F,
-            last_downgrade_us: 0,
-            last_upgrade_us: 0,
+            first_video_us: None,
+            last_change_us: 0,
+            last_upgrade_us: None,
+            holdoff_us: BASE_HOLDOFF_US,
+            starving_reports: 0,
+            last_estimate_bps: None,
             last_keyframe_request_us: None,
             switches: 0,
             estimate_bps: None,
@@ -173,8 +319,10 @@ impl Viewer {
     }
 
     /// The product's quality level for this viewer's link.
-    pub fn quality(&self) -> Quality {
-        Quality::classify(self.estimate_bps, self.rtt_ms, self.loss)
+    pub fn quality(&mut self, now_us: u64) -> Quality {
+        // A saturated estimate only says "at least this much": no evidence of a limit.
+        let bandwidth = if self.estimate_saturated(now_us) { None } else { self.estimate_bps };
+        Quality::classify(bandwidth, self.rtt_ms, self.loss)
     }
 
     /// Recomputes the target layer from the cap, the bandwidth state and the
@@ -187,34 +335,53 @@ impl Viewer {
         self.target = stream.best_layer_up_to(ceiling).or_else(|| stream.lowest_layer());
     }
 
-    /// Feeds a bandwidth/loss observation (once per receiver report or REMB)
-    /// and moves `allowed` with hysteresis: down at once on heavy loss or a
-    /// REMB below the current layer's bitrate, up one step only after a quiet
-    /// hold-off.
-    pub fn observe_link(&mut self, stream: &StreamShared, now_us: u64) {
+    /// Whether the latest estimate is at its ceiling: limited by what we
+    /// send rather than by the link.
+    fn estimate_saturated(&mut self, now_us: u64) -> bool {
+        let sent = self.rate.bps(now_us);
+        matches!(self.estimate_bps, Some(e) if sent > 0 && e as f64 >= SATURATED * sent as f64)
+    }
+
+    /// Feeds a bandwidth/loss observation (once per receiver report or
+    /// REMB; `new_estimate` when a REMB came) and moves the allowed layer: down on heavy loss or a starving
+    /// estimate, up (one step, after the hold-off) when loss is low and the
+    /// estimate affords the next layer or is saturated. See the constants.
+    pub fn observe_link(&mut self, stream: &StreamShared, now_us: u64, new_estimate: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
         let Some(current) = self.current else { return };
-        let layer_bps = stream.layer_bps[current.index()].load(std::sync::atomic::Ordering::Relaxed);
-        let starving = matches!(self.estimate_bps, Some(e) if layer_bps > 0 && e < layer_bps * 9 / 10);
-        if (self.loss > DOWNGRADE_LOSS || starving) && current > Layer::Q {
-            if let Some(lower) = Layer::ALL.iter().rev().copied().find(|l| *l < current && stream.layers_seen.load(std::sync::atomic::Ordering::Relaxed) & (1 << l.index()) != 0) {
-                self.allowed = lower;
-                self.last_downgrade_us = now_us;
+        let Some(first) = self.first_video_us else { return };
+        let seen = stream.layers_seen.load(Relaxed);
+        let layer_bps = |l: Layer| stream.layer_bps[l.index()].load(Relaxed);
+        let settled = now_us.saturating_sub(first) >= STARTUP_GRACE_US;
+        if new_estimate {
+            let sent = self.rate.bps(now_us);
+            let rising = matches!((self.estimate_bps, self.last_estimate_bps), (Some(e), Some(before)) if e > before);
+            let starving = settled && !rising && matches!(self.estimate_bps, Some(e) if (e as f64) < STARVING * sent as f64);
+            self.last_estimate_bps = self.estimate_bps;
+            self.starving_reports = if starving { self.starving_reports.saturating_add(1) } else { 0 };
+        }
+
+        let lower = Layer::ALL.iter().rev().copied().find(|l| *l < current && seen & (1 << l.index()) != 0);
+        if let (true, Some(lower)) = (self.loss > DOWNGRADE_LOSS || self.starving_reports >= STARVING_REPORTS, lower) {
+            if self.last_upgrade_us.is_some_and(|u| now_us.saturating_sub(u) < FAILED_UPGRADE_US) {
+                self.holdoff_us = (self.holdoff_us * 2).min(MAX_HOLDOFF_US);
             }
-        } else if self.loss < UPGRADE_LOSS
-            && self.allowed < Layer::F
-            && now_us.saturating_sub(self.last_downgrade_us) > UPGRADE_HOLDOFF_US
-            && now_us.saturating_sub(self.last_upgrade_us) > UPGRADE_HOLDOFF_US
-        {
-            let next = Layer::ALL[(self.allowed.index() + 1).min(2)];
-            let next_bps = stream.layer_bps[next.index()].load(std::sync::atomic::Ordering::Relaxed);
+            self.allowed = lower;
+            self.last_change_us = now_us;
+            self.starving_reports = 0;
+        } else if self.loss < UPGRADE_LOSS && self.allowed < Layer::F && now_us.saturating_sub(self.last_change_us) >= self.holdoff_us {
+            let next = Layer::ALL[self.allowed.index() + 1];
             let affordable = match self.estimate_bps {
-                Some(e) => next_bps == 0 || e >= next_bps,
                 None => true,
+                Some(e) => e >= layer_bps(next) || self.estimate_saturated(now_us),
             };
             if affordable {
                 self.allowed = next;
-                self.last_upgrade_us = now_us;
+                self.last_change_us = now_us;
+                self.last_upgrade_us = Some(now_us);
             }
+        } else if self.last_upgrade_us.is_some_and(|u| now_us.saturating_sub(u) > 3 * FAILED_UPGRADE_US) {
+            self.holdoff_us = BASE_HOLDOFF_US; // stable for a while: forgive old failures
         }
         self.retarget(stream);
     }
@@ -244,6 +411,7 @@ impl Viewer {
                     return None;
                 }
                 let h = t.rewrite(p, now_us)?;
+                self.first_video_us.get_or_insert(now_us);
                 Some((&*t, h))
             }
         }
@@ -263,6 +431,16 @@ impl Viewer {
         }
         self.last_keyframe_request_us = Some(now_us);
         Some(target)
+    }
+
+    /// After a joining viewer was given a cached keyframe alone: drop what
+    /// follows until the next keyframe, and ask for one now.
+    pub fn await_keyframe(&mut self) {
+        if let Some(t) = self.video.as_mut() {
+            t.pause();
+        }
+        self.current = None;
+        self.last_keyframe_request_us = None;
     }
 
     /// Records a packet sent.
@@ -360,15 +538,113 @@ mod tests {
         v.retarget(&s);
         v.route(&video(Layer::F, 3, 1, 0, 1, true), 0);
         v.loss = 0.2;
-        v.observe_link(&s, 1_000_000);
-        assert_eq!(v.target, Some(Layer::H));
+        v.observe_link(&s, 1_000_000, false);
+        assert_eq!(v.target, Some(Layer::H), "loss counts even during the start-up grace");
         v.route(&video(Layer::H, 2, 1, 0, 1, true), 1_100_000);
         assert_eq!(v.current, Some(Layer::H));
         v.loss = 0.0;
-        v.observe_link(&s, 2_000_000);
+        v.observe_link(&s, 2_000_000, false);
         assert_eq!(v.target, Some(Layer::H), "hold-off after a downgrade");
-        v.observe_link(&s, 1_000_000 + UPGRADE_HOLDOFF_US + 1);
+        v.observe_link(&s, 1_000_000 + BASE_HOLDOFF_US, false);
+        assert_eq!(v.target, Some(Layer::F), "no estimate, no loss: back up");
+    }
+
+    /// Feeds `v` one second of sending at `bps` ending at `at_us`, so its
+    /// own rate meter knows what it sends.
+    fn send_at(v: &mut Viewer, bps: u64, at_us: u64) {
+        for i in 0..100 {
+            v.sent((bps / 8 / 100) as usize, at_us - 1_000_000 + i * 10_000);
+        }
+    }
+
+    /// A REMB of `bps` at `at_us`, while sending at `sending` bit/s.
+    fn remb(v: &mut Viewer, s: &StreamShared, bps: u64, sending: u64, at_us: u64) {
+        send_at(v, sending, at_us);
+        v.estimate_bps = Some(bps);
+        v.observe_link(s, at_us, true);
+    }
+
+    #[test]
+    fn early_estimates_are_ignored_then_a_falling_one_moves_down() {
+        let s = stream(0b111); // q 150k, h 500k, f 2M
+        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
+        v.retarget(&s);
+        v.route(&video(Layer::F, 3, 1, 0, 1, true), 0);
+        remb(&mut v, &s, 300_000, 2_000_000, 1_000_000); // Chrome's starting guess
+        remb(&mut v, &s, 300_000, 2_000_000, 2_000_000);
+        assert_eq!(v.target, Some(Layer::F), "REMB means nothing in the first seconds");
+        let t = STARTUP_GRACE_US + 1_000_000;
+        remb(&mut v, &s, 1_600_000, 2_000_000, t); // rising from the guess: fine
+        remb(&mut v, &s, 1_500_000, 2_000_000, t + 1_000_000);
+        v.loss = 0.01;
+        v.observe_link(&s, t + 1_000_001, false); // a receiver report between REMBs
+        assert_eq!(v.target, Some(Layer::F), "one starving estimate is not enough, whatever else arrives");
+        remb(&mut v, &s, 1_500_000, 2_000_000, t + 2_000_000);
+        assert_eq!(v.target, Some(Layer::H), "below the rate sent and not rising, twice");
+    }
+
+    #[test]
+    fn a_rising_estimate_after_a_step_up_is_not_congestion() {
+        let s = stream(0b111);
+        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
+        v.retarget(&s);
+        v.route(&video(Layer::F, 3, 1, 0, 1, true), 0);
+        // The estimate lags behind 2 Mbit/s but climbs every report.
+        let mut e = 800_000;
+        for i in 0..8 {
+            remb(&mut v, &s, e, 2_000_000, STARTUP_GRACE_US + i * 1_000_000);
+            e = e * 108 / 100;
+        }
         assert_eq!(v.target, Some(Layer::F));
+    }
+
+    #[test]
+    fn a_saturated_estimate_tries_the_next_layer_and_a_failed_try_waits_longer() {
+        let s = stream(0b111);
+        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
+        v.retarget(&s);
+        v.route(&video(Layer::F, 3, 1, 0, 1, true), 0);
+        // Congested: down to h, then to q.
+        let mut t = STARTUP_GRACE_US + 1_000_000;
+        for _ in 0..2 {
+            remb(&mut v, &s, 400_000, 2_000_000, t);
+            t += 1_000_000;
+        }
+        assert_eq!(v.target, Some(Layer::H));
+        v.route(&video(Layer::H, 2, 1, 0, 1, true), t);
+        for _ in 0..2 {
+            remb(&mut v, &s, 250_000, 500_000, t);
+            t += 1_000_000;
+        }
+        assert_eq!(v.target, Some(Layer::Q));
+        v.route(&video(Layer::Q, 1, 1, 0, 1, true), t);
+        // On q at 160 kbit/s the estimate can only reach ~1.5x that: below h's
+        // 500 kbit/s, but saturated. After the hold-off, h is tried.
+        t += BASE_HOLDOFF_US;
+        remb(&mut v, &s, 240_000, 160_000, t);
+        assert_eq!(v.target, Some(Layer::H), "saturated estimate: try the next layer");
+        // The try fails: the estimate falls below what h needs, twice -> down,
+        // and the hold-off doubles.
+        v.route(&video(Layer::H, 2, 2, 3000, 2, true), t + 1);
+        remb(&mut v, &s, 230_000, 500_000, t + 1_000_000);
+        remb(&mut v, &s, 220_000, 500_000, t + 2_000_000);
+        assert_eq!(v.target, Some(Layer::Q));
+        let down = t + 2_000_000;
+        v.route(&video(Layer::Q, 1, 2, 3000, 2, true), down + 1);
+        remb(&mut v, &s, 240_000, 160_000, down + BASE_HOLDOFF_US);
+        assert_eq!(v.target, Some(Layer::Q), "the failed try doubled the hold-off");
+        remb(&mut v, &s, 240_000, 160_000, down + 2 * BASE_HOLDOFF_US);
+        assert_eq!(v.target, Some(Layer::H));
+    }
+
+    #[test]
+    fn a_saturated_estimate_is_not_a_poor_link() {
+        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Max(Layer::Q));
+        send_at(&mut v, 160_000, 1_000_000);
+        v.estimate_bps = Some(240_000); // capped by what it receives, not by the link
+        assert_eq!(v.quality(1_000_000), Quality::Excellent);
+        v.estimate_bps = Some(150_000); // below what is sent: the link is the limit
+        assert_eq!(v.quality(1_000_000), Quality::Poor);
     }
 
     #[test]

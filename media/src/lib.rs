@@ -12,17 +12,22 @@
 //! - [`negotiate`]: offer in, `RTCPeerConnection` and answer out.
 //! - [`forward`]: per-viewer decisions: which simulcast layer, and the
 //!   rewritten sequence number, timestamp and VP8 ids ([`rewrite`], [`codec`]).
+//! - [`cache`]: the stream's recent video packets, for NACKs and a joining
+//!   viewer's first frame.
 //! - [`layer`]: simulcast layers and quality levels; [`metrics`]: counters.
 
 pub mod audio_level;
+pub mod cache;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod feedback;
 pub mod forward;
 pub mod harness;
 mod interfaces;
 pub mod layer;
 pub mod metrics;
+pub mod nack;
 pub mod negotiate;
 pub mod ratemeter;
 pub mod rewrite;

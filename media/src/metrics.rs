@@ -28,6 +28,14 @@ pub struct Metrics {
     pub keyframe_requests: AtomicU64,
     /// PLIs actually sent to publishers after aggregation.
     pub plis_sent: AtomicU64,
+    /// Packets NACKed toward publishers.
+    pub nacks_sent: AtomicU64,
+    /// NACKs received from viewers.
+    pub nacks_received: AtomicU64,
+    /// Packets sent again from the SFU's cache in answer to NACKs.
+    pub retransmitted_packets: AtomicU64,
+    /// Viewers whose first frame came from the keyframe cache.
+    pub first_frames_from_cache: AtomicU64,
     /// Simulcast layer switches completed.
     pub layer_switches: AtomicU64,
     /// Packets dropped because a worker's queue was full.
@@ -51,7 +59,7 @@ impl Metrics {
 
     /// Prometheus text exposition of every counter.
     pub fn prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 13] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 17] = [
             ("onair_publishers", "gauge", "Publisher sessions open now", &self.publishers),
             ("onair_viewers", "gauge", "Viewer sessions open now", &self.viewers),
             ("onair_sessions_opened_total", "counter", "Media sessions opened", &self.sessions_opened),
@@ -62,6 +70,10 @@ impl Metrics {
             ("onair_forwarded_bytes_total", "counter", "RTP payload bytes forwarded to viewers", &self.forwarded_bytes),
             ("onair_keyframe_requests_total", "counter", "PLI/FIR received from viewers", &self.keyframe_requests),
             ("onair_plis_sent_total", "counter", "PLIs sent to publishers after aggregation", &self.plis_sent),
+            ("onair_nacks_sent_total", "counter", "Packets NACKed toward publishers", &self.nacks_sent),
+            ("onair_nacks_received_total", "counter", "NACKs received from viewers", &self.nacks_received),
+            ("onair_retransmitted_packets_total", "counter", "Packets resent from the SFU cache", &self.retransmitted_packets),
+            ("onair_first_frames_from_cache_total", "counter", "Viewers started from the keyframe cache", &self.first_frames_from_cache),
             ("onair_layer_switches_total", "counter", "Simulcast layer switches", &self.layer_switches),
             ("onair_queue_drops_total", "counter", "Packets dropped on a full worker queue", &self.queue_drops),
             ("onair_unknown_datagrams_total", "counter", "UDP datagrams matching no session", &self.unknown_datagrams),

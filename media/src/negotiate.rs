@@ -5,24 +5,25 @@
 //! receiver (so the browser's send-side bandwidth estimation drives its
 //! simulcast encoders). Viewers get a media engine holding exactly the codecs
 //! the publisher negotiated, so no transcoding can ever be needed, plus
-//! `goog-remb` so the browser reports the bandwidth it sees.
+//! `goog-remb` so the browser reports the bandwidth it sees, and RTX
+//! (RFC 4588) for retransmissions.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers,
+    configure_rtcp_reports, configure_simulcast_extension_headers,
     configure_twcc_receiver_only,
 };
-use rtc::peer_connection::configuration::media_engine::{MediaEngine, MIME_TYPE_OPUS};
+use rtc::peer_connection::configuration::media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_RTX};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 
 use crate::codec::Codec;
@@ -93,16 +94,54 @@ pub fn check_offer(sdp: &str) -> Result<(), SfuError> {
     Ok(())
 }
 
+/// What publishers may send: every codec OnAir forwards, and no RTX.
+///
+/// Without RTX a publisher answers our NACKs by resending on the media SSRC.
+/// With it, browsers sending simulcast put retransmissions on SSRCs that
+/// only a `repaired-rtp-stream-id` header names, which `rtc` 0.21 cannot
+/// map back to their layer, so they would be lost.
+const PUBLISHER_CODECS: &[(&str, u32, u16, &str, u8)] = &[
+    (MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1", 111),
+    ("video/VP8", 90_000, 0, "", 96),
+    ("video/VP9", 90_000, 0, "profile-id=0", 98),
+    ("video/VP9", 90_000, 0, "profile-id=2", 100),
+    ("video/H264", 90_000, 0, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", 102),
+    ("video/H264", 90_000, 0, "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f", 127),
+    ("video/H264", 90_000, 0, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", 125),
+    ("video/H264", 90_000, 0, "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f", 108),
+    ("video/H264", 90_000, 0, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640032", 123),
+    ("video/AV1", 90_000, 0, "profile-id=0", 41),
+];
+
 fn media_engine_for_publisher() -> Result<(MediaEngine, Registry), SfuError> {
     let mut me = MediaEngine::default();
-    me.register_default_codecs().map_err(internal)?;
+    for &(mime, clock_rate, channels, fmtp, payload_type) in PUBLISHER_CODECS {
+        let video = mime.starts_with("video/");
+        let codec = RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: mime.to_owned(),
+                clock_rate,
+                channels,
+                sdp_fmtp_line: fmtp.to_owned(),
+                // NACKs toward publishers come from the worker (see `nack`),
+                // not from `rtc`'s generator; transport-cc is added below.
+                rtcp_feedback: if video { vec![fb("ccm", "fir"), fb("nack", ""), fb("nack", "pli")] } else { vec![] },
+            },
+            payload_type,
+        };
+        me.register_codec(codec, if video { RtpCodecKind::Video } else { RtpCodecKind::Audio }).map_err(internal)?;
+    }
     register_audio_level(&mut me)?;
-    let registry = configure_nack(Registry::new(), &mut me);
+    let registry = Registry::new();
     configure_simulcast_extension_headers(&mut me).map_err(internal)?;
     let registry = configure_twcc_receiver_only(registry, &mut me).map_err(internal)?;
     let registry = configure_rtcp_reports(registry);
     Ok((me, registry))
 }
+
+/// Payload type offered for the viewer's RTX stream (the offer's own number
+/// wins in the answer).
+const RTX_PAYLOAD_TYPE: u8 = 97;
 
 fn media_engine_for_viewer(codecs: &StreamCodecs) -> Result<(MediaEngine, Registry), SfuError> {
     let mut me = MediaEngine::default();
@@ -114,14 +153,37 @@ fn media_engine_for_viewer(codecs: &StreamCodecs) -> Result<(MediaEngine, Regist
             fb("nack", ""),
             fb("nack", "pli"),
         ];
+        let rtx_pt = if v.payload_type == RTX_PAYLOAD_TYPE { RTX_PAYLOAD_TYPE + 1 } else { RTX_PAYLOAD_TYPE };
+        let rtx = RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_RTX.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: format!("apt={}", v.payload_type),
+                rtcp_feedback: vec![],
+            },
+            payload_type: rtx_pt,
+        };
         me.register_codec(v, RtpCodecKind::Video).map_err(internal)?;
+        me.register_codec(rtx, RtpCodecKind::Video).map_err(internal)?;
     }
     if let Some(a) = &codecs.audio {
         me.register_codec(a.clone(), RtpCodecKind::Audio).map_err(internal)?;
     }
-    let registry = configure_nack(Registry::new(), &mut me);
-    let registry = configure_rtcp_reports(registry);
+    // No NACK interceptor: the worker answers viewers' NACKs from the
+    // stream's shared packet cache instead of a copy per viewer. Their
+    // feedback must reach the worker at all: see `feedback`.
+    let registry = crate::feedback::deliver_feedback(configure_rtcp_reports(Registry::new()));
     Ok((me, registry))
+}
+
+/// The RTX payload type a viewer's connection negotiated for `video_pt`, if any.
+pub fn rtx_payload_type(codecs: &[RTCRtpCodecParameters], video_pt: u8) -> Option<u8> {
+    codecs
+        .iter()
+        .filter(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RTX))
+        .find(|c| c.rtp_codec.sdp_fmtp_line.split(';').any(|kv| kv.trim() == format!("apt={video_pt}")))
+        .map(|c| c.payload_type)
 }
 
 fn fb(typ: &str, parameter: &str) -> RTCPFeedback {

@@ -12,6 +12,7 @@ use dashmap::DashMap;
 use serde::Serialize;
 use tokio::sync::{broadcast, oneshot};
 
+use crate::cache::StreamCache;
 use crate::config::MediaConfig;
 use crate::error::SfuError;
 use crate::layer::{Layer, LayerCap};
@@ -84,6 +85,8 @@ pub struct StreamShared {
     pub codecs: Mutex<StreamCodecs>,
     /// Set when the publisher has gone.
     pub ended: AtomicBool,
+    /// Recent video packets (written by the publisher's worker only).
+    pub cache: Mutex<StreamCache>,
 }
 
 impl StreamShared {
@@ -99,6 +102,7 @@ impl StreamShared {
             layers_seen: AtomicU64::new(0),
             codecs: Mutex::new(StreamCodecs::default()),
             ended: AtomicBool::new(false),
+            cache: Mutex::new(StreamCache::default()),
         }
     }
 }

@@ -38,11 +38,18 @@ pub fn local_ufrag(buf: &[u8]) -> Option<&str> {
     None
 }
 
+/// A STUN binding request carrying `username` (no integrity): enough for
+/// routing tests.
+#[cfg(test)]
+pub(crate) fn binding_request(username: &str) -> Vec<u8> {
+    tests::binding_request(username)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn binding_request(username: &str) -> Vec<u8> {
+    pub(super) fn binding_request(username: &str) -> Vec<u8> {
         let mut attrs = Vec::new();
         attrs.extend_from_slice(&ATTR_USERNAME.to_be_bytes());
         attrs.extend_from_slice(&(username.len() as u16).to_be_bytes());

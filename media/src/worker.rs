@@ -29,7 +29,7 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtcp;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::net::UdpSocket;
@@ -39,9 +39,10 @@ use tracing::{debug, info};
 use crate::audio_level;
 use crate::codec::{self, Codec};
 use crate::error::SfuError;
-use crate::forward::{DownTrack, Fanout, ForwardPacket, Kind, Viewer};
+use crate::forward::{DownTrack, Fanout, ForwardPacket, Kind, OutHeader, Rtx, Viewer};
 use crate::layer::{Layer, LayerCap};
 use crate::metrics::Metrics;
+use crate::nack::NackTracker;
 use crate::negotiate::{self, IceCredentials, AUDIO_LEVEL_URI};
 use crate::ratemeter::RateMeter;
 use crate::sfu::{LayerState, PeerHealth, Role, SessionId, SessionInfo, SfuEvent, Shared, StreamShared, TrackHealth};
@@ -170,17 +171,31 @@ enum Action {
     Fanout(Fanout, u64),
     Close(SessionId, &'static str),
     Keyframe(Arc<StreamShared>, Layer),
+    /// A viewer connected: send it the cached group of pictures.
+    Prime(SessionId),
     Event(SfuEvent),
 }
+
+/// Where datagrams from one remote address go.
+#[derive(Clone, Copy)]
+struct Route {
+    peer: SessionId,
+    /// The announced candidate this address reaches us at (what ICE matches on).
+    local: SocketAddr,
+}
+
+/// A peer may use several addresses at once: browsers keep checking backup
+/// candidate pairs (Chrome every 25 s) while media flows on the selected one.
+/// Beyond this many, the oldest is forgotten.
+const MAX_REMOTES: usize = 8;
 
 struct Peer {
     id: SessionId,
     pc: RTCPeerConnection,
     stream: Arc<StreamShared>,
     ufrag: String,
-    remote: Option<SocketAddr>,
-    /// The announced candidate this peer reaches us at (what ICE matches on).
-    local: SocketAddr,
+    /// Every address this peer proved with a STUN check (see `on_datagram`).
+    remotes: Vec<SocketAddr>,
     created: Instant,
     last_recv: Instant,
     connected: bool,
@@ -190,13 +205,7 @@ struct Peer {
 
 enum PeerRole {
     Publisher(Publisher),
-    Viewer(ViewerPeer),
-}
-
-struct ViewerPeer {
-    v: Viewer,
-    video_sender: Option<RTCRtpSenderId>,
-    audio_sender: Option<RTCRtpSenderId>,
+    Viewer(Viewer),
 }
 
 #[cfg(test)]
@@ -221,6 +230,31 @@ mod tests {
         // Bound to one address: that is the candidate.
         assert_eq!(candidate_for(&[a("127.0.0.1:9")], a("127.0.0.1:9"), a("127.0.0.1:5000")), a("127.0.0.1:9"));
     }
+
+    #[test]
+    fn a_peer_keeps_every_address_it_proved() {
+        use crate::harness::Harness;
+        let fp = (0..32).map(|i| format!("{:02X}", i * 7 % 256)).collect::<Vec<_>>().join(":");
+        let offer = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=fingerprint:sha-256 {fp}\r\n\
+             m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:test\r\na=ice-pwd:testtesttesttesttesttest\r\n\
+             a=setup:actpass\r\na=rtcp-mux\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n"
+        );
+        let mut h = Harness::new();
+        let (_, answer) = h.publish("s", &offer).expect("publish");
+        let ufrag = answer.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).expect("ufrag").trim().to_owned();
+        let check = crate::stun::binding_request(&format!("{ufrag}:test"));
+        let media = [0x80u8, 0x60, 0, 1, 0, 0, 0, 1, 0, 0, 0, 7, 0xAB, 0xCD];
+        let unknown = |h: &Harness| h.metrics().unknown_datagrams.load(std::sync::atomic::Ordering::Relaxed);
+        // The selected pair's address, then a backup pair's (Chrome pings it every 25 s).
+        h.datagram(&check, a("127.0.0.1:5000"));
+        h.datagram(&check, a("10.1.2.3:5000"));
+        h.datagram(&media, a("127.0.0.1:5000"));
+        h.datagram(&media, a("10.1.2.3:5000"));
+        assert_eq!(unknown(&h), 0, "both proven addresses still reach the peer");
+        h.datagram(&media, a("127.0.0.1:6000"));
+        assert_eq!(unknown(&h), 1, "an address never proven by a STUN check is refused");
+    }
 }
 
 /// What a publisher's SSRC carries.
@@ -237,6 +271,8 @@ struct Source {
     packets: u64,
     lost: u64,
     last_seq: Option<u16>,
+    /// Missing packets to ask for again (video only).
+    nack: Option<NackTracker>,
 }
 
 #[derive(Default)]
@@ -255,7 +291,7 @@ pub(crate) struct Worker<T: Transmit> {
     cmd_txs: Arc<Vec<mpsc::UnboundedSender<Command>>>,
     media_txs: Arc<Vec<mpsc::Sender<Fanout>>>,
     peers: HashMap<SessionId, Peer>,
-    by_addr: HashMap<SocketAddr, SessionId>,
+    by_addr: HashMap<SocketAddr, Route>,
     by_ufrag: HashMap<String, SessionId>,
     /// Viewers on this worker, by stream id.
     viewers_of: HashMap<u64, Vec<SessionId>>,
@@ -355,9 +391,9 @@ impl<T: Transmit> Worker<T> {
             Command::SetCap { id, cap, reply } => {
                 let r = match self.peers.get_mut(&id) {
                     Some(Peer { role: PeerRole::Viewer(vp), stream, .. }) => {
-                        vp.v.cap = cap;
-                        vp.v.retarget(stream);
-                        Ok(LayerState { max_layer: cap.as_str().into(), current_layer: vp.v.current, target_layer: vp.v.target })
+                        vp.cap = cap;
+                        vp.retarget(stream);
+                        Ok(LayerState { max_layer: cap.as_str().into(), current_layer: vp.current, target_layer: vp.target })
                     }
                     Some(_) => Err(SfuError::BadOffer("layer selection applies to viewers only".into())),
                     None => Err(SfuError::SessionNotFound),
@@ -398,14 +434,14 @@ impl<T: Transmit> Worker<T> {
         let ice = IceCredentials::random();
         let now = Instant::now();
         let codecs = if role == Role::Viewer { Some(stream.codecs.lock().expect("codecs lock").clone()) } else { None };
-        let mut senders = (None, None);
+        let mut tracks = (None, None);
         let (mut pc, answer) = negotiate::answer(offer, &ice, &self.announce, codecs.as_ref(), now, |pc| {
             let Some(codecs) = &codecs else { return Ok(()) };
             if let Some(v) = &codecs.video {
-                senders.0 = Some(add_sender(pc, &stream.name, RtpCodecKind::Video, v)?);
+                tracks.0 = Some(add_down_track(pc, &stream.name, RtpCodecKind::Video, v)?);
             }
             if let Some(a) = &codecs.audio {
-                senders.1 = Some(add_sender(pc, &stream.name, RtpCodecKind::Audio, a)?);
+                tracks.1 = Some(add_down_track(pc, &stream.name, RtpCodecKind::Audio, a)?);
             }
             Ok(())
         })?;
@@ -419,17 +455,13 @@ impl<T: Transmit> Worker<T> {
                 PeerRole::Publisher(Publisher::default())
             }
             Role::Viewer => {
-                let video = senders.0.and_then(|(sid, ssrc, pt, clock)| {
-                    let _ = sid;
-                    Some(DownTrack::new(ssrc, pt, clock))
-                });
-                let audio = senders.1.map(|(_, ssrc, pt, clock)| DownTrack::new(ssrc, pt, clock));
+                let (video, audio) = tracks;
                 if video.is_none() && audio.is_none() {
                     return Err(SfuError::UnsupportedCodec("the offer accepts none of the stream's codecs".into()));
                 }
                 let mut v = Viewer::new(video, audio, cap);
                 v.retarget(&stream);
-                PeerRole::Viewer(ViewerPeer { v, video_sender: senders.0.map(|s| s.0), audio_sender: senders.1.map(|s| s.0) })
+                PeerRole::Viewer(v)
             }
         };
         let deadline = pc.poll_timeout();
@@ -445,7 +477,7 @@ impl<T: Transmit> Worker<T> {
         self.by_ufrag.insert(ice.ufrag.clone(), id);
         self.peers.insert(
             id,
-            Peer { id, pc, stream, ufrag: ice.ufrag, remote: None, local: self.local_addr, created: now, last_recv: now, connected: false, deadline, role: role_state },
+            Peer { id, pc, stream, ufrag: ice.ufrag, remotes: Vec::new(), created: now, last_recv: now, connected: false, deadline, role: role_state },
         );
         debug!(worker = self.index, session = %id, ?role, "session opened");
         Ok(answer)
@@ -456,8 +488,8 @@ impl<T: Transmit> Worker<T> {
         let _ = peer.pc.close();
         flush_writes(&mut peer.pc, &self.tx);
         self.by_ufrag.remove(&peer.ufrag);
-        if let Some(addr) = peer.remote {
-            self.by_addr.remove(&addr);
+        for addr in &peer.remotes {
+            self.by_addr.remove(addr);
         }
         self.shared.sessions.remove(&id);
         Metrics::add(&self.shared.metrics.sessions_closed, 1);
@@ -493,31 +525,35 @@ impl<T: Transmit> Worker<T> {
     }
 
     pub(crate) fn on_datagram(&mut self, data: &[u8], from: SocketAddr) {
-        let id = match self.by_addr.get(&from) {
-            Some(id) => *id,
+        let route = match self.by_addr.get(&from) {
+            Some(route) => *route,
             None => {
+                // A new address: only a STUN check naming a session's ufrag
+                // may open it (first contact, a backup candidate pair, or a
+                // client that moved).
                 let Some(id) = stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u)).copied() else {
                     Metrics::add(&self.shared.metrics.unknown_datagrams, 1);
                     return;
                 };
-                // A new address for this peer (first contact, or the client moved).
-                let local = candidate_for(&self.announce, self.local_addr, from);
+                let route = Route { peer: id, local: candidate_for(&self.announce, self.local_addr, from) };
                 if let Some(p) = self.peers.get_mut(&id) {
-                    if let Some(old) = p.remote.replace(from) {
-                        self.by_addr.remove(&old);
+                    if p.remotes.len() >= MAX_REMOTES {
+                        let oldest = p.remotes.remove(0);
+                        self.by_addr.remove(&oldest);
                     }
-                    p.local = local;
+                    p.remotes.push(from);
                 }
-                self.by_addr.insert(from, id);
-                id
+                self.by_addr.insert(from, route);
+                route
             }
         };
+        let id = route.peer;
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let now = Instant::now();
         peer.last_recv = now;
         let msg = TaggedBytesMut {
             now,
-            transport: TransportContext { local_addr: peer.local, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
+            transport: TransportContext { local_addr: route.local, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
             message: BytesMut::from(data),
         };
         if let Err(e) = peer.pc.handle_read(msg) {
@@ -529,12 +565,13 @@ impl<T: Transmit> Worker<T> {
 
     /// Drains a peer's connection: reads (media, feedback), events, writes.
     fn pump(&mut self, id: SessionId) {
+        let now = Instant::now();
         let now_us = self.now_us();
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let metrics = &self.shared.metrics;
         // Events first: a track's OnOpen is queued with its first packet, and
         // the packet needs the track's receiver.
-        Self::pump_events(id, peer, now_us, &mut self.actions);
+        Self::pump_events(id, peer, &mut self.actions);
         while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
             match message {
                 RTCMessage::RtpPacket(track_id, packet) => {
@@ -543,27 +580,24 @@ impl<T: Transmit> Worker<T> {
                         self.actions.push(Action::Fanout(fp, mask));
                     }
                 }
-                RTCMessage::RtcpPacket(_, packets) => peer.on_rtcp(&packets, now_us, metrics, &mut self.actions),
+                RTCMessage::RtcpPacket(_, packets) => peer.on_rtcp(&packets, now, now_us, metrics, &mut self.actions),
                 _ => {}
             }
         }
-        Self::pump_events(id, peer, now_us, &mut self.actions);
+        Self::pump_events(id, peer, &mut self.actions);
         flush_writes(&mut peer.pc, &self.tx);
         peer.deadline = peer.pc.poll_timeout();
     }
 
-    fn pump_events(id: SessionId, peer: &mut Peer, now_us: u64, actions: &mut Vec<Action>) {
+    fn pump_events(id: SessionId, peer: &mut Peer, actions: &mut Vec<Action>) {
         while let Some(ev) = peer.pc.poll_event() {
             match ev {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
                     RTCPeerConnectionState::Connected if !peer.connected => {
                         peer.connected = true;
-                        // A new viewer needs a keyframe now, not at the next housekeeping tick.
-                        if let PeerRole::Viewer(vp) = &mut peer.role {
-                            vp.v.retarget(&peer.stream);
-                            if let Some(layer) = vp.v.keyframe_wanted(now_us) {
-                                actions.push(Action::Keyframe(peer.stream.clone(), layer));
-                            }
+                        // A new viewer's first frame: from the cache, now.
+                        if let PeerRole::Viewer(_) = &peer.role {
+                            actions.push(Action::Prime(id));
                         }
                         let stream = peer.stream.name.clone();
                         actions.push(Action::Event(match peer.role {
@@ -594,6 +628,7 @@ impl<T: Transmit> Worker<T> {
                     Action::Fanout(p, mask) => self.fanout(p, mask),
                     Action::Close(id, why) => self.close(id, why),
                     Action::Keyframe(stream, layer) => self.request_keyframe(&stream, layer),
+                    Action::Prime(id) => self.prime(id),
                     Action::Event(e) => self.shared.emit(e),
                 }
             }
@@ -617,62 +652,45 @@ impl<T: Transmit> Worker<T> {
         let Some(viewers) = self.viewers_of.get(&p.stream) else { return };
         let now = Instant::now();
         let now_us = self.now_us();
-        let metrics = &self.shared.metrics;
         for id in viewers {
             let Some(peer) = self.peers.get_mut(id) else { continue };
-            if !peer.connected {
-                continue;
+            if peer.connected {
+                peer.forward(p, now, now_us, &self.shared.metrics, &self.tx);
             }
-            let PeerRole::Viewer(vp) = &mut peer.role else { continue };
-            if vp.v.target.is_none() && p.kind == Kind::Video {
-                // The viewer joined before any video arrived.
-                vp.v.retarget(&peer.stream);
-            }
-            let Some((track, out)) = vp.v.route(p, now_us) else { continue };
-            let sender = if p.kind == Kind::Video { vp.video_sender } else { vp.audio_sender };
-            let Some(sender) = sender else { continue };
-            let payload = match out.vp8 {
-                Some((pid, tl0)) => {
-                    let mut b = BytesMut::with_capacity(p.payload.len());
-                    b.put_slice(&p.payload);
-                    if let Some(d) = codec::vp8::parse(&b) {
-                        codec::vp8::rewrite(&mut b, &d, pid, tl0);
-                    }
-                    b.freeze()
-                }
-                None => p.payload.clone(),
-            };
-            let packet = rtp::Packet {
-                header: rtp::header::Header {
-                    version: 2,
-                    marker: p.marker,
-                    payload_type: track.payload_type,
-                    sequence_number: out.seq,
-                    timestamp: out.timestamp,
-                    ssrc: track.ssrc,
-                    ..Default::default()
-                },
-                payload,
-            };
-            let len = packet.payload.len();
-            let ok = match peer.pc.rtp_sender(sender) {
-                Some(mut s) => s.write_rtp(now, packet).is_ok(),
-                None => false,
-            };
-            if ok {
-                vp.v.sent(len, now_us);
-                Metrics::add(&metrics.forwarded_packets, 1);
-                Metrics::add(&metrics.forwarded_bytes, len as u64);
-            }
-            flush_writes(&mut peer.pc, &self.tx);
-            peer.deadline = peer.pc.poll_timeout();
         }
+    }
+
+    /// A viewer just connected: give it the stream's current group of
+    /// pictures from the cache, so its first frame needs no round trip to
+    /// the publisher. When only a keyframe could be given, or nothing, the
+    /// viewer waits for the next keyframe and asks for it.
+    fn prime(&mut self, id: SessionId) {
+        let now = Instant::now();
+        let now_us = self.now_us();
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let PeerRole::Viewer(vp) = &mut peer.role else { return };
+        vp.retarget(&peer.stream);
+        let Some(layer) = vp.target else { return };
+        let gop = peer.stream.cache.lock().expect("cache lock").gop(layer);
+        if let Some(gop) = gop {
+            for p in &gop.packets {
+                peer.forward(p, now, now_us, &self.shared.metrics, &self.tx);
+            }
+            Metrics::add(&self.shared.metrics.first_frames_from_cache, 1);
+            if gop.complete {
+                return;
+            }
+            if let PeerRole::Viewer(vp) = &mut peer.role {
+                vp.await_keyframe();
+            }
+        }
+        self.request_wanted_keyframes(id);
     }
 
     fn request_wanted_keyframes(&mut self, id: SessionId) {
         let now_us = self.now_us();
         if let Some(Peer { role: PeerRole::Viewer(vp), stream, .. }) = self.peers.get_mut(&id) {
-            if let Some(layer) = vp.v.keyframe_wanted(now_us) {
+            if let Some(layer) = vp.keyframe_wanted(now_us) {
                 self.actions.push(Action::Keyframe(stream.clone(), layer));
             }
         }
@@ -698,12 +716,37 @@ impl<T: Transmit> Worker<T> {
         let receiver = src.receiver;
         p.last_pli[layer.index()] = Some(now);
         let pli = rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
-        if let Some(mut r) = peer.pc.rtp_receiver(receiver) {
-            if r.write_rtcp(now, vec![Box::new(pli)]).is_ok() {
-                Metrics::add(&self.shared.metrics.plis_sent, 1);
-            }
+        if write_rtcp(&mut peer.pc, receiver, now, Box::new(pli)) {
+            Metrics::add(&self.shared.metrics.plis_sent, 1);
         }
         flush_writes(&mut peer.pc, &self.tx);
+    }
+
+    /// NACKs, toward every publisher on this worker, the packets its
+    /// sources are missing (see [`crate::nack`]).
+    fn send_nacks(&mut self, now: Instant) {
+        use rtcp::transport_feedbacks::transport_layer_nack::{nack_pairs_from_sequence_numbers, TransportLayerNack};
+        let now_us = self.now_us();
+        let metrics = &self.shared.metrics;
+        for peer in self.peers.values_mut() {
+            let PeerRole::Publisher(p) = &mut peer.role else { continue };
+            let mut sent = false;
+            for (&ssrc, src) in p.sources.iter_mut() {
+                let Some(tracker) = src.nack.as_mut() else { continue };
+                let due = tracker.due(now_us);
+                if due.is_empty() {
+                    continue;
+                }
+                let nack = TransportLayerNack { sender_ssrc: 0, media_ssrc: ssrc, nacks: nack_pairs_from_sequence_numbers(&due) };
+                if write_rtcp(&mut peer.pc, src.receiver, now, Box::new(nack)) {
+                    Metrics::add(&metrics.nacks_sent, due.len() as u64);
+                    sent = true;
+                }
+            }
+            if sent {
+                flush_writes(&mut peer.pc, &self.tx);
+            }
+        }
     }
 
     pub(crate) fn on_tick(&mut self, now: Instant) {
@@ -714,6 +757,7 @@ impl<T: Transmit> Worker<T> {
             }
             self.pump(id);
         }
+        self.send_nacks(now);
         self.apply_actions();
     }
 
@@ -742,9 +786,9 @@ impl<T: Transmit> Worker<T> {
                     p.stream.layers_seen.store(seen, Ordering::Relaxed);
                 }
                 PeerRole::Viewer(vp) => {
-                    vp.v.retarget(&p.stream);
+                    vp.retarget(&p.stream);
                     if p.connected {
-                        if let Some(layer) = vp.v.keyframe_wanted(now_us) {
+                        if let Some(layer) = vp.keyframe_wanted(now_us) {
                             wants.push((p.stream.clone(), layer));
                         }
                     }
@@ -781,47 +825,102 @@ impl<T: Transmit> Transmit for Arc<T> {
     }
 }
 
+/// Writes one RTP packet into a connection's pipeline (interceptors, SRTP).
+///
+/// Straight through `handle_write`: `RTCRtpSender::write_rtp` would rebuild
+/// the sender's parameters for every packet only to re-check the SSRC and
+/// payload type we chose at negotiation. The track id is unused on writes.
+fn write_rtp(pc: &mut RTCPeerConnection, now: Instant, packet: rtp::Packet) -> bool {
+    pc.handle_write(TaggedRTCMessage { now, message: RTCMessage::RtpPacket(String::new(), packet) }).is_ok()
+}
+
+/// Writes one RTCP packet to a publisher through the receiver of its track.
+fn write_rtcp(pc: &mut RTCPeerConnection, receiver: RTCRtpReceiverId, now: Instant, packet: Box<dyn rtcp::Packet>) -> bool {
+    pc.rtp_receiver(receiver).is_some_and(|mut r| r.write_rtcp(now, vec![packet]).is_ok())
+}
+
+/// The packet a viewer gets for `p`: its own SSRC and payload type, the
+/// rewritten header, and the payload (patched when VP8 ids changed; with
+/// RFC 4588's original sequence number in front when `osn` is set).
+fn out_packet(p: &ForwardPacket, ssrc: u32, payload_type: u8, out: OutHeader, payload: &bytes::Bytes, osn: Option<u16>) -> rtp::Packet {
+    let payload = if out.vp8.is_none() && osn.is_none() {
+        payload.clone() // the common case: shared, not copied
+    } else {
+        let mut b = BytesMut::with_capacity(payload.len() + 2);
+        if let Some(osn) = osn {
+            b.put_u16(osn);
+        }
+        let start = b.len();
+        b.put_slice(payload);
+        if let Some((pid, tl0)) = out.vp8 {
+            if let Some(d) = codec::vp8::parse(&b[start..]) {
+                codec::vp8::rewrite(&mut b[start..], &d, pid, tl0);
+            }
+        }
+        b.freeze()
+    };
+    rtp::Packet {
+        header: rtp::header::Header {
+            version: 2,
+            marker: p.marker,
+            payload_type,
+            sequence_number: out.seq,
+            timestamp: out.timestamp,
+            ssrc,
+            ..Default::default()
+        },
+        payload,
+    }
+}
+
 fn flush_writes(pc: &mut RTCPeerConnection, tx: &impl Transmit) {
     while let Some(msg) = pc.poll_write() {
         tx.send_to(&msg.message, msg.transport.peer_addr);
     }
 }
 
-/// Adds an outgoing track for a viewer; returns (sender, ssrc, payload type, clock rate).
-fn add_sender(
+/// Adds an outgoing track to a viewer's connection and returns its down
+/// track: our SSRC, the payload type the viewer negotiated and, for video,
+/// the RTX stream (RFC 4588) when the viewer offered it.
+fn add_down_track(
     pc: &mut RTCPeerConnection,
     stream: &str,
     kind: RtpCodecKind,
     codec: &rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters,
-) -> Result<(RTCRtpSenderId, u32, u8, u32), SfuError> {
+) -> Result<DownTrack, SfuError> {
     use rtc::media_stream::MediaStreamTrack;
-    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters};
+    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters};
     let ssrc = rand::random::<u32>();
-    let label = if kind == RtpCodecKind::Video { "video" } else { "audio" };
+    let video = kind == RtpCodecKind::Video;
+    let rtx_ssrc = rand::random::<u32>();
+    let label = if video { "video" } else { "audio" };
     let track = MediaStreamTrack::new(
         format!("onair-{stream}"),
         format!("{label}-{ssrc:08x}"),
         label.to_owned(),
         kind,
         vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                rtx: video.then_some(RTCRtpRtxParameters { ssrc: rtx_ssrc }),
+                ..Default::default()
+            },
             codec: codec.rtp_codec.clone(),
             ..Default::default()
         }],
     );
     let sender = pc.add_track(track).map_err(|e| SfuError::Internal(format!("add track: {e}")))?;
-    let pt = pc
-        .rtp_sender(sender)
-        .and_then(|mut s| {
-            s.get_parameters()
-                .rtp_parameters
-                .codecs
-                .iter()
-                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.rtp_codec.mime_type))
-                .map(|c| c.payload_type)
-        })
-        .unwrap_or(codec.payload_type);
-    Ok((sender, ssrc, pt, codec.rtp_codec.clock_rate))
+    let codecs = pc.rtp_sender(sender).map(|mut s| s.get_parameters().rtp_parameters.codecs.clone()).unwrap_or_default();
+    let pt = codecs
+        .iter()
+        .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.rtp_codec.mime_type))
+        .map_or(codec.payload_type, |c| c.payload_type);
+    let track = DownTrack::new(ssrc, pt, codec.rtp_codec.clock_rate);
+    if !video {
+        return Ok(track);
+    }
+    let rtx = negotiate::rtx_payload_type(&codecs, pt).map(|payload_type| Rtx { ssrc: rtx_ssrc, payload_type, seq: rand::random() });
+    Ok(track.with_retransmission(rtx))
 }
 
 impl Peer {
@@ -845,10 +944,27 @@ impl Peer {
             }
             p.sources.insert(
                 ssrc,
-                Source { kind, layer, rid, codec, mime, receiver, audio_level_ext, level: None, rate: RateMeter::default(), packets: 0, lost: 0, last_seq: None },
+                Source {
+                    kind,
+                    layer,
+                    rid,
+                    codec,
+                    mime,
+                    receiver,
+                    audio_level_ext,
+                    level: None,
+                    rate: RateMeter::default(),
+                    packets: 0,
+                    lost: 0,
+                    last_seq: None,
+                    nack: (kind == Kind::Video).then(NackTracker::default),
+                },
             );
         }
         let src = p.sources.get_mut(&ssrc)?;
+        if let Some(tracker) = src.nack.as_mut() {
+            tracker.on_packet(packet.header.sequence_number, now_us);
+        }
         src.packets += 1;
         src.rate.add(packet.payload.len(), now_us);
         if let Some(last) = src.last_seq {
@@ -874,8 +990,11 @@ impl Peer {
         if packet.payload.is_empty() {
             return None; // padding-only probe
         }
+        if src.codec == Codec::Other {
+            return None; // a repair stream (RTX, FEC) or a codec viewers cannot get
+        }
         let keyframe = src.kind == Kind::Video && codec::is_keyframe_start(src.codec, &packet.payload);
-        Some(Arc::new(ForwardPacket {
+        let fp = Arc::new(ForwardPacket {
             stream: self.stream.id,
             kind: src.kind,
             layer: src.layer,
@@ -887,38 +1006,57 @@ impl Peer {
             payload: packet.payload,
             keyframe,
             arrival_us: now_us,
-        }))
+        });
+        if fp.kind == Kind::Video {
+            self.stream.cache.lock().expect("cache lock").insert(&fp);
+        }
+        Some(fp)
     }
 
     /// A viewer's RTCP feedback.
-    fn on_rtcp(&mut self, packets: &[Box<dyn rtcp::Packet>], now_us: u64, metrics: &Metrics, actions: &mut Vec<Action>) {
+    fn on_rtcp(&mut self, packets: &[Box<dyn rtcp::Packet>], now: Instant, now_us: u64, metrics: &Metrics, actions: &mut Vec<Action>) {
+        use rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+        for pkt in packets {
+            if let Some(nack) = pkt.as_any().downcast_ref::<TransportLayerNack>() {
+                Metrics::add(&metrics.nacks_received, 1);
+                let lost = nack.nacks.iter().flat_map(|pair| pair.packet_list());
+                self.retransmit(nack.media_ssrc, lost, now, metrics);
+            }
+        }
+        self.on_viewer_feedback(packets, now_us, metrics, actions);
+    }
+
+    /// Keyframe requests and link reports from a viewer.
+    fn on_viewer_feedback(&mut self, packets: &[Box<dyn rtcp::Packet>], now_us: u64, metrics: &Metrics, actions: &mut Vec<Action>) {
         use rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
         use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
         use rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
         use rtcp::receiver_report::ReceiverReport;
         let PeerRole::Viewer(vp) = &mut self.role else { return };
         let mut link_changed = false;
+        let mut new_estimate = false;
         for pkt in packets {
             let any = pkt.as_any();
             if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
                 Metrics::add(&metrics.keyframe_requests, 1);
-                if let Some(layer) = vp.v.current.or(vp.v.target) {
+                if let Some(layer) = vp.current.or(vp.target) {
                     actions.push(Action::Keyframe(self.stream.clone(), layer));
                 }
             } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
-                vp.v.estimate_bps = Some(remb.bitrate as u64);
+                vp.estimate_bps = Some(remb.bitrate as u64);
                 link_changed = true;
+                new_estimate = true;
             } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
-                let video_ssrc = vp.v.video.as_ref().map(|t| t.ssrc);
+                let video_ssrc = vp.video.as_ref().map(|t| t.ssrc);
                 for r in &rr.reports {
                     if Some(r.ssrc) == video_ssrc || video_ssrc.is_none() {
-                        vp.v.loss = f64::from(r.fraction_lost) / 256.0;
-                        vp.v.jitter_ms = Some(f64::from(r.jitter) / 90.0);
+                        vp.loss = f64::from(r.fraction_lost) / 256.0;
+                        vp.jitter_ms = Some(f64::from(r.jitter) / 90.0);
                         if r.last_sender_report != 0 {
                             let rtt = ntp_middle_now().wrapping_sub(r.last_sender_report).wrapping_sub(r.delay);
                             let ms = f64::from(rtt) * 1000.0 / 65536.0;
                             if ms >= 0.0 && ms < 10_000.0 {
-                                vp.v.rtt_ms = Some(ms);
+                                vp.rtt_ms = Some(ms);
                             }
                         }
                         link_changed = true;
@@ -927,12 +1065,74 @@ impl Peer {
             }
         }
         if link_changed {
-            let before = vp.v.target;
-            vp.v.observe_link(&self.stream, now_us);
-            if vp.v.target != before {
-                if let Some(layer) = vp.v.keyframe_wanted(now_us) {
+            let before = vp.target;
+            vp.observe_link(&self.stream, now_us, new_estimate);
+            if vp.target != before {
+                if let Some(layer) = vp.keyframe_wanted(now_us) {
                     actions.push(Action::Keyframe(self.stream.clone(), layer));
                 }
+            }
+        }
+    }
+
+    /// Sends `p` to this viewer if its layer decision says so: rewritten
+    /// header, then SRTP and the socket.
+    fn forward(&mut self, p: &ForwardPacket, now: Instant, now_us: u64, metrics: &Metrics, tx: &impl Transmit) {
+        let PeerRole::Viewer(vp) = &mut self.role else { return };
+        if vp.target.is_none() && p.kind == Kind::Video {
+            // The viewer joined before any video arrived.
+            vp.retarget(&self.stream);
+        }
+        let switches = vp.switches;
+        let Some((track, out)) = vp.route(p, now_us) else { return };
+        let packet = out_packet(p, track.ssrc, track.payload_type, out, &p.payload, None);
+        if vp.switches != switches {
+            Metrics::add(&metrics.layer_switches, 1);
+        }
+        let len = packet.payload.len();
+        if write_rtp(&mut self.pc, now, packet) {
+            vp.sent(len, now_us);
+            Metrics::add(&metrics.forwarded_packets, 1);
+            Metrics::add(&metrics.forwarded_bytes, len as u64);
+        }
+        flush_writes(&mut self.pc, tx);
+        // No `poll_timeout` here: writing media arms no timer, and
+        // `on_second` refreshes every peer's deadline anyway.
+    }
+
+    /// Answers a viewer's NACK from the stream's packet cache: each named
+    /// packet is rebuilt with the header it was first sent with and sent
+    /// again, on the RTX stream when negotiated.
+    fn retransmit(&mut self, media_ssrc: u32, lost: impl Iterator<Item = u16>, now: Instant, metrics: &Metrics) {
+        let PeerRole::Viewer(vp) = &mut self.role else { return };
+        let Some(track) = vp.video.as_mut().filter(|t| t.ssrc == media_ssrc) else { return };
+        let Some(log) = track.sent.as_mut() else { return };
+        let mut resends = Vec::new();
+        for seq in lost {
+            if let Some(r) = log.resend(seq) {
+                resends.push(r);
+            }
+        }
+        if resends.is_empty() {
+            return;
+        }
+        let cached: Vec<_> = {
+            let cache = self.stream.cache.lock().expect("cache lock");
+            resends.iter().map(|r| cache.get(r.source, r.source_seq)).collect()
+        };
+        for (r, p) in resends.iter().zip(cached) {
+            let Some(p) = p else { continue };
+            let packet = match track.rtx.as_mut() {
+                Some(rtx) => {
+                    rtx.seq = rtx.seq.wrapping_add(1);
+                    let mut out = out_packet(&p, rtx.ssrc, rtx.payload_type, r.header, &p.payload, Some(r.header.seq));
+                    out.header.sequence_number = rtx.seq;
+                    out
+                }
+                None => out_packet(&p, track.ssrc, track.payload_type, r.header, &p.payload, None),
+            };
+            if write_rtp(&mut self.pc, now, packet) {
+                Metrics::add(&metrics.retransmitted_packets, 1);
             }
         }
     }
@@ -976,8 +1176,7 @@ impl Peer {
                     });
                 }
             }
-            PeerRole::Viewer(vp) => {
-                let v = &mut vp.v;
+            PeerRole::Viewer(v) => {
                 h.role = Role::Viewer;
                 h.bitrate_bps = v.rate.bps(now_us);
                 h.packets = v.packets;
@@ -989,7 +1188,7 @@ impl Peer {
                 h.target_layer = v.target;
                 h.max_layer = Some(v.cap.as_str().to_owned());
                 h.layer_switches = v.switches;
-                h.quality = Some(v.quality());
+                h.quality = Some(v.quality(now_us));
             }
         }
         h

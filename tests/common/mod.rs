@@ -62,3 +62,11 @@ pub async fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// The value of a Prometheus counter or gauge in `/metrics` text (0 if absent).
+pub fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -57,6 +57,17 @@ impl Rx {
         self.payload.get(body).copied()
     }
 
+    /// VP8: the publisher's frame counter stamped after the layer index (first packet of a frame only).
+    pub fn frame(&self) -> Option<u32> {
+        let d = onair_media::codec::vp8::parse(&self.payload)?;
+        if self.payload[0] & 0x10 == 0 {
+            return None;
+        }
+        let body = d.header_len + if d.is_keyframe { 10 } else { 3 } + 1;
+        let b = self.payload.get(body..body + 4)?;
+        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
     pub fn is_vp8_keyframe(&self) -> bool {
         onair_media::codec::vp8::parse(&self.payload).is_some_and(|d| d.is_keyframe)
     }
@@ -72,6 +83,8 @@ pub struct Seen {
     pub state: Option<RTCPeerConnectionState>,
     pub received: Vec<Rx>,
     pub plis: u64,
+    /// PLIs ever received (`plis` is consumed by the frame loop).
+    pub plis_total: u64,
     pub sent: u64,
     pub keyframes_sent: [u64; 3],
     /// (ssrc, seq) of the datagram dropped on purpose.
@@ -120,7 +133,9 @@ fn media_engine() -> (MediaEngine, Registry) {
         None,
     )
     .unwrap();
-    let registry = register_default_interceptors(Registry::new(), &mut me).unwrap();
+    // Like the SFU, the test peers look at the RTCP they get (PLIs), which
+    // `rtc` only hands over when an interceptor marks it for delivery.
+    let registry = onair_media::feedback::deliver_feedback(register_default_interceptors(Registry::new(), &mut me).unwrap());
     (me, registry)
 }
 
@@ -383,7 +398,9 @@ fn drain(pc: &mut RTCPeerConnection, socket: &UdpSocket, seen: &Arc<Mutex<Seen>>
             RTCMessage::RtcpPacket(_, pkts) => {
                 for p in pkts {
                     if p.as_any().is::<rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>() {
-                        seen.lock().unwrap().plis += 1;
+                        let mut s = seen.lock().unwrap();
+                        s.plis += 1;
+                        s.plis_total += 1;
                     }
                 }
             }
