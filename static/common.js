@@ -216,9 +216,11 @@ export function healthPath(stream) {
 /**
  * Follows a stream's health: WebSocket push at .../health/ws, falling back to
  * polling GET .../health while the socket is down, reconnecting with backoff.
- * `onData(json, source)` is called with each health object.
+ * `onData(json, source)` is called with each health object; `onEvent(event)`
+ * with each stream event the socket pushes ({type: 'stream_ended' |
+ * 'speaking' | 'active_speaker' | ...}).
  */
-export function watchHealth(stream, onData, { pollMs = 2000 } = {}) {
+export function watchHealth(stream, onData, { pollMs = 2000, onEvent = null } = {}) {
   const httpUrl = healthPath(stream);
   const socketUrl = wsUrl(`${httpUrl}/ws`);
   let ws = null;
@@ -268,11 +270,23 @@ export function watchHealth(stream, onData, { pollMs = 2000 } = {}) {
       stopPolling();
     };
     ws.onmessage = (ev) => {
+      let msg;
       try {
-        emit(JSON.parse(ev.data), 'ws');
+        msg = JSON.parse(ev.data);
       } catch {
-        /* ignore non-JSON frames */
+        return; /* ignore non-JSON frames */
       }
+      if (msg && msg.event) {
+        if (onEvent && !closed) {
+          try {
+            onEvent(msg.event);
+          } catch (err) {
+            console.error('[onair] event handler failed:', err);
+          }
+        }
+        return;
+      }
+      emit(msg, 'ws');
     };
     ws.onclose = () => {
       ws = null;

@@ -115,6 +115,7 @@ const onair = {
   viewer: null, // this session's entry from the health feed
   health: null, // last health object
   viewerCount: null,
+  speaking: false, // the host is talking (pushed 'speaking' events)
   stats: null, // { framesDecoded, width, height, fps, bitrate_bps, packetsLost, jitter_ms }
   error: null,
   attempts: 0,
@@ -564,7 +565,18 @@ function renderLayer() {
 
 function startHealth() {
   if (health) return;
-  health = watchHealth(onair.stream, onHealth);
+  health = watchHealth(onair.stream, onHealth, { onEvent });
+}
+
+/** Stream events pushed by the server as they happen. */
+function onEvent(e) {
+  if (e.type === 'stream_ended' && onair.phase === 'live') {
+    streamEnded('event');
+  } else if (e.type === 'speaking') {
+    // One host today: a ring on the channel avatar while they talk.
+    onair.speaking = !!e.speaking;
+    els.avatar.classList.toggle('is-speaking', onair.speaking);
+  }
 }
 
 function onHealth(h) {

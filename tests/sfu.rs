@@ -328,3 +328,49 @@ async fn many_viewers_joining_at_once_cost_the_publisher_one_keyframe() {
     publisher.stop().await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speaking_and_stream_end_are_pushed_over_the_health_socket() {
+    use futures_util::StreamExt;
+    let server = common::start_server(2).await;
+    let key = server.keys.create("talk").await.unwrap();
+    let url = format!("ws://{}/api/streams/talk/health/ws", server.http_addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("websocket");
+    // The test publisher tags all its audio with RFC 6464 level 30 dBov: speech.
+    let publisher = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("publish");
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !seen.iter().any(|e: &serde_json::Value| e["type"] == "speaking") || !seen.iter().any(|e| e["type"] == "active_speaker") {
+        let msg = tokio::time::timeout_at(deadline, ws.next()).await.expect("events in time").expect("open").expect("message");
+        let v: serde_json::Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        if !v["event"].is_null() {
+            seen.push(v["event"].clone());
+        }
+    }
+    let session = publisher.location.rsplit('/').next().unwrap().to_owned();
+    let speaking = seen.iter().find(|e| e["type"] == "speaking").unwrap();
+    assert_eq!(speaking["speaking"], true, "{seen:?}");
+    assert_eq!(speaking["session"], session.as_str());
+    assert_eq!(seen.iter().find(|e| e["type"] == "active_speaker").unwrap()["session"], session.as_str());
+    assert!(seen.iter().any(|e| e["type"] == "stream_live"), "{seen:?}");
+    let h = http::request(server.http_addr, "GET", "/api/streams/talk/health", &[], b"").await.json();
+    let audio = h["publisher"]["tracks"].as_array().unwrap().iter().find(|t| t["kind"] == "audio").cloned().unwrap();
+    assert_eq!(audio["speaking"], true, "{h}");
+
+    // Ending the stream reaches the socket at once, not at the next snapshot.
+    let res = http::request(server.http_addr, "DELETE", &publisher.location, &[], b"").await;
+    assert_eq!(res.status, 200);
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(msg)) = ws.next().await {
+            let v: serde_json::Value = serde_json::from_str(msg.to_text().unwrap_or("{}")).unwrap_or_default();
+            if v["event"]["type"] == "stream_ended" {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ended, Ok(true), "no stream_ended event");
+    publisher.stop().await;
+    server.stop().await;
+}

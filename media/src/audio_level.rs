@@ -56,6 +56,8 @@ pub fn parse(ext: &[u8]) -> Option<AudioLevel> {
 
 /// Width of one history bucket.
 const BUCKET_MS: u64 = 100;
+/// 100 ms slices with sound, within the last second, that make a participant "speaking".
+pub const SPEAKING_BUCKETS: usize = 3;
 /// Buckets per participant: together they span the averaging window (1 s).
 const BUCKETS: usize = 10;
 
@@ -181,6 +183,18 @@ impl ActiveSpeakerDetector {
         bucket.count = bucket.count.saturating_add(1);
     }
 
+    /// Whether `participant_id` is speaking: at least [`SPEAKING_BUCKETS`]
+    /// of the last second's 100 ms slices carried sound above the silence
+    /// threshold. Short enough to light a "speaking" badge promptly, long
+    /// enough that a click or a cough does not.
+    pub fn speaking(&self, participant_id: u64, now_ms: u64) -> bool {
+        let Some(s) = self.speakers.iter().find(|s| s.id == participant_id) else { return false };
+        let current = now_ms / BUCKET_MS;
+        let oldest = current.saturating_sub(BUCKETS as u64 - 1);
+        let loud = s.buckets.iter().filter(|b| b.count > 0 && b.sum >= b.count && (oldest..=current).contains(&b.number)).count();
+        loud >= SPEAKING_BUCKETS
+    }
+
     /// Forgets a participant (e.g. when it leaves the room). If it was the
     /// dominant speaker, there is none until someone else takes over.
     pub fn remove(&mut self, participant_id: u64) {
@@ -266,6 +280,25 @@ mod tests {
             t += 20;
         }
         changes
+    }
+
+    #[test]
+    fn speaking_needs_some_sound_in_the_last_second() {
+        let mut det = ActiveSpeakerDetector::new();
+        assert!(!det.speaking(1, 0), "unknown participant");
+        // One loud packet (a click) is not speech.
+        det.observe(1, lvl(20), 0);
+        assert!(!det.speaking(1, 10));
+        // 400 ms of speech at 30 dBov is.
+        for t in (100..500).step_by(20) {
+            det.observe(1, lvl(30), t);
+        }
+        assert!(det.speaking(1, 500));
+        // Background noise below the threshold is silence.
+        for t in (500..1600).step_by(20) {
+            det.observe(1, lvl(70), t);
+        }
+        assert!(!det.speaking(1, 1600), "a second of silence ends it");
     }
 
     #[test]

@@ -140,18 +140,38 @@ impl StreamCache {
         let s = self.sources.iter().find(|s| s.layer == layer)?;
         let start = s.keyframe?;
         let first = s.get_ext(start)?;
-        let len = (s.highest - start + 1) as usize;
-        let all: Vec<Fanout> = (start..=s.highest).filter_map(|e| s.get_ext(e).cloned()).collect();
-        if all.len() == len && len <= MAX_GOP_BURST {
-            return Some(Gop { packets: all, complete: true });
-        }
-        // The keyframe alone: its packets share its timestamp and run without a hole.
-        let ts = first.timestamp;
-        let mut frame = Vec::new();
+        // Whole when every hole is padding the next packet says it follows
+        // (bandwidth probes are never cached), not loss.
+        let mut all = Vec::new();
+        let mut hole = 0usize;
+        let mut whole = true;
         for e in start..=s.highest {
             match s.get_ext(e) {
-                Some(p) if p.timestamp == ts => frame.push(p.clone()),
+                Some(p) => {
+                    whole &= hole <= usize::from(p.padding_before);
+                    hole = 0;
+                    all.push(p.clone());
+                }
+                None => hole += 1,
+            }
+        }
+        if whole && all.len() <= MAX_GOP_BURST {
+            return Some(Gop { packets: all, complete: true });
+        }
+        // The keyframe alone: its packets share its timestamp and run without
+        // a hole up to the one with the marker bit (the end of the frame).
+        let ts = first.timestamp;
+        let mut frame: Vec<Fanout> = Vec::new();
+        for e in start..=s.highest {
+            match s.get_ext(e) {
+                Some(p) if p.timestamp == ts => {
+                    frame.push(p.clone());
+                    if p.marker {
+                        break;
+                    }
+                }
                 Some(_) => break,
+                None if frame.last().is_some_and(|p| p.marker) => break,
                 None => return None, // a hole inside the keyframe: nothing decodable
             }
         }
@@ -182,6 +202,7 @@ mod tests {
             payload: Bytes::from_static(b"x"),
             keyframe: key,
             arrival_us: 0,
+            padding_before: 0,
         })
     }
 
@@ -241,6 +262,24 @@ mod tests {
         let g = c.gop(Layer::F).unwrap();
         assert!(!g.complete, "104 is missing");
         assert_eq!(g.packets.len(), 2);
+    }
+
+    #[test]
+    fn padding_holes_do_not_break_a_gop() {
+        let mut c = StreamCache::default();
+        c.insert(&pkt(Layer::F, 7, 100, 0, true));
+        c.insert(&Arc::new(ForwardPacket { marker: true, ..(*pkt(Layer::F, 7, 101, 0, false)).clone() }));
+        // 102 and 103 were padding probes, announced by 104.
+        let after_padding = Arc::new(ForwardPacket { padding_before: 2, ..(*pkt(Layer::F, 7, 104, 3000, false)).clone() });
+        c.insert(&after_padding);
+        let g = c.gop(Layer::F).unwrap();
+        assert!(g.complete);
+        assert_eq!(g.packets.len(), 3);
+        // A hole nobody announced is loss: the keyframe alone, up to its marker.
+        c.insert(&pkt(Layer::F, 7, 106, 6000, false));
+        let g = c.gop(Layer::F).unwrap();
+        assert!(!g.complete);
+        assert_eq!(g.packets.iter().map(|p| p.seq).collect::<Vec<_>>(), vec![100, 101]);
     }
 
     #[test]

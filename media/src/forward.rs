@@ -50,6 +50,9 @@ pub struct ForwardPacket {
     pub keyframe: bool,
     /// When the SFU received it, in microseconds of the worker clock.
     pub arrival_us: u64,
+    /// How many padding-only packets of the source came right before this
+    /// one (in order) and were not forwarded.
+    pub padding_before: u16,
 }
 
 /// What travels between workers.
@@ -183,6 +186,7 @@ impl DownTrack {
     }
 
     fn rewrite(&mut self, p: &ForwardPacket, now_us: u64) -> Option<OutHeader> {
+        self.rewriter.skip_padding(p.ssrc, p.seq, p.padding_before);
         let (seq, timestamp) = self.rewriter.rewrite(p.ssrc, p.seq, p.timestamp, now_us)?;
         let mut vp8_ids = None;
         if p.codec == Codec::Vp8 {
@@ -366,6 +370,7 @@ impl Viewer {
             if self.last_upgrade_us.is_some_and(|u| now_us.saturating_sub(u) < FAILED_UPGRADE_US) {
                 self.holdoff_us = (self.holdoff_us * 2).min(MAX_HOLDOFF_US);
             }
+            tracing::debug!(from = ?current, to = ?lower, loss = self.loss, estimate = ?self.estimate_bps, sent = self.rate.bps(now_us), holdoff_ms = self.holdoff_us / 1000, "auto layer down");
             self.allowed = lower;
             self.last_change_us = now_us;
             self.starving_reports = 0;
@@ -376,6 +381,7 @@ impl Viewer {
                 Some(e) => e >= layer_bps(next) || self.estimate_saturated(now_us),
             };
             if affordable {
+                tracing::debug!(from = ?self.allowed, to = ?next, loss = self.loss, estimate = ?self.estimate_bps, sent = self.rate.bps(now_us), "auto layer up");
                 self.allowed = next;
                 self.last_change_us = now_us;
                 self.last_upgrade_us = Some(now_us);
@@ -485,6 +491,7 @@ mod tests {
             payload: vp8_payload(pid, pid as u8, key),
             keyframe: key,
             arrival_us: 0,
+            padding_before: 0,
         }
     }
 

@@ -65,7 +65,15 @@ struct Mapping {
     ts_offset: u32,
     /// Bit `ext % REPLAY_WINDOW` is set when that packet was forwarded.
     seen: [u64; WINDOW_WORDS],
+    /// Padding-only packets of the source that were not forwarded, as
+    /// `(first extended number they precede, total skipped up to there)`:
+    /// packets from there on move down by that total, so the viewer sees no
+    /// hole where a publisher's bandwidth probes were.
+    skips: Vec<(i64, i64)>,
 }
+
+/// Skip ranges remembered per source; older ones fall outside the window.
+const MAX_SKIPS: usize = 32;
 
 impl Mapping {
     fn bit(ext: i64) -> (usize, u64) {
@@ -81,6 +89,11 @@ impl Mapping {
     fn mark_seen(&mut self, ext: i64) {
         let (w, m) = Self::bit(ext);
         self.seen[w] |= m;
+    }
+
+    /// Padding skipped before `ext`.
+    fn skipped_before(&self, ext: i64) -> i64 {
+        self.skips.iter().rev().find(|(from, _)| *from <= ext).map_or(0, |(_, total)| *total)
     }
 
     /// Moves the window forward so that `ext` becomes the newest packet.
@@ -236,6 +249,7 @@ impl StreamRewriter {
             out_base,
             ts_offset: out_ts.wrapping_sub(first_ts),
             seen: [0; WINDOW_WORDS],
+            skips: Vec::new(),
         });
         self.picture_id.map = None;
         self.tl0picidx.map = None;
@@ -275,7 +289,7 @@ impl StreamRewriter {
         }
         m.mark_seen(ext);
 
-        let out_ext = m.out_base + (ext - m.in_base);
+        let out_ext = m.out_base + (ext - m.in_base) - m.skipped_before(ext);
         let out_ts = ts.wrapping_add(m.ts_offset);
 
         self.sent = Some(match self.sent {
@@ -295,6 +309,28 @@ impl StreamRewriter {
             },
         });
         Some((out_ext as u16, out_ts))
+    }
+
+    /// Tells the rewriter that the `count` packets of `source` right before
+    /// `seq` were padding-only (bandwidth probes) and were not forwarded, so
+    /// numbering closes over them instead of leaving a hole the viewer would
+    /// count as loss. Only for a packet newer than any seen, and only for
+    /// packets after the switch point; call it before [`Self::rewrite`].
+    pub fn skip_padding(&mut self, source: u32, seq: u16, count: u16) {
+        let Some(m) = self.current.as_mut().filter(|m| m.source == source) else { return };
+        let ext = unwrap(m.in_highest, i64::from(seq), 16);
+        if count == 0 || ext <= m.in_highest {
+            return;
+        }
+        let count = i64::from(count).min(ext - m.in_base);
+        if count <= 0 {
+            return;
+        }
+        let total = m.skips.last().map_or(0, |(_, t)| *t) + count;
+        m.skips.push((ext, total));
+        if m.skips.len() > MAX_SKIPS {
+            m.skips.remove(0);
+        }
     }
 
     /// The outgoing VP8 PictureID and TL0PICIDX for a packet that
@@ -357,6 +393,25 @@ mod tests {
     /// Timestamp `a` is later than `b` in RTP (mod 2^32) arithmetic.
     fn ts_after(a: u32, b: u32) -> bool {
         (a.wrapping_sub(b) as i32) > 0
+    }
+
+    #[test]
+    fn padding_probes_leave_no_hole_and_late_packets_keep_their_place() {
+        let mut r = rw();
+        r.switch_to(A, 100, 9_000, 0);
+        assert_eq!(r.rewrite(A, 100, 9_000, 0), Some((1000, 50_000)));
+        assert_eq!(r.rewrite(A, 101, 9_000, 0), Some((1001, 50_000)));
+        // 102 is lost (a real hole the viewer must NACK), 103..=105 are
+        // padding probes, 106 carries media again.
+        r.skip_padding(A, 106, 3);
+        assert_eq!(r.rewrite(A, 106, 12_000, MS), Some((1003, 53_000)), "the probes close up, the loss stays");
+        assert_eq!(r.rewrite(A, 107, 12_000, MS), Some((1004, 53_000)));
+        // 102 arrives late (retransmitted): its place is before the probes.
+        assert_eq!(r.rewrite(A, 102, 9_000, 2 * MS), Some((1002, 50_000)));
+        // Padding before the switch point is not ours to skip.
+        r.switch_to(B, 500, 0, 3 * MS);
+        r.skip_padding(B, 500, 4);
+        assert_eq!(r.rewrite(B, 500, 0, 3 * MS).map(|(s, _)| s), Some(1005));
     }
 
     #[test]

@@ -62,6 +62,24 @@ pub enum SfuEvent {
     ViewerJoined { stream: String, session: String },
     /// A viewer left.
     ViewerLeft { stream: String, session: String },
+    /// A publisher started or stopped speaking (from its RFC 6464 audio levels).
+    Speaking { stream: String, session: String, speaking: bool },
+    /// The loudest publisher of the stream changed (co-host rooms highlight it).
+    ActiveSpeaker { stream: String, session: String },
+}
+
+impl SfuEvent {
+    /// The stream the event is about.
+    pub fn stream(&self) -> &str {
+        match self {
+            SfuEvent::StreamLive { stream }
+            | SfuEvent::StreamEnded { stream }
+            | SfuEvent::ViewerJoined { stream, .. }
+            | SfuEvent::ViewerLeft { stream, .. }
+            | SfuEvent::Speaking { stream, .. }
+            | SfuEvent::ActiveSpeaker { stream, .. } => stream,
+        }
+    }
 }
 
 /// Shared state of one live stream, seen by every worker.
@@ -254,6 +272,8 @@ pub struct TrackHealth {
     pub audio_level_dbov: Option<u8>,
     /// Latest voice-activity flag, audio only.
     pub voice: Option<bool>,
+    /// Whether the publisher is speaking (see [`crate::audio_level`]), audio only.
+    pub speaking: Option<bool>,
 }
 
 /// Health of one stream.

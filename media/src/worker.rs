@@ -273,6 +273,8 @@ struct Source {
     last_seq: Option<u16>,
     /// Missing packets to ask for again (video only).
     nack: Option<NackTracker>,
+    /// Padding-only packets received in order since the last media packet.
+    padding_run: u16,
 }
 
 #[derive(Default)]
@@ -280,6 +282,10 @@ struct Publisher {
     receivers: HashMap<String, RTCRtpReceiverId>,
     sources: HashMap<u32, Source>,
     last_pli: [Option<Instant>; 3],
+    /// Who is talking, from the audio levels (one participant today; a
+    /// co-host room feeds all its hosts into one detector).
+    speakers: audio_level::ActiveSpeakerDetector,
+    speaking: bool,
 }
 
 pub(crate) struct Worker<T: Transmit> {
@@ -722,14 +728,25 @@ impl<T: Transmit> Worker<T> {
         flush_writes(&mut peer.pc, &self.tx);
     }
 
-    /// NACKs, toward every publisher on this worker, the packets its
-    /// sources are missing (see [`crate::nack`]).
-    fn send_nacks(&mut self, now: Instant) {
+    /// Every tick, for each publisher on this worker: NACK the packets its
+    /// sources are missing (see [`crate::nack`]) and report who speaks.
+    fn publisher_timers(&mut self, now: Instant) {
         use rtcp::transport_feedbacks::transport_layer_nack::{nack_pairs_from_sequence_numbers, TransportLayerNack};
         let now_us = self.now_us();
         let metrics = &self.shared.metrics;
         for peer in self.peers.values_mut() {
             let PeerRole::Publisher(p) = &mut peer.role else { continue };
+            let now_ms = now_us / 1000;
+            if let Some(id) = p.speakers.tick(now_ms) {
+                let session = SessionId(id).to_string();
+                self.actions.push(Action::Event(SfuEvent::ActiveSpeaker { stream: peer.stream.name.clone(), session }));
+            }
+            let speaking = p.speakers.speaking(peer.id.0, now_ms);
+            if speaking != p.speaking {
+                p.speaking = speaking;
+                let session = peer.id.to_string();
+                self.actions.push(Action::Event(SfuEvent::Speaking { stream: peer.stream.name.clone(), session, speaking }));
+            }
             let mut sent = false;
             for (&ssrc, src) in p.sources.iter_mut() {
                 let Some(tracker) = src.nack.as_mut() else { continue };
@@ -757,7 +774,7 @@ impl<T: Transmit> Worker<T> {
             }
             self.pump(id);
         }
-        self.send_nacks(now);
+        self.publisher_timers(now);
         self.apply_actions();
     }
 
@@ -958,6 +975,7 @@ impl Peer {
                     lost: 0,
                     last_seq: None,
                     nack: (kind == Kind::Video).then(NackTracker::default),
+                    padding_run: 0,
                 },
             );
         }
@@ -967,15 +985,12 @@ impl Peer {
         }
         src.packets += 1;
         src.rate.add(packet.payload.len(), now_us);
-        if let Some(last) = src.last_seq {
-            let gap = packet.header.sequence_number.wrapping_sub(last);
-            if gap > 1 && gap < 0x8000 {
-                src.lost += u64::from(gap - 1);
-            }
-            if gap < 0x8000 {
-                src.last_seq = Some(packet.header.sequence_number);
-            }
-        } else {
+        let gap = src.last_seq.map_or(1, |last| packet.header.sequence_number.wrapping_sub(last));
+        let in_order = gap == 1;
+        if gap > 1 && gap < 0x8000 {
+            src.lost += u64::from(gap - 1);
+        }
+        if gap < 0x8000 {
             src.last_seq = Some(packet.header.sequence_number);
         }
         Metrics::add(&metrics.received_packets, 1);
@@ -984,12 +999,18 @@ impl Peer {
             if let Some(ext) = packet.header.get_extension(id) {
                 if let Some(level) = audio_level::parse(&ext) {
                     src.level = Some(level);
+                    p.speakers.observe(self.id.0, level, now_us / 1000);
                 }
             }
         }
         if packet.payload.is_empty() {
-            return None; // padding-only probe
+            // A padding-only bandwidth probe: not forwarded, but the next
+            // packet tells viewers' rewriters to close the hole it leaves.
+            src.padding_run = if in_order { src.padding_run.saturating_add(1) } else { 0 };
+            return None;
         }
+        let padding_before = if in_order { std::mem::take(&mut src.padding_run) } else { 0 };
+        src.padding_run = 0;
         if src.codec == Codec::Other {
             return None; // a repair stream (RTX, FEC) or a codec viewers cannot get
         }
@@ -1006,6 +1027,7 @@ impl Peer {
             payload: packet.payload,
             keyframe,
             arrival_us: now_us,
+            padding_before,
         });
         if fp.kind == Kind::Video {
             self.stream.cache.lock().expect("cache lock").insert(&fp);
@@ -1173,6 +1195,7 @@ impl Peer {
                         lost: s.lost,
                         audio_level_dbov: s.level.map(|l| l.level_dbov),
                         voice: s.level.map(|l| l.voice),
+                        speaking: (s.kind == Kind::Audio).then_some(p.speaking),
                     });
                 }
             }

@@ -1,4 +1,6 @@
-//! Stream health: JSON snapshot and a WebSocket that pushes it every second.
+//! Stream health: JSON snapshot, and a WebSocket that pushes it every second
+//! and the stream's events (went live, ended, viewers, who speaks) as they
+//! happen, each as `{"event": {"type": ..., ...}}`.
 
 use std::time::Duration;
 
@@ -31,9 +33,21 @@ pub async fn ws(State(state): State<Signaling>, Path(stream): Path<String>, upgr
 }
 
 async fn push(state: Signaling, stream: String, mut socket: WebSocket) {
+    use tokio::sync::broadcast::error::RecvError;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut events = state.sfu.subscribe();
     loop {
         tokio::select! {
+            event = events.recv() => match event {
+                Ok(e) if e.stream() == stream => {
+                    let body = serde_json::json!({ "event": e }).to_string();
+                    if socket.send(Message::Text(body.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            },
             _ = tick.tick() => {
                 let body = match state.sfu.stream_health(&stream).await {
                     Some(h) => serde_json::to_string(&h).unwrap_or_default(),

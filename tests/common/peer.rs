@@ -177,11 +177,14 @@ pub struct PublishOpts {
     pub simulcast: bool,
     pub audio: bool,
     pub keyframe_every: u32,
+    /// Send two padding-only packets (bandwidth probes, as browsers do) on
+    /// every layer every this many frames; 0 = never.
+    pub padding_every: u32,
 }
 
 impl Default for PublishOpts {
     fn default() -> Self {
-        PublishOpts { simulcast: true, audio: true, keyframe_every: 90 }
+        PublishOpts { simulcast: true, audio: true, keyframe_every: 90, padding_every: 10 }
     }
 }
 
@@ -326,14 +329,17 @@ async fn run_publisher(
                     let key = st.4 || plis > 0 || frame % opts.keyframe_every == 0;
                     st.4 = false;
                     let packets = if *layer == 2 { 3 } else { 1 };
+                    let probes = if opts.padding_every > 0 && frame % opts.padding_every == 5 { 2 } else { 0 };
                     st.2 = (st.2 + 1) & 0x7fff;
                     st.3 = st.3.wrapping_add(1);
                     st.1 = st.1.wrapping_add(3000);
-                    for i in 0..packets {
+                    for i in 0..packets + probes {
                         st.0 = st.0.wrapping_add(1);
-                        let payload = vp8_packet(st.2, st.3, i == 0, key, *layer as u8, frame, 300 + 300 * *layer);
+                        let probe = i >= packets;
+                        let payload = if probe { Bytes::new() } else { vp8_packet(st.2, st.3, i == 0, key, *layer as u8, frame, 300 + 300 * *layer) };
                         let mut header = rtc::rtp::header::Header {
                             version: 2,
+                            padding: probe,
                             marker: i + 1 == packets,
                             payload_type: 96,
                             sequence_number: st.0,
@@ -351,7 +357,7 @@ async fn run_publisher(
                         header.payload_type = pt;
                         if pc.rtp_sender(video.sender).unwrap().write_rtp(Instant::now(), rtc::rtp::Packet { header, payload }).is_ok() {
                             let mut s = seen.lock().unwrap();
-                            s.sent += 1;
+                            if !probe { s.sent += 1; }
                             if key && i == 0 { s.keyframes_sent[*layer] += 1; }
                         }
                     }
