@@ -83,6 +83,10 @@ async fn viewers_receive_simulcast_vp8_and_opus() {
     let metrics = http::request(server.http_addr, "GET", "/metrics", &[], b"").await.body;
     let forwarded: u64 = metrics.lines().find(|l| l.starts_with("onair_forwarded_packets_total ")).unwrap().split(' ').nth(1).unwrap().parse().unwrap();
     assert!(forwarded > 5 * 80, "forwarded {forwarded}");
+    // Every forwarded packet left as a datagram, in no more system calls.
+    let (datagrams, calls) = (common::metric(&metrics, "onair_udp_datagrams_sent_total"), common::metric(&metrics, "onair_udp_send_calls_total"));
+    assert!(datagrams >= forwarded && calls <= datagrams && calls > 0, "datagrams {datagrams}, calls {calls}, forwarded {forwarded}");
+    assert_eq!(common::metric(&metrics, "onair_udp_send_drops_total"), 0);
     assert!(metrics.contains("onair_viewers 5"), "{metrics}");
 
     for v in viewers {

@@ -6,11 +6,14 @@
 //! worker deterministically.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::BytesMut;
 use tokio::sync::oneshot;
 
 use crate::config::MediaConfig;
@@ -18,6 +21,7 @@ use crate::error::SfuError;
 use crate::layer::LayerCap;
 use crate::metrics::Metrics;
 use crate::sfu::{Role, SessionId, Shared};
+use crate::udp::UdpBatch;
 use crate::worker::{self, Command, Transmit, Worker};
 
 /// Where the harness's worker sends.
@@ -33,17 +37,43 @@ pub struct SinkState {
     pub bytes: u64,
 }
 
+/// Sends for real, batched as the worker's socket does. Peers' addresses in
+/// the harness are only names; `routes` maps each to a real socket, so that
+/// every viewer is its own destination, as on a network.
+#[derive(Debug)]
+struct RealSend {
+    socket: std::net::UdpSocket,
+    routes: HashMap<SocketAddr, SocketAddr>,
+    batch: UdpBatch,
+}
+
 /// A shared handle on the sink.
 #[derive(Debug, Clone, Default)]
-pub struct Sink(pub Rc<RefCell<SinkState>>);
+pub struct Sink(pub Rc<RefCell<SinkState>>, Option<Rc<RefCell<RealSend>>>);
 
 impl Transmit for Sink {
-    fn send_to(&self, data: &[u8], to: SocketAddr) {
-        let mut s = self.0.borrow_mut();
-        s.count += 1;
-        s.bytes += data.len() as u64;
-        if s.capture {
-            s.out.push((data.to_vec(), to));
+    fn send(&mut self, to: SocketAddr, data: BytesMut) {
+        {
+            let mut s = self.0.borrow_mut();
+            s.count += 1;
+            s.bytes += data.len() as u64;
+            if s.capture {
+                s.out.push((data.to_vec(), to));
+            }
+        }
+        if let Some(real) = &self.1 {
+            let mut r = real.borrow_mut();
+            if let Some(&dest) = r.routes.get(&to) {
+                r.batch.push(dest, data);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(real) = &self.1 {
+            let mut r = real.borrow_mut();
+            let fd = r.socket.as_raw_fd();
+            r.batch.flush(fd);
         }
     }
 }
@@ -67,10 +97,21 @@ impl Default for Harness {
 impl Harness {
     /// A harness announcing 127.0.0.1:9 (nothing is ever sent there).
     pub fn new() -> Harness {
+        Self::build(Sink::default())
+    }
+
+    /// Like [`Harness::new`], but every outgoing datagram to a peer named in
+    /// `routes` is also really sent from `socket`, to the real address it
+    /// maps to, batched per wake-up as the worker's socket does: for
+    /// benchmarks that count the system calls too.
+    pub fn with_socket(socket: std::net::UdpSocket, routes: HashMap<SocketAddr, SocketAddr>) -> Harness {
+        Self::build(Sink(Rc::default(), Some(Rc::new(RefCell::new(RealSend { socket, routes, batch: UdpBatch::default() })))))
+    }
+
+    fn build(sink: Sink) -> Harness {
         let addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
         let shared = Arc::new(Shared::new(MediaConfig { workers: 1, ..MediaConfig::default() }));
         let (cmd_txs, media_txs, _rxs) = worker::channels(1, 16);
-        let sink = Sink::default();
         sink.0.borrow_mut().capture = true;
         let worker = Worker::new(0, sink.clone(), addr, vec![addr], shared.clone(), cmd_txs, media_txs);
         Harness { worker, shared, sink, addr }
@@ -101,9 +142,24 @@ impl Harness {
         self.open(stream, Role::Viewer, cap, offer)
     }
 
-    /// Feeds a datagram from `from`.
+    /// Feeds a datagram from `from`, as one wake-up of the worker.
     pub fn datagram(&mut self, data: &[u8], from: SocketAddr) {
         self.worker.on_datagram(data, from);
+        self.worker.flush();
+    }
+
+    /// Feeds several datagrams from `from` in one wake-up (as the worker
+    /// drains its socket): what they produce is sent together at the end.
+    pub fn burst(&mut self, datagrams: &[Vec<u8>], from: SocketAddr) {
+        for d in datagrams {
+            self.worker.on_datagram(d, from);
+        }
+        self.worker.flush();
+    }
+
+    /// What the real socket (see [`Harness::with_socket`]) sent.
+    pub fn send_stats(&self) -> Option<crate::udp::SendStats> {
+        self.sink.1.as_ref().map(|r| r.borrow().batch.stats())
     }
 
     /// Runs due timers (what the event loop does every 10 ms) and the
@@ -114,6 +170,7 @@ impl Harness {
         if second {
             self.worker.on_second(now);
         }
+        self.worker.flush();
     }
 
     /// Takes the captured datagrams.

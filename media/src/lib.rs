@@ -14,6 +14,7 @@
 //!   rewritten sequence number, timestamp and VP8 ids ([`rewrite`], [`codec`]).
 //! - [`cache`]: the stream's recent video packets, for NACKs and a joining
 //!   viewer's first frame.
+//! - [`udp`]: a worker's outgoing datagrams, batched per wake-up (UDP GSO).
 //! - [`layer`]: simulcast layers and quality levels; [`metrics`]: counters.
 
 pub mod audio_level;
@@ -33,6 +34,7 @@ pub mod ratemeter;
 pub mod rewrite;
 pub mod sfu;
 pub mod stun;
+pub mod udp;
 mod worker;
 
 pub use worker::Transmit;

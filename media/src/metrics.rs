@@ -38,6 +38,12 @@ pub struct Metrics {
     pub first_frames_from_cache: AtomicU64,
     /// Simulcast layer switches completed.
     pub layer_switches: AtomicU64,
+    /// UDP datagrams handed to the kernel.
+    pub udp_datagrams_sent: AtomicU64,
+    /// System calls that sent them (fewer than datagrams thanks to GSO).
+    pub udp_send_calls: AtomicU64,
+    /// Datagrams the kernel refused (full socket buffer).
+    pub udp_send_drops: AtomicU64,
     /// Packets dropped because a worker's queue was full.
     pub queue_drops: AtomicU64,
     /// Datagrams that matched no session.
@@ -59,7 +65,7 @@ impl Metrics {
 
     /// Prometheus text exposition of every counter.
     pub fn prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 17] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 20] = [
             ("onair_publishers", "gauge", "Publisher sessions open now", &self.publishers),
             ("onair_viewers", "gauge", "Viewer sessions open now", &self.viewers),
             ("onair_sessions_opened_total", "counter", "Media sessions opened", &self.sessions_opened),
@@ -75,6 +81,9 @@ impl Metrics {
             ("onair_retransmitted_packets_total", "counter", "Packets resent from the SFU cache", &self.retransmitted_packets),
             ("onair_first_frames_from_cache_total", "counter", "Viewers started from the keyframe cache", &self.first_frames_from_cache),
             ("onair_layer_switches_total", "counter", "Simulcast layer switches", &self.layer_switches),
+            ("onair_udp_datagrams_sent_total", "counter", "UDP datagrams sent", &self.udp_datagrams_sent),
+            ("onair_udp_send_calls_total", "counter", "System calls that sent them (GSO batches several)", &self.udp_send_calls),
+            ("onair_udp_send_drops_total", "counter", "Datagrams the kernel refused", &self.udp_send_drops),
             ("onair_queue_drops_total", "counter", "Packets dropped on a full worker queue", &self.queue_drops),
             ("onair_unknown_datagrams_total", "counter", "UDP datagrams matching no session", &self.unknown_datagrams),
         ];

@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +48,7 @@ use crate::negotiate::{self, IceCredentials, AUDIO_LEVEL_URI};
 use crate::ratemeter::RateMeter;
 use crate::sfu::{LayerState, PeerHealth, Role, SessionId, SessionInfo, SfuEvent, Shared, StreamShared, TrackHealth};
 use crate::stun;
+use crate::udp::{self, UdpBatch};
 
 /// How often the worker checks peer timers and link state.
 const TICK: Duration = Duration::from_millis(10);
@@ -121,7 +123,8 @@ pub(crate) fn spawn(
             let socket = Arc::new(UdpSocket::from_std(socket).expect("register worker socket"));
             let announce = announce_addrs(&shared, local_addr);
             info!(worker = index, %local_addr, ?announce, "media worker started");
-            let mut w = Worker::new(index, socket, local_addr, announce, shared, cmd_txs, media_txs);
+            let tx = SocketTx { socket, batch: UdpBatch::default(), metrics: shared.metrics.clone(), reported: Default::default() };
+            let mut w = Worker::new(index, tx, local_addr, announce, shared, cmd_txs, media_txs);
             w.run(cmd_rx, media_rx).await;
         });
     })?;
@@ -305,9 +308,9 @@ pub(crate) struct Worker<T: Transmit> {
     actions: Vec<Action>,
 }
 
-impl Worker<Arc<UdpSocket>> {
+impl Worker<SocketTx> {
     async fn run(&mut self, mut cmd_rx: mpsc::UnboundedReceiver<Command>, mut media_rx: mpsc::Receiver<Fanout>) {
-        let socket = self.tx.clone();
+        let socket = self.tx.socket.clone();
         let mut buf = vec![0u8; 2048];
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -344,11 +347,14 @@ impl Worker<Arc<UdpSocket>> {
                     }
                 },
             }
+            // The end of a wake-up: what it produced leaves now, batched.
+            self.tx.flush();
         }
         let ids: Vec<_> = self.peers.keys().copied().collect();
         for id in ids {
             self.close(id, "shutdown");
         }
+        self.tx.flush();
     }
 }
 
@@ -378,6 +384,11 @@ impl<T: Transmit> Worker<T> {
             epoch: Instant::now(),
             actions: Vec::new(),
         }
+    }
+
+    /// Sends what the last wake-up queued.
+    pub(crate) fn flush(&mut self) {
+        self.tx.flush();
     }
 
     fn now_us(&self) -> u64 {
@@ -492,7 +503,7 @@ impl<T: Transmit> Worker<T> {
     fn close(&mut self, id: SessionId, why: &'static str) {
         let Some(mut peer) = self.peers.remove(&id) else { return };
         let _ = peer.pc.close();
-        flush_writes(&mut peer.pc, &self.tx);
+        flush_writes(&mut peer.pc, &mut self.tx);
         self.by_ufrag.remove(&peer.ufrag);
         for addr in &peer.remotes {
             self.by_addr.remove(addr);
@@ -591,7 +602,7 @@ impl<T: Transmit> Worker<T> {
             }
         }
         Self::pump_events(id, peer, &mut self.actions);
-        flush_writes(&mut peer.pc, &self.tx);
+        flush_writes(&mut peer.pc, &mut self.tx);
         peer.deadline = peer.pc.poll_timeout();
     }
 
@@ -661,7 +672,7 @@ impl<T: Transmit> Worker<T> {
         for id in viewers {
             let Some(peer) = self.peers.get_mut(id) else { continue };
             if peer.connected {
-                peer.forward(p, now, now_us, &self.shared.metrics, &self.tx);
+                peer.forward(p, now, now_us, &self.shared.metrics, &mut self.tx);
             }
         }
     }
@@ -680,7 +691,7 @@ impl<T: Transmit> Worker<T> {
         let gop = peer.stream.cache.lock().expect("cache lock").gop(layer);
         if let Some(gop) = gop {
             for p in &gop.packets {
-                peer.forward(p, now, now_us, &self.shared.metrics, &self.tx);
+                peer.forward(p, now, now_us, &self.shared.metrics, &mut self.tx);
             }
             Metrics::add(&self.shared.metrics.first_frames_from_cache, 1);
             if gop.complete {
@@ -725,7 +736,7 @@ impl<T: Transmit> Worker<T> {
         if write_rtcp(&mut peer.pc, receiver, now, Box::new(pli)) {
             Metrics::add(&self.shared.metrics.plis_sent, 1);
         }
-        flush_writes(&mut peer.pc, &self.tx);
+        flush_writes(&mut peer.pc, &mut self.tx);
     }
 
     /// Every tick, for each publisher on this worker: NACK the packets its
@@ -761,7 +772,7 @@ impl<T: Transmit> Worker<T> {
                 }
             }
             if sent {
-                flush_writes(&mut peer.pc, &self.tx);
+                flush_writes(&mut peer.pc, &mut self.tx);
             }
         }
     }
@@ -822,23 +833,43 @@ impl<T: Transmit> Worker<T> {
     }
 }
 
-/// Where a worker's outgoing datagrams go: the UDP socket in production, an
-/// in-memory sink in benchmarks (see [`crate::harness`]).
+/// Where a worker's outgoing datagrams go: its UDP socket in production, an
+/// in-memory sink in benchmarks (see [`crate::harness`]). Datagrams are
+/// queued during a wake-up and flushed at its end (see [`crate::udp`]).
 pub trait Transmit {
-    /// Sends one datagram without waiting.
-    fn send_to(&self, data: &[u8], to: SocketAddr);
+    /// Queues one datagram.
+    fn send(&mut self, to: SocketAddr, data: BytesMut);
+    /// Sends everything queued, without waiting.
+    fn flush(&mut self);
 }
 
-impl Transmit for UdpSocket {
-    fn send_to(&self, data: &[u8], to: SocketAddr) {
-        // Never wait on a socket: a full send buffer drops, like the network would.
-        let _ = self.try_send_to(data, to);
+/// A worker's socket and its send queue.
+pub(crate) struct SocketTx {
+    socket: Arc<UdpSocket>,
+    batch: UdpBatch,
+    metrics: Arc<Metrics>,
+    reported: udp::SendStats,
+}
+
+impl Transmit for SocketTx {
+    fn send(&mut self, to: SocketAddr, data: BytesMut) {
+        self.batch.push(to, data);
+        if self.batch.len() >= udp::FLUSH_AT {
+            self.flush();
+        }
     }
-}
 
-impl<T: Transmit> Transmit for Arc<T> {
-    fn send_to(&self, data: &[u8], to: SocketAddr) {
-        (**self).send_to(data, to)
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        self.batch.flush(self.socket.as_raw_fd());
+        let now = self.batch.stats();
+        let m = &self.metrics;
+        Metrics::add(&m.udp_datagrams_sent, now.datagrams - self.reported.datagrams);
+        Metrics::add(&m.udp_send_calls, now.syscalls - self.reported.syscalls);
+        Metrics::add(&m.udp_send_drops, now.dropped - self.reported.dropped);
+        self.reported = now;
     }
 }
 
@@ -890,9 +921,9 @@ fn out_packet(p: &ForwardPacket, ssrc: u32, payload_type: u8, out: OutHeader, pa
     }
 }
 
-fn flush_writes(pc: &mut RTCPeerConnection, tx: &impl Transmit) {
+fn flush_writes(pc: &mut RTCPeerConnection, tx: &mut impl Transmit) {
     while let Some(msg) = pc.poll_write() {
-        tx.send_to(&msg.message, msg.transport.peer_addr);
+        tx.send(msg.transport.peer_addr, msg.message);
     }
 }
 
@@ -1099,7 +1130,7 @@ impl Peer {
 
     /// Sends `p` to this viewer if its layer decision says so: rewritten
     /// header, then SRTP and the socket.
-    fn forward(&mut self, p: &ForwardPacket, now: Instant, now_us: u64, metrics: &Metrics, tx: &impl Transmit) {
+    fn forward(&mut self, p: &ForwardPacket, now: Instant, now_us: u64, metrics: &Metrics, tx: &mut impl Transmit) {
         let PeerRole::Viewer(vp) = &mut self.role else { return };
         if vp.target.is_none() && p.kind == Kind::Video {
             // The viewer joined before any video arrived.
