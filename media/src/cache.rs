@@ -17,6 +17,8 @@
 //! (once per incoming video packet); viewers' workers read on NACK and on
 //! join. The owner wraps it in a mutex: writes are uncontended, reads rare.
 
+use std::time::{Duration, Instant};
+
 use crate::forward::{Fanout, Kind};
 use crate::layer::Layer;
 
@@ -29,6 +31,16 @@ pub const RING: usize = 1024;
 /// of 2.5 Mbit/s video.
 pub const MAX_GOP_BURST: usize = 300;
 
+/// A whole group of pictures is given only while its keyframe is at most
+/// this old: the viewer's decoder plays the burst's frames at their pace, so
+/// an older group would leave it that far behind live.
+pub const MAX_GOP_AGE: Duration = Duration::from_secs(1);
+
+/// A keyframe given alone must be younger than this: browsers send
+/// keyframes only when asked, and a picture from minutes ago, then a jump
+/// to the live one, is worse than waiting one round trip for a fresh one.
+pub const MAX_KEYFRAME_AGE: Duration = Duration::from_secs(3);
+
 /// Recent packets of one publisher SSRC.
 struct SourceRing {
     ssrc: u32,
@@ -39,11 +51,13 @@ struct SourceRing {
     highest: i64,
     /// Extended sequence number of the first packet of the newest keyframe.
     keyframe: Option<i64>,
+    /// When that keyframe arrived.
+    keyframe_at: Option<Instant>,
 }
 
 impl SourceRing {
     fn new(p: &Fanout) -> Self {
-        SourceRing { ssrc: p.ssrc, layer: p.layer, ring: vec![None; RING].into_boxed_slice(), highest: i64::from(p.seq), keyframe: None }
+        SourceRing { ssrc: p.ssrc, layer: p.layer, ring: vec![None; RING].into_boxed_slice(), highest: i64::from(p.seq), keyframe: None, keyframe_at: None }
     }
 
     fn extend(&self, seq: u16) -> i64 {
@@ -74,6 +88,7 @@ impl SourceRing {
         let same_picture = self.keyframe.and_then(|k| self.get_ext(k)).is_some_and(|k| k.timestamp == p.timestamp);
         if p.keyframe && !same_picture && self.keyframe.is_none_or(|k| ext > k) {
             self.keyframe = Some(ext);
+            self.keyframe_at = Some(Instant::now());
         }
         self.ring[Self::slot(ext)] = Some(p.clone());
     }
@@ -134,12 +149,15 @@ impl StreamCache {
     }
 
     /// The current group of pictures of `layer`: the newest keyframe and
-    /// everything after it, or the keyframe alone when the group is longer
-    /// than [`MAX_GOP_BURST`] or has holes. `None` when no keyframe is cached.
+    /// everything after it; or the keyframe alone when the group is longer
+    /// than [`MAX_GOP_BURST`], older than [`MAX_GOP_AGE`] or has holes; or
+    /// `None` when no keyframe is cached or it is older than
+    /// [`MAX_KEYFRAME_AGE`].
     pub fn gop(&self, layer: Layer) -> Option<Gop> {
         let s = self.sources.iter().find(|s| s.layer == layer)?;
         let start = s.keyframe?;
         let first = s.get_ext(start)?;
+        let age = s.keyframe_at.map_or(Duration::MAX, |at| at.elapsed());
         // Whole when every hole is padding the next packet says it follows
         // (bandwidth probes are never cached), not loss.
         let mut all = Vec::new();
@@ -155,11 +173,15 @@ impl StreamCache {
                 None => hole += 1,
             }
         }
-        if whole && all.len() <= MAX_GOP_BURST {
+        if whole && all.len() <= MAX_GOP_BURST && age <= MAX_GOP_AGE {
             return Some(Gop { packets: all, complete: true });
         }
-        // The keyframe alone: its packets share its timestamp and run without
-        // a hole up to the one with the marker bit (the end of the frame).
+        // The keyframe alone, if recent: its packets share its timestamp and
+        // run without a hole up to the one with the marker bit (the end of
+        // the frame).
+        if age > MAX_KEYFRAME_AGE {
+            return None;
+        }
         let ts = first.timestamp;
         let mut frame: Vec<Fanout> = Vec::new();
         for e in start..=s.highest {
@@ -280,6 +302,21 @@ mod tests {
         let g = c.gop(Layer::F).unwrap();
         assert!(!g.complete);
         assert_eq!(g.packets.iter().map(|p| p.seq).collect::<Vec<_>>(), vec![100, 101]);
+    }
+
+    #[test]
+    fn a_stale_keyframe_is_not_given_alone() {
+        let mut c = StreamCache::default();
+        gop(&mut c, 7, 100, 200, 3); // too long for a burst: keyframe alone
+        assert!(c.gop(Layer::F).is_some());
+        c.sources[0].keyframe_at = Some(Instant::now() - MAX_KEYFRAME_AGE - Duration::from_millis(1));
+        assert!(c.gop(Layer::F).is_none(), "minutes-old pictures are not a first frame");
+        let mut c = StreamCache::default();
+        gop(&mut c, 7, 100, 10, 3); // short enough for a burst...
+        c.sources[0].keyframe_at = Some(Instant::now() - MAX_GOP_AGE - Duration::from_millis(1));
+        let g = c.gop(Layer::F).unwrap();
+        assert!(!g.complete, "...but a second old: it would leave the viewer behind live");
+        assert_eq!(g.packets.len(), 3, "the keyframe alone");
     }
 
     #[test]

@@ -180,11 +180,13 @@ pub struct PublishOpts {
     /// Send two padding-only packets (bandwidth probes, as browsers do) on
     /// every layer every this many frames; 0 = never.
     pub padding_every: u32,
+    /// Packets per frame of the top layer (lower layers send one).
+    pub top_packets: usize,
 }
 
 impl Default for PublishOpts {
     fn default() -> Self {
-        PublishOpts { simulcast: true, audio: true, keyframe_every: 90, padding_every: 10 }
+        PublishOpts { simulcast: true, audio: true, keyframe_every: 90, padding_every: 10, top_packets: 3 }
     }
 }
 
@@ -328,7 +330,7 @@ async fn run_publisher(
                     let st = layer_state.get_mut(ssrc).unwrap();
                     let key = st.4 || plis > 0 || frame % opts.keyframe_every == 0;
                     st.4 = false;
-                    let packets = if *layer == 2 { 3 } else { 1 };
+                    let packets = if *layer == 2 { opts.top_packets } else { 1 };
                     let probes = if opts.padding_every > 0 && frame % opts.padding_every == 5 { 2 } else { 0 };
                     st.2 = (st.2 + 1) & 0x7fff;
                     st.3 = st.3.wrapping_add(1);
