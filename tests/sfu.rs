@@ -268,6 +268,18 @@ async fn a_joining_viewer_starts_from_the_cached_group_of_pictures() {
     server.stop().await;
 }
 
+/// A publisher that sends one keyframe only (as browsers do, unless asked),
+/// once its group of pictures has outgrown a burst. Twelve packets a frame:
+/// that takes under a second, while the keyframe is still fresh enough to show.
+async fn long_gop_publisher(server: &onair::server::Server, key: &str) -> peer::TestPeer {
+    let opts = PublishOpts { simulcast: false, keyframe_every: u32::MAX, top_packets: 12, ..Default::default() };
+    let publisher = peer::publish(server.http_addr, key, opts).await.expect("publish");
+    assert!(common::wait_until(10, || publisher.connected()).await);
+    let over = onair_media::cache::MAX_GOP_BURST as u64 + 30;
+    assert!(common::wait_until(20, || publisher.seen.lock().unwrap().sent > over).await, "publisher not sending");
+    publisher
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_gop_gives_the_cached_keyframe_then_the_next_one() {
     // Browsers send keyframes only when asked: the GOP outgrows a burst, so
@@ -275,13 +287,7 @@ async fn a_long_gop_gives_the_cached_keyframe_then_the_next_one() {
     // then the live stream from the keyframe its join asked for.
     let server = common::start_server(2).await;
     let key = server.keys.create("long").await.unwrap();
-    // Twelve packets a frame: the GOP outgrows a burst within a second, while
-    // its keyframe is still fresh enough to show.
-    let opts = PublishOpts { simulcast: false, keyframe_every: u32::MAX, top_packets: 12, ..Default::default() };
-    let publisher = peer::publish(server.http_addr, &key, opts).await.expect("publish");
-    assert!(common::wait_until(10, || publisher.connected()).await);
-    let over = onair_media::cache::MAX_GOP_BURST as u64 + 30;
-    assert!(common::wait_until(20, || publisher.seen.lock().unwrap().sent > over).await, "publisher not sending");
+    let publisher = long_gop_publisher(&server, &key).await;
     let (plis_before, frame_at_join) = {
         let seen = publisher.seen.lock().unwrap();
         (seen.plis_total, seen.sent / 12)
@@ -311,13 +317,7 @@ async fn many_viewers_joining_at_once_cost_the_publisher_one_keyframe() {
     // SFU asks for it once per layer and interval, not once per viewer.
     let server = common::start_server(2).await;
     let key = server.keys.create("storm").await.unwrap();
-    // Twelve packets a frame: the GOP outgrows a burst within a second, while
-    // its keyframe is still fresh enough to show.
-    let opts = PublishOpts { simulcast: false, keyframe_every: u32::MAX, top_packets: 12, ..Default::default() };
-    let publisher = peer::publish(server.http_addr, &key, opts).await.expect("publish");
-    assert!(common::wait_until(10, || publisher.connected()).await);
-    let over = onair_media::cache::MAX_GOP_BURST as u64 + 30;
-    assert!(common::wait_until(20, || publisher.seen.lock().unwrap().sent > over).await);
+    let publisher = long_gop_publisher(&server, &key).await;
     let plis_before = publisher.seen.lock().unwrap().plis_total;
     let joins = (0..20).map(|_| peer::watch(server.http_addr, "storm", WatchOpts::default()));
     let viewers: Vec<_> = futures_util::future::join_all(joins).await.into_iter().map(|v| v.expect("watch")).collect();

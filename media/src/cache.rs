@@ -208,24 +208,10 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::codec::Codec;
     use crate::forward::ForwardPacket;
 
     fn pkt(layer: Layer, ssrc: u32, seq: u16, ts: u32, key: bool) -> Fanout {
-        Arc::new(ForwardPacket {
-            stream: 1,
-            kind: Kind::Video,
-            layer,
-            codec: Codec::Vp8,
-            ssrc,
-            seq,
-            timestamp: ts,
-            marker: false,
-            payload: Bytes::from_static(b"x"),
-            keyframe: key,
-            arrival_us: 0,
-            padding_before: 0,
-        })
+        Arc::new(ForwardPacket::test_video(layer, ssrc, seq, ts, key, Bytes::from_static(b"x")))
     }
 
     /// Frames of `per_frame` packets from `seq`, the first one a keyframe.

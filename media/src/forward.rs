@@ -58,6 +58,27 @@ pub struct ForwardPacket {
 /// What travels between workers.
 pub type Fanout = Arc<ForwardPacket>;
 
+#[cfg(test)]
+impl ForwardPacket {
+    /// A VP8 packet of stream 1 for unit tests (no marker, no padding before).
+    pub(crate) fn test_video(layer: Layer, ssrc: u32, seq: u16, timestamp: u32, keyframe: bool, payload: Bytes) -> Self {
+        ForwardPacket {
+            stream: 1,
+            kind: Kind::Video,
+            layer,
+            codec: Codec::Vp8,
+            ssrc,
+            seq,
+            timestamp,
+            marker: false,
+            payload,
+            keyframe,
+            arrival_us: 0,
+            padding_before: 0,
+        }
+    }
+}
+
 /// The header a viewer's copy of a packet gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutHeader {
@@ -479,20 +500,7 @@ mod tests {
     }
 
     fn video(layer: Layer, ssrc: u32, seq: u16, ts: u32, pid: u16, key: bool) -> ForwardPacket {
-        ForwardPacket {
-            stream: 1,
-            kind: Kind::Video,
-            layer,
-            codec: Codec::Vp8,
-            ssrc,
-            seq,
-            timestamp: ts,
-            marker: true,
-            payload: vp8_payload(pid, pid as u8, key),
-            keyframe: key,
-            arrival_us: 0,
-            padding_before: 0,
-        }
+        ForwardPacket { marker: true, ..ForwardPacket::test_video(layer, ssrc, seq, ts, key, vp8_payload(pid, pid as u8, key)) }
     }
 
     #[test]
