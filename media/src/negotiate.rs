@@ -9,7 +9,7 @@
 //! (RFC 4588) for retransmissions.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::interceptor_registry::{
@@ -28,6 +28,11 @@ use rtc::rtp_transceiver::rtp_sender::{
 
 use crate::codec::Codec;
 use crate::error::SfuError;
+
+/// No ICE check for this long: the connection is "disconnected" (it may recover).
+pub const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(15);
+/// No ICE check for this long: the connection has failed (consent expired).
+pub const ICE_FAILED_AFTER: Duration = Duration::from_secs(30);
 
 /// Largest SDP we accept; real offers are a few kilobytes.
 pub const MAX_SDP_BYTES: usize = 64 * 1024;
@@ -222,6 +227,11 @@ pub fn answer(
     };
     let settings = SettingEngineBuilder::new()
         .with_lite(true)
+        // An ICE-lite server only hears the client's checks: Firefox sends
+        // consent checks every 4-6 s (RFC 7675), so rtc's 5 s default
+        // declared Firefox publishers disconnected mid-stream. RFC 7675
+        // expires consent after 30 s without one.
+        .with_ice_timeouts(Some(ICE_DISCONNECTED_AFTER), Some(ICE_FAILED_AFTER), None)
         .with_ice_credentials(ice.ufrag.clone(), ice.pwd.clone())
         .with_answering_dtls_role(RTCDtlsRole::Server)
         .build();

@@ -622,7 +622,9 @@ impl<T: Transmit> Worker<T> {
                             PeerRole::Viewer(_) => SfuEvent::ViewerJoined { stream, session: id.to_string() },
                         }));
                     }
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected => {
+                    // Disconnected may recover (WebRTC's own definition); a
+                    // peer that stays silent is closed by `on_second`.
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
                         actions.push(Action::Close(id, "connection lost"));
                     }
                     _ => {}

@@ -3,6 +3,7 @@
 //! with) that publish synthetic VP8 simulcast + Opus and watch.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod http;
 pub mod peer;
 

@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+// End-to-end check of OnAir's pages with a Firefox viewer (Debian's
+// firefox-esr, driven by puppeteer-core over WebDriver BiDi):
+//
+//   --publisher firefox   Firefox publishes its fake camera from /publish
+//                         (3-layer simulcast, as the page does) and another
+//                         Firefox context watches /watch/{stream}, caps the
+//                         layer to Low and back to High.
+//   --publisher chromium  Chromium (playwright-core) publishes, Firefox watches
+//                         and switches layers the same way.
+//
+//   node tests/browser/e2e-firefox.mjs --base URL --key KEY --stream NAME \
+//        [--publisher firefox|chromium] [--screenshots DIR] [--timeout-ms MS] [--check-end]
+//
+// Prints exactly one JSON line on stdout:
+//   {"ok":true,"publisher":"firefox","viewer":"firefox","frames_decoded":N,
+//    "width_auto":W1,"width_low":W2,"width_high":W3,"top_width":T,
+//    "publisher_layers":{"q":{"width":..,"height":..},...},"simulcast":true,...}
+// or {"ok":false,"step":"...","error":"..."} (exit 1) with page logs on stderr.
+
+import {
+  Run,
+  parseArgs,
+  goLive,
+  openWatch,
+  publisherLayers,
+  publisherTopWidth,
+  switchLayers,
+  endAndWatchEnd,
+  sampleVideo,
+  pollUntil,
+} from './harness.mjs';
+import { launchChromium, launchFirefox } from './browsers.mjs';
+
+const USAGE =
+  'usage: node e2e-firefox.mjs --base URL --key KEY --stream NAME [--publisher firefox|chromium] [--screenshots DIR] [--timeout-ms MS] [--check-end]';
+const SPEC = {
+  base: 'string',
+  key: 'string',
+  stream: 'string',
+  publisher: 'string',
+  screenshots: 'string',
+  'timeout-ms': 'number',
+  'check-end': 'bool',
+};
+
+let args;
+try {
+  args = { timeoutMs: 90000, checkEnd: false, publisher: 'firefox', ...parseArgs(process.argv.slice(2), SPEC) };
+} catch (err) {
+  process.stderr.write(`${err.message}\n${USAGE}\n`);
+  process.stdout.write(`${JSON.stringify({ ok: false, step: 'args', error: err.message })}\n`);
+  process.exit(2);
+}
+if (args.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const missing = ['base', 'key', 'stream'].filter((k) => !args[k]);
+let argError = missing.length ? `missing --${missing.join(', --')}` : null;
+if (!argError && (!Number.isFinite(args.timeoutMs) || args.timeoutMs <= 0)) argError = 'bad --timeout-ms';
+if (!argError && !['firefox', 'chromium'].includes(args.publisher)) argError = 'bad --publisher';
+if (argError) {
+  process.stderr.write(`${argError}\n${USAGE}\n`);
+  process.stdout.write(`${JSON.stringify({ ok: false, step: 'args', error: argError })}\n`);
+  process.exit(2);
+}
+const base = args.base.replace(/\/+$/, '');
+const run = new Run(args).arm();
+
+async function main() {
+  run.step = 'launch';
+  const firefox = await launchFirefox(run);
+  const pubBrowser = args.publisher === 'chromium' ? await launchChromium(run) : firefox;
+
+  // ---- publisher
+  const pub = await pubBrowser.newPage('publish');
+  const pubState = await goLive(run, pub, { base, key: args.key, stream: args.stream });
+
+  // ---- viewer (Firefox)
+  const watch = await firefox.newPage('watch');
+  const first = await openWatch(run, watch, { base, stream: args.stream });
+
+  // Wait until the publisher's page reports every layer it sends with a size,
+  // so that the low layer's width can be compared with the top one.
+  run.step = 'publisher layers';
+  const { layers } = await pollUntil(
+    run,
+    'publisher reports its layers',
+    () => publisherLayers(pub),
+    (p) => Object.values(p.layers).length > 0 && Object.values(p.layers).every((l) => l.width > 0),
+    Math.min(10000, run.remaining()),
+  );
+  const topWidth = await publisherTopWidth(pub);
+  run.note(`publisher layers ${JSON.stringify(layers)}; top width ${topWidth}`);
+
+  const { widthAuto, widthLow, widthHigh } = await switchLayers(run, watch, { first, topWidth });
+
+  run.step = 'final state';
+  const finalSample = await sampleVideo(watch);
+  const pubFinal = await pub.evaluate(() => ({
+    state: window.onair.state,
+    codec: window.onair.codec,
+    capture: window.onair.stats && window.onair.stats.capture,
+    receiving: window.onair.health && window.onair.health.publisher ? window.onair.health.publisher.tracks : null,
+  }));
+  if (pubFinal.state !== 'live') throw new Error(`publisher left the live state: ${pubFinal.state}`);
+  const viewer = await watch.evaluate(() => ({
+    user_agent: navigator.userAgent,
+    layer: window.onair.viewer && window.onair.viewer.layer,
+  }));
+
+  const sizes = Object.fromEntries(
+    Object.entries(layers).map(([rid, l]) => [rid, { width: l.width, height: l.height }]),
+  );
+  const result = {
+    ok: true,
+    publisher: pubBrowser.name,
+    publisher_version: pubBrowser.version,
+    viewer: 'firefox',
+    viewer_version: firefox.version,
+    viewer_user_agent: viewer.user_agent,
+    simulcast: pubState.simulcast,
+    codec: pubFinal.codec,
+    capture: pubFinal.capture,
+    publisher_layers: sizes,
+    server_receiving_rids: (pubFinal.receiving || []).filter((t) => t && t.kind === 'video').map((t) => t.rid || null),
+    top_width: topWidth,
+    frames_decoded: finalSample.framesDecoded,
+    width_auto: widthAuto,
+    width_low: widthLow,
+    width_high: widthHigh,
+    publisher_state: pubFinal.state,
+  };
+
+  run.step = 'screenshots';
+  await run.screenshots();
+
+  if (args.checkEnd) {
+    result.publisher_state_after_end = await endAndWatchEnd(run, pub, watch);
+    result.watch_ended = true;
+    await run.screenshots('-ended');
+  }
+  await run.succeed(result);
+}
+
+main().catch((err) => run.fail(err));

@@ -1,0 +1,484 @@
+// Shared machinery of the browser end-to-end scripts (e2e.mjs drives Chromium
+// through playwright-core, e2e-firefox.mjs drives Firefox through
+// puppeteer-core): argument parsing, the single-JSON-line result protocol,
+// deadlines, page logs, screenshots, and the publish/watch/layer steps, which
+// talk to pages only through the small adapter below so that both drivers run
+// the very same checks.
+
+import fs from 'node:fs';
+import path from 'node:path';
+
+const AUTO_RAMP_MS = 15000; // how long auto may take to reach the top layer
+const SETTLE_MS = 3000; // after a switch, how long to wait for the width to settle
+export const POLL_MS = 250;
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ------------------------------------------------------------------ arguments
+
+/**
+ * Parses `--flag value` / `--flag=value` arguments. `spec` maps a flag name
+ * (without dashes) to 'string' | 'number' | 'bool'; the key in the result is
+ * the camelCased flag name.
+ */
+export function parseArgs(argv, spec) {
+  const out = {};
+  const camel = (s) => s.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '-h' || a === '--help') {
+      out.help = true;
+      continue;
+    }
+    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, null];
+    const name = flag.replace(/^--/, '');
+    const kind = flag.startsWith('--') ? spec[name] : undefined;
+    if (!kind) throw new Error(`unknown argument ${a}`);
+    if (kind === 'bool') {
+      out[camel(name)] = true;
+      continue;
+    }
+    const v = inline != null ? inline : argv[++i];
+    if (v === undefined) throw new Error(`missing value for ${flag}`);
+    out[camel(name)] = kind === 'number' ? Number(v) : v;
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ page adapters
+
+/** Wraps a playwright-core Page. */
+export function playwrightPage(page) {
+  return {
+    raw: page,
+    goto: (url, timeout) => page.goto(url, { timeout, waitUntil: 'load' }),
+    evaluate: (fn, arg) => page.evaluate(fn, arg),
+    waitFor: (fn, arg, timeout) => page.waitForFunction(fn, arg, { timeout, polling: POLL_MS }),
+    fill: (sel, value, timeout) => page.fill(sel, value, { timeout }),
+    click: (sel, timeout) => page.click(sel, { timeout }),
+    select: (sel, value, timeout) => page.selectOption(sel, value, { timeout }),
+    screenshot: (file) => page.screenshot({ path: file, timeout: 5000 }),
+    isClosed: () => page.isClosed(),
+  };
+}
+
+/** Wraps a puppeteer-core Page (CDP or WebDriver BiDi). */
+export function puppeteerPage(page) {
+  return {
+    raw: page,
+    goto: (url, timeout) => page.goto(url, { timeout, waitUntil: 'load' }),
+    evaluate: (fn, arg) => page.evaluate(fn, arg),
+    waitFor: (fn, arg, timeout) => page.waitForFunction(fn, { timeout, polling: POLL_MS }, arg),
+    fill: (sel, value, timeout) => page.locator(sel).setTimeout(timeout).fill(value),
+    click: (sel, timeout) => page.locator(sel).setTimeout(timeout).click(),
+    select: async (sel, value, timeout) => {
+      await page.waitForSelector(sel, { timeout });
+      const picked = await page.select(sel, value);
+      if (!picked.includes(value)) throw new Error(`${sel} has no option ${value}`);
+    },
+    screenshot: (file) => page.screenshot({ path: file }),
+    isClosed: () => page.isClosed(),
+  };
+}
+
+// ------------------------------------------------------------------ a run
+
+/**
+ * One script run: deadline, logs, pages, and the exit protocol. stdout gets
+ * exactly one JSON line (`succeed(result)` or `{"ok":false,step,error}` from
+ * `fail`); progress and page logs go to stderr.
+ */
+export class Run {
+  constructor({ timeoutMs, screenshots }) {
+    this.started = Date.now();
+    this.deadline = this.started + timeoutMs;
+    this.timeoutMs = timeoutMs;
+    this.screenshotDir = screenshots || null;
+    this.logs = [];
+    this.pages = {}; // name -> adapter
+    this.browsers = []; // objects with close()
+    this.step = 'init';
+    this.finished = false;
+    this.exitCode = 1;
+  }
+
+  /** Arms the soft and hard deadlines and the unhandled-rejection trap. */
+  arm() {
+    // Soft deadline: report a timeout (or, if the result is already out, just exit).
+    setTimeout(() => {
+      if (this.finished) process.exit(this.exitCode);
+      this.fail(new Error(`timed out after ${this.timeoutMs} ms`));
+    }, this.timeoutMs);
+    // Hard deadline: diagnostics and browser shutdown get at most 2.5 s more.
+    setTimeout(() => process.exit(this.exitCode), this.timeoutMs + 2500).unref();
+    process.on('unhandledRejection', (err) => this.fail(err));
+    return this;
+  }
+
+  remaining() {
+    return Math.max(1, this.deadline - Date.now());
+  }
+
+  elapsed() {
+    return `${((Date.now() - this.started) / 1000).toFixed(1)}s`;
+  }
+
+  log(line) {
+    this.logs.push(`${this.elapsed()} ${line}`);
+    if (this.logs.length > 2000) this.logs.splice(0, this.logs.length - 2000);
+  }
+
+  note(msg) {
+    // Progress on stderr keeps stdout to the single JSON result line.
+    if (process.env.E2E_VERBOSE) process.stderr.write(`[e2e ${this.elapsed()}] ${msg}\n`);
+    this.log(`[e2e] ${msg}`);
+  }
+
+  /** Registers a browser to close at the end (in reverse order). */
+  addBrowser(browser) {
+    this.browsers.push(browser);
+    return browser;
+  }
+
+  /** Registers a page under `name` and records its console, errors and API traffic. */
+  addPage(name, adapter) {
+    this.pages[name] = adapter;
+    const page = adapter.raw;
+    page.on('console', (m) => this.log(`[${name}] console.${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => this.log(`[${name}] pageerror: ${e && e.stack ? e.stack : e}`));
+    page.on('requestfailed', (r) => {
+      const f = r.failure();
+      this.log(`[${name}] requestfailed: ${r.method()} ${r.url()} ${f ? f.errorText : ''}`);
+    });
+    page.on('response', (r) => {
+      const u = r.url();
+      if (/\/(whip|whep|api)\b/.test(u) || r.status() >= 400) {
+        this.log(`[${name}] ${r.request().method()} ${u} -> ${r.status()}`);
+      }
+    });
+    page.on('crash', () => this.log(`[${name}] page crashed`));
+    return adapter;
+  }
+
+  async closeBrowsers() {
+    const list = this.browsers.splice(0).reverse();
+    for (const b of list) {
+      await Promise.race([b.close().catch(() => {}), sleep(5000)]);
+    }
+  }
+
+  async dumpState() {
+    for (const [name, page] of Object.entries(this.pages)) {
+      try {
+        const st = await Promise.race([page.evaluate(snapshotOnair), sleep(2000).then(() => 'timeout')]);
+        this.log(`[${name}] window.onair = ${JSON.stringify(st)}`);
+      } catch (err) {
+        this.log(`[${name}] window.onair unavailable: ${err.message}`);
+      }
+    }
+  }
+
+  async screenshots(suffix = '') {
+    if (!this.screenshotDir) return;
+    try {
+      fs.mkdirSync(this.screenshotDir, { recursive: true });
+    } catch (err) {
+      this.log(`[e2e] cannot create ${this.screenshotDir}: ${err.message}`);
+      return;
+    }
+    for (const [name, page] of Object.entries(this.pages)) {
+      const file = path.join(this.screenshotDir, `${name}${suffix}.png`);
+      try {
+        await Promise.race([page.screenshot(file), sleep(8000).then(() => Promise.reject(new Error('timeout')))]);
+        this.note(`screenshot ${file}`);
+      } catch (err) {
+        this.log(`[e2e] screenshot ${file} failed: ${err.message}`);
+      }
+    }
+  }
+
+  /** Best effort: DELETE the WHEP and WHIP sessions so the server is left clean. */
+  async cleanup() {
+    const names = Object.keys(this.pages);
+    // Viewers first, then publishers.
+    names.sort((a, b) => Number(a.startsWith('publish')) - Number(b.startsWith('publish')));
+    for (const name of names) {
+      const page = this.pages[name];
+      if (!page || page.isClosed()) continue;
+      await Promise.race([
+        page
+          .evaluate(() => {
+            const o = window.onair;
+            if (!o) return;
+            if (o.page === 'watch' && typeof o.stop === 'function') return o.stop();
+            if (o.page === 'publish' && typeof o.end === 'function') return o.end();
+          })
+          .catch(() => {}),
+        sleep(Math.min(2000, this.remaining())),
+      ]);
+    }
+  }
+
+  async fail(err) {
+    if (this.finished) return;
+    this.finished = true;
+    this.exitCode = 1;
+    const error = err && err.message ? err.message.split('\n')[0] : String(err);
+    process.stdout.write(`${JSON.stringify({ ok: false, step: this.step, error })}\n`);
+    await Promise.race([
+      (async () => {
+        await this.dumpState();
+        await this.screenshots('-failure');
+        await this.cleanup();
+      })(),
+      sleep(Math.max(1500, Math.min(8000, this.remaining()))),
+    ]);
+    process.stderr.write(`e2e failed at step "${this.step}": ${err && err.stack ? err.stack : err}\n`);
+    process.stderr.write('--- page logs ---\n');
+    process.stderr.write(`${this.logs.join('\n')}\n`);
+    await this.closeBrowsers();
+    process.exit(1);
+  }
+
+  async succeed(result) {
+    this.step = 'close';
+    this.finished = true;
+    this.exitCode = 0;
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    await this.cleanup();
+    if (process.env.E2E_VERBOSE) process.stderr.write(`${this.logs.join('\n')}\n`);
+    await this.closeBrowsers();
+    process.exit(0);
+  }
+}
+
+/** Serializable view of a page's window.onair (runs in the page). */
+function snapshotOnair() {
+  const o = window.onair || {};
+  const safe = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (typeof v === 'function' || k === 'pc' || k === 'media') continue;
+    safe[k] = v;
+  }
+  if (o.pc) {
+    safe.pc = {
+      connectionState: o.pc.connectionState,
+      iceConnectionState: o.pc.iceConnectionState,
+      signalingState: o.pc.signalingState,
+    };
+  }
+  return safe;
+}
+
+// ------------------------------------------------------------------ measurements
+
+/** Samples the watch page's decoded video: getStats inbound-rtp + <video> size. */
+export function sampleVideo(page) {
+  return page.evaluate(async () => {
+    const o = window.onair || {};
+    const v = document.querySelector('#video') || document.querySelector('video');
+    const out = {
+      state: o.state || null,
+      phase: o.phase || null,
+      framesDecoded: 0,
+      frameWidth: 0,
+      frameHeight: 0,
+      videoWidth: v ? v.videoWidth : 0,
+      videoHeight: v ? v.videoHeight : 0,
+      layer: (o.viewer && o.viewer.layer) || (o.layer && o.layer.current_layer) || null,
+    };
+    if (o.pc) {
+      try {
+        const report = await o.pc.getStats();
+        report.forEach((s) => {
+          if (s.type !== 'inbound-rtp' || (s.kind || s.mediaType) !== 'video') return;
+          if ((s.framesDecoded || 0) >= out.framesDecoded) {
+            out.framesDecoded = s.framesDecoded || 0;
+            out.frameWidth = s.frameWidth || 0;
+            out.frameHeight = s.frameHeight || 0;
+          }
+        });
+      } catch {
+        /* pc closed */
+      }
+    }
+    out.width = out.frameWidth || out.videoWidth;
+    return out;
+  });
+}
+
+/** Polls `sample` until `pred` holds; throws with the last sample after `ms`. */
+export async function pollUntil(run, what, sample, pred, ms) {
+  const until = Math.min(run.deadline, Date.now() + ms);
+  let last = null;
+  for (;;) {
+    last = await sample();
+    if (pred(last)) return last;
+    if (Date.now() >= until) {
+      throw new Error(`${what}: condition not met in ${ms} ms; last sample ${JSON.stringify(last)}`);
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+/** After a change, waits (briefly) for the decoded width to stop moving. */
+async function settle(run, page, ok) {
+  const until = Math.min(run.deadline - 1000, Date.now() + SETTLE_MS);
+  let prev = null;
+  let same = 0;
+  let s = await sampleVideo(page);
+  while (Date.now() < until) {
+    if (prev && s.width === prev.width && ok(s)) {
+      same += 1;
+      if (same >= 3) break;
+    } else {
+      same = 0;
+    }
+    prev = s;
+    await sleep(POLL_MS);
+    s = await sampleVideo(page);
+  }
+  return ok(s) ? s : prev && ok(prev) ? prev : s;
+}
+
+// ------------------------------------------------------------------ steps
+
+/** Opens /publish on `pub`, enters the key, clicks Go live and waits for `live`. */
+export async function goLive(run, pub, { base, key, stream }) {
+  run.step = 'open publish';
+  await pub.goto(`${base}/publish`, run.remaining());
+  await pub.waitFor(() => window.onair && window.onair.page === 'publish', null, run.remaining());
+
+  run.step = 'fill key';
+  await pub.fill('#stream-key', key, run.remaining());
+
+  run.step = 'go live';
+  // Go live is enabled once the camera is open and a key is entered.
+  await pub.waitFor(() => !document.querySelector('#go-live').disabled, null, run.remaining());
+  await pub.click('#go-live', run.remaining());
+  run.note('clicked go live');
+
+  run.step = 'wait publisher live';
+  await pub.waitFor(
+    () => window.onair && (window.onair.state === 'live' || window.onair.state === 'error'),
+    null,
+    run.remaining(),
+  );
+  const pubState = await pub.evaluate(() => ({
+    state: window.onair.state,
+    error: window.onair.error,
+    stream: window.onair.stream,
+    simulcast: window.onair.simulcast,
+  }));
+  if (pubState.state !== 'live') {
+    const e = pubState.error || {};
+    throw new Error(
+      `publisher ended in state ${pubState.state}: ${e.message || 'unknown error'}${e.status ? ` (HTTP ${e.status})` : ''}`,
+    );
+  }
+  if (pubState.stream && pubState.stream !== stream) {
+    run.log(`[e2e] warning: key belongs to stream "${pubState.stream}", watching "${stream}"`);
+  }
+  run.note(`publisher live on ${pubState.stream} (simulcast ${pubState.simulcast})`);
+  return pubState;
+}
+
+/** The publisher's encoded layers as its page reports them: {q,h,f} -> {width,height,...}. */
+export function publisherLayers(pub) {
+  return pub.evaluate(() => {
+    const st = window.onair && window.onair.stats;
+    return {
+      layers: (st && st.layers) || {},
+      capture: (st && st.capture) || {},
+    };
+  });
+}
+
+/** Width of the top layer the publisher sends (0 when unknown). */
+export async function publisherTopWidth(pub) {
+  const { layers, capture } = await publisherLayers(pub);
+  if (layers.f && layers.f.width) return layers.f.width;
+  return Math.max(0, ...Object.values(layers).map((l) => l.width || 0), capture.width || 0);
+}
+
+/** Opens /watch/{stream} on `watch` and waits for decoded frames. */
+export async function openWatch(run, watch, { base, stream }) {
+  run.step = 'open watch';
+  await watch.goto(`${base}/watch/${encodeURIComponent(stream)}`, run.remaining());
+
+  run.step = 'wait decoded frames';
+  const first = await pollUntil(
+    run,
+    'decoded frames',
+    () => sampleVideo(watch),
+    (s) => s.framesDecoded > 0 && s.videoWidth > 0,
+    run.remaining(),
+  );
+  run.note(`first frames: ${JSON.stringify(first)}`);
+  return first;
+}
+
+/**
+ * Lets auto ramp up, then caps the viewer to the lowest layer (`q`) with the
+ * page's picker and back to the highest (`f`), measuring the decoded width
+ * after each. `topWidth` is the publisher's top layer width (0 if unknown).
+ */
+export async function switchLayers(run, watch, { first, topWidth }) {
+  run.step = 'auto layer';
+  let best = first;
+  let auto = first;
+  try {
+    auto = await pollUntil(
+      run,
+      'auto reaches top layer',
+      async () => {
+        const s = await sampleVideo(watch);
+        if (s.width > best.width) best = s;
+        return s;
+      },
+      (s) => topWidth > 0 && s.width >= topWidth,
+      Math.min(AUTO_RAMP_MS, run.remaining() - 5000),
+    );
+  } catch (err) {
+    run.note(`auto did not reach ${topWidth} (${err.message}); using widest seen`);
+    auto = best;
+  }
+  auto = await settle(run, watch, (s) => s.width >= auto.width);
+  const widthAuto = auto.width;
+  run.note(`width_auto ${widthAuto}`);
+
+  run.step = 'select low';
+  await watch.select('#layer', 'q', run.remaining());
+  const low = await pollUntil(
+    run,
+    'width drops after selecting Low',
+    () => sampleVideo(watch),
+    (s) => s.width > 0 && s.width < widthAuto,
+    run.remaining(),
+  );
+  const lowSettled = await settle(run, watch, (s) => s.width > 0 && s.width < widthAuto);
+  const widthLow = Math.min(low.width, lowSettled.width);
+  run.note(`width_low ${widthLow}`);
+
+  run.step = 'select high';
+  await watch.select('#layer', 'f', run.remaining());
+  const high = await pollUntil(
+    run,
+    'width rises after selecting High',
+    () => sampleVideo(watch),
+    (s) => s.width > widthLow,
+    run.remaining(),
+  );
+  const highSettled = await settle(run, watch, (s) => s.width > widthLow);
+  const widthHigh = Math.max(high.width, highSettled.width);
+  run.note(`width_high ${widthHigh}`);
+  return { widthAuto, widthLow, widthHigh };
+}
+
+/** Clicks End on the publisher and waits for the viewer to show the end. */
+export async function endAndWatchEnd(run, pub, watch) {
+  run.step = 'end stream';
+  await pub.click('#end', run.remaining());
+  await watch.waitFor(() => window.onair && window.onair.state === 'ended', null, run.remaining());
+  return pub.evaluate(() => window.onair.state);
+}

@@ -1,0 +1,81 @@
+//! Running the node scripts in tests/browser against a server started by the
+//! test: prerequisite checks (skip loudly locally, fail with `CI=true`) and
+//! the one-JSON-line result protocol of the scripts.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// tests/browser, where the scripts and their node_modules live.
+pub fn browser_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// `$var` if set, else `default`: the path of a browser binary.
+pub fn browser_path(var: &str, default: &str) -> PathBuf {
+    PathBuf::from(std::env::var(var).unwrap_or_else(|_| default.into()))
+}
+
+/// What is missing to run a script: the browser binaries (with how to
+/// install them), node, or the node packages (`npm ci` in tests/browser).
+pub fn missing_prerequisite(binaries: &[(&Path, &str)], node_packages: &[&str]) -> Option<String> {
+    for (path, install) in binaries {
+        if !path.exists() {
+            return Some(format!("{} not found ({install})", path.display()));
+        }
+    }
+    if std::process::Command::new("node").arg("--version").output().is_err() {
+        return Some("node not found".into());
+    }
+    for package in node_packages {
+        if !browser_dir().join("node_modules").join(package).is_dir() {
+            return Some(format!("tests/browser/node_modules/{package} missing (cd tests/browser && npm ci)"));
+        }
+    }
+    None
+}
+
+/// True when the test must be skipped (prints a loud message); panics
+/// instead under `CI=true`, where every prerequisite must be installed.
+pub fn skip(test: &str, missing: Option<String>) -> bool {
+    let Some(why) = missing else { return false };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test} cannot run in CI: {why}");
+    }
+    eprintln!("\n!!!! SKIPPED {test}: {why} !!!!\n");
+    true
+}
+
+/// What a script printed and returned.
+pub struct ScriptRun {
+    /// The JSON result line.
+    pub result: serde_json::Value,
+    pub stderr: String,
+    pub success: bool,
+}
+
+/// Runs `node tests/browser/<script> <args>` and parses its JSON result line.
+pub async fn run_script(script: &str, args: &[&str]) -> ScriptRun {
+    let out = tokio::process::Command::new("node")
+        .arg(browser_dir().join(script))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON from {script}\nstdout:\n{stdout}\nstderr:\n{stderr}"));
+    let result = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON from {script} ({e}): {line}"));
+    ScriptRun { result, stderr, success: out.status.success() }
+}
+
+/// A fresh directory for a test's screenshots.
+pub fn screenshot_dir(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("onair-shots-{tag}-{}", std::process::id()))
+}
