@@ -1,2 +1,262 @@
-//! `onair-bench`: a load harness for WHIP/WHEP servers (work in progress).
-fn main() {}
+//! `onair-bench`: load tests for WHIP/WHEP servers. See the crate docs in `lib.rs`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use onair_bench::janus::{Janus, JanusOptions};
+use onair_bench::netns::Netns;
+use onair_bench::publisher::PublishMedia;
+use onair_bench::report::{self, Ratios, RunReport};
+use onair_bench::scenario::{self, RunOptions};
+use onair_bench::target::Target;
+
+#[derive(Parser)]
+#[command(name = "onair-bench", version, about = "Load harness for WHIP/WHEP servers: one publisher replaying real media, hundreds of WebRTC viewers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The standard scenario: one publisher, N viewers, figures over a measured window.
+    Run {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long, default_value_t = 100)]
+        viewers: usize,
+        #[command(flatten)]
+        common: Common,
+        /// Also run the same scenario against Janus and report the ratios.
+        #[arg(long)]
+        janus: bool,
+    },
+    /// The standard scenario at several viewer counts; writes a table and an SVG plot.
+    Sweep {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long, value_delimiter = ',', default_value = "10,50,100,200,400")]
+        viewers: Vec<usize>,
+        #[command(flatten)]
+        common: Common,
+        /// Also run every count against Janus.
+        #[arg(long)]
+        janus: bool,
+        /// Where to write the plot.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+    /// Viewer churn: every second RATE viewers join and the RATE oldest leave.
+    Churn {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long, default_value_t = 20)]
+        rate: usize,
+        /// Seconds each viewer stays.
+        #[arg(long, default_value_t = 5)]
+        lifetime: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// One viewer behind a link that is constrained for a while: it must fall back to a lower layer and come back.
+    Constrained {
+        /// The root qdisc (`tc`) on the viewer's downlink while constrained.
+        /// netem works where the kernel has it (`netem rate 300kbit delay 20ms`).
+        #[arg(long, default_value = "tbf rate 300kbit burst 16kb latency 100ms")]
+        shaping: String,
+        /// Seconds after joining the constraint starts, and ends.
+        #[arg(long, default_value_t = 10)]
+        on: u64,
+        #[arg(long, default_value_t = 40)]
+        off: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Runs OnAir for the harness (used by the other commands; prints its address and a stream key).
+    #[command(hide = true)]
+    Serve {
+        #[command(flatten)]
+        settings: onair::config::SettingsArgs,
+    },
+}
+
+#[derive(Args)]
+struct Common {
+    /// Seconds measured (after every viewer is in and warm).
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Media the publisher sends.
+    #[arg(long, value_enum, default_value_t = PublishMedia::Vp8)]
+    media: PublishMedia,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// Media worker threads of the OnAir the harness starts.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+}
+
+/// Which server: by default an OnAir the harness starts; or any WHIP/WHEP server.
+#[derive(Args)]
+struct ServerArgs {
+    /// WHIP endpoint of a running server (with --whep and --key).
+    #[arg(long, requires_all = ["whep", "key"])]
+    whip: Option<String>,
+    /// WHEP endpoint of the stream published with --key.
+    #[arg(long)]
+    whep: Option<String>,
+    /// Bearer token for WHIP.
+    #[arg(long)]
+    key: Option<String>,
+    /// The server's process id, to measure its CPU and memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Command::Serve { settings } = cli.command {
+        if let Err(e) = onair_bench::serve::run(settings) {
+            eprintln!("onair-bench serve: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    if let Err(e) = rt.block_on(run(cli.command)) {
+        eprintln!("onair-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn onair_or_external(server: &ServerArgs, workers: usize) -> Result<Target, String> {
+    match (&server.whip, &server.whep, &server.key) {
+        (Some(whip), Some(whep), Some(key)) => Target::external(whip, whep, key, server.server_pid),
+        _ => Target::start_onair(workers, "127.0.0.1".parse().unwrap()).await,
+    }
+}
+
+async fn start_janus() -> Result<Target, String> {
+    let work_dir = std::env::temp_dir().join(format!("onair-bench-janus-{}", std::process::id()));
+    let janus = Janus::start(JanusOptions {
+        ns_name: "onair-bench-janus".into(),
+        host_ip: "10.77.0.1".parse().unwrap(),
+        ns_ip: "10.77.0.2".parse().unwrap(),
+        room: 1234,
+        work_dir,
+    })
+    .await?;
+    Ok(Target::janus(janus))
+}
+
+/// One standard run on a fresh server.
+async fn one_run(target: Target, opts: &RunOptions) -> Result<RunReport, String> {
+    let target = Arc::new(target);
+    let result = scenario::standard(target.clone(), opts).await;
+    match Arc::try_unwrap(target) {
+        Ok(t) => t.stop().await,
+        Err(_) => eprintln!("onair-bench: the server is still in use; leaving it running"),
+    }
+    result
+}
+
+fn write_json(path: &Option<PathBuf>, value: &serde_json::Value) -> Result<(), String> {
+    if let Some(p) = path {
+        let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+        std::fs::write(p, text + "\n").map_err(|e| format!("{}: {e}", p.display()))?;
+        eprintln!("results written to {}", p.display());
+    }
+    Ok(())
+}
+
+fn print_ratios(viewers: usize, r: &Ratios) {
+    let f = |v: Option<f64>| v.map(|v| format!("{v:.2}x")).unwrap_or_else(|| "-".into());
+    println!(
+        "Janus / OnAir at {viewers} viewers: CPU per forwarded packet {}, p99 added latency {}, p50 first frame {}, memory per viewer {}",
+        f(r.cpu_per_forwarded_packet),
+        f(r.p99_added_latency),
+        f(r.p50_first_frame),
+        f(r.memory_per_viewer)
+    );
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Run { server, viewers, common, janus } => {
+            let opts = RunOptions { viewers, duration: Duration::from_secs(common.duration), media: common.media, progress: !common.quiet };
+            let onair = one_run(onair_or_external(&server, common.workers).await?, &opts).await?;
+            let mut runs = vec![onair.clone()];
+            let mut json = serde_json::to_value(&onair).map_err(|e| e.to_string())?;
+            if janus {
+                let j = one_run(start_janus().await?, &opts).await?;
+                let ratios = Ratios::of(&onair, &j);
+                json["janus"] = serde_json::to_value(&j).map_err(|e| e.to_string())?;
+                json["janus_over_onair"] = serde_json::to_value(&ratios).map_err(|e| e.to_string())?;
+                runs.push(j);
+                print!("{}", report::table(&runs));
+                print_ratios(viewers, &ratios);
+            } else {
+                print!("{}", report::table(&runs));
+            }
+            write_json(&common.json, &json)
+        }
+        Command::Sweep { server, viewers, common, janus, svg } => {
+            let mut runs = Vec::new();
+            let mut ratios = Vec::new();
+            for &n in &viewers {
+                let opts = RunOptions { viewers: n, duration: Duration::from_secs(common.duration), media: common.media, progress: !common.quiet };
+                let o = one_run(onair_or_external(&server, common.workers).await?, &opts).await?;
+                eprint!("{}", report::table(std::slice::from_ref(&o)));
+                if janus {
+                    let j = one_run(start_janus().await?, &opts).await?;
+                    eprint!("{}", report::table(std::slice::from_ref(&j)));
+                    ratios.push((n, Ratios::of(&o, &j)));
+                    runs.push(j);
+                }
+                runs.push(o);
+            }
+            runs.sort_by(|a, b| (a.server.as_str(), a.viewers).cmp(&(b.server.as_str(), b.viewers)));
+            print!("{}", report::table(&runs));
+            for (n, r) in &ratios {
+                print_ratios(*n, r);
+            }
+            if let Some(p) = &svg {
+                std::fs::write(p, report::svg(&runs)).map_err(|e| format!("{}: {e}", p.display()))?;
+                eprintln!("plot written to {}", p.display());
+            }
+            let ratios: Vec<_> = ratios.iter().map(|(n, r)| serde_json::json!({ "viewers": n, "janus_over_onair": r })).collect();
+            write_json(&common.json, &serde_json::json!({ "runs": runs, "ratios": ratios }))
+        }
+        Command::Churn { server, rate, lifetime, common } => {
+            let target = Arc::new(onair_or_external(&server, common.workers).await?);
+            let r = scenario::churn(target.clone(), rate, Duration::from_secs(lifetime), Duration::from_secs(common.duration), !common.quiet).await;
+            if let Ok(t) = Arc::try_unwrap(target) {
+                t.stop().await;
+            }
+            let r = r?;
+            let json = serde_json::to_value(&r).map_err(|e| e.to_string())?;
+            println!("{}", serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?);
+            write_json(&common.json, &json)
+        }
+        Command::Constrained { shaping, on, off, common } => {
+            let ns = Netns::create("onair-bench-link", scenario::CONSTRAINED_HOST_IP, scenario::CONSTRAINED_NS_IP, 24)?;
+            let target = Arc::new(Target::start_onair(common.workers, scenario::CONSTRAINED_HOST_IP.into()).await?);
+            let total = Duration::from_secs(off + common.duration.max(20));
+            let r = scenario::constrained(target.clone(), &ns, &shaping, Duration::from_secs(on), Duration::from_secs(off), total, !common.quiet).await;
+            if let Ok(t) = Arc::try_unwrap(target) {
+                t.stop().await;
+            }
+            drop(ns);
+            let r = r?;
+            let json = serde_json::to_value(&r).map_err(|e| e.to_string())?;
+            println!("{}", serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?);
+            write_json(&common.json, &json)
+        }
+        Command::Serve { .. } => unreachable!("handled in main"),
+    }
+}

@@ -1,0 +1,34 @@
+//! # onair-bench: a load harness for WHIP/WHEP servers
+//!
+//! Operators size servers with it; we prove OnAir's speed with it. It
+//! drives one publisher and hundreds of viewers, all real WebRTC peers
+//! (webrtc-rs `rtc`, sans-I/O, one UDP socket each), against OnAir (which it
+//! starts in a process of its own), any WHIP/WHEP server, or Janus's
+//! VideoRoom.
+//!
+//! The data path of a run, module by module:
+//! - [`media`]: encoded clips made once with FFmpeg (`benches/media/`),
+//!   loaded and packetized up front, so publishing costs no encoding;
+//! - [`publisher`]: replays them as RTP at their frame rate, stamping each
+//!   payload's send time in [`measure::SendTimes`];
+//! - [`target`]: how to publish and watch on the server under test
+//!   (WHIP/WHEP over [`http`], or [`janus`]);
+//! - [`viewer`]: counts packets, frames, loss, first frame, layer switches
+//!   and added latency;
+//! - [`scenario`]: the standard run, churn, a constrained link (in a
+//!   network namespace, [`netns`]);
+//! - [`measure`]: server CPU and memory from `/proc`, percentiles;
+//! - [`report`]: JSON, a table, an SVG plot.
+
+pub mod http;
+pub mod janus;
+pub mod measure;
+pub mod media;
+pub mod netns;
+pub mod peer;
+pub mod publisher;
+pub mod report;
+pub mod scenario;
+pub mod serve;
+pub mod target;
+pub mod viewer;

@@ -1,0 +1,51 @@
+//! The harness against OnAir for a few seconds with five viewers: do its
+//! counters add up? (A smoke test of the tool, not a benchmark: no figure
+//! here is a speed target.)
+
+use std::process::Command;
+
+#[test]
+fn five_viewers_get_what_the_publisher_sent() {
+    let json = std::env::temp_dir().join(format!("onair-bench-smoke-{}.json", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_onair-bench"))
+        .args(["run", "--viewers", "5", "--duration", "4", "--quiet", "--json"])
+        .arg(&json)
+        .output()
+        .expect("run onair-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "onair-bench failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("| onair | 5 | 5 |"), "the summary table names the run: {stdout}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).expect("JSON parses");
+    let _ = std::fs::remove_file(&json);
+    let num = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} missing or not a number in {r:#}"));
+
+    assert_eq!(num("viewers"), 5.0);
+    assert_eq!(num("viewers_ok"), 5.0, "every viewer got a first frame: {r:#}");
+    assert_eq!(num("join_failures"), 0.0);
+
+    // Each viewer watches the top layer and the audio: over the window, what
+    // they received together is five times what the publisher sent of those
+    // (give or take the packets in flight at either end of the window).
+    let sent = r["publisher_packets"]["f"].as_f64().unwrap() + r["publisher_packets"]["audio"].as_f64().unwrap();
+    assert!(sent > 4.0 * 50.0, "the publisher sent audio and video all along: {r:#}");
+    let media = num("forwarded_packets") - num("retransmitted_packets");
+    let ratio = media / (5.0 * sent);
+    assert!((0.93..=1.07).contains(&ratio), "received {media} of 5 x {sent} ({ratio:.3}): {r:#}");
+    let loss = num("loss_ratio");
+    assert!((0.0..0.05).contains(&loss), "loss {loss}");
+    assert!(num("frames_per_viewer_per_s") > 20.0, "about 30 fps: {r:#}");
+
+    let cpu = num("server_cpu_us_per_forwarded_packet");
+    assert!(cpu > 0.0 && cpu.is_finite(), "server CPU per packet {cpu}");
+    assert!(num("server_cpu_s") > 0.0);
+    assert!(num("server_rss_bytes_per_viewer") >= 0.0);
+    assert!(num("server_rss_bytes_peak") >= num("server_rss_bytes_baseline"));
+
+    let lat = &r["added_latency_ms"];
+    let (p50, p95, p99) = (lat["p50"].as_f64().unwrap(), lat["p95"].as_f64().unwrap(), lat["p99"].as_f64().unwrap());
+    assert!(0.0 < p50 && p50 <= p95 && p95 <= p99, "latency percentiles in order: {lat}");
+    assert!(lat["count"].as_f64().unwrap() > 0.5 * media, "most packets were matched to a send time: {lat}");
+    let ff = &r["first_frame_ms"];
+    assert_eq!(ff["count"].as_f64(), Some(5.0));
+    assert!(ff["p50"].as_f64().unwrap() > 0.0 && ff["p99"].as_f64().unwrap() < 5000.0, "first frames: {ff}");
+}
