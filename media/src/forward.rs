@@ -258,7 +258,7 @@ const STARTUP_GRACE_US: u64 = 5_000_000;
 /// Wait at least this long after any change before moving up.
 const BASE_HOLDOFF_US: u64 = 4_000_000;
 /// The wait grows up to this after failed upgrades.
-const MAX_HOLDOFF_US: u64 = 64_000_000;
+const MAX_HOLDOFF_US: u64 = 32_000_000;
 /// A downgrade this soon after an upgrade means the upgrade failed.
 const FAILED_UPGRADE_US: u64 = 10_000_000;
 /// Loss above which a viewer is moved down a layer.
@@ -390,6 +390,8 @@ impl Viewer {
         if let (true, Some(lower)) = (self.loss > DOWNGRADE_LOSS || self.starving_reports >= STARVING_REPORTS, lower) {
             if self.last_upgrade_us.is_some_and(|u| now_us.saturating_sub(u) < FAILED_UPGRADE_US) {
                 self.holdoff_us = (self.holdoff_us * 2).min(MAX_HOLDOFF_US);
+                // One failed try doubles the wait once, however far the viewer then falls.
+                self.last_upgrade_us = None;
             }
             tracing::debug!(from = ?current, to = ?lower, loss = self.loss, estimate = ?self.estimate_bps, sent = self.rate.bps(now_us), holdoff_ms = self.holdoff_us / 1000, "auto layer down");
             self.allowed = lower;
@@ -407,8 +409,11 @@ impl Viewer {
                 self.last_change_us = now_us;
                 self.last_upgrade_us = Some(now_us);
             }
-        } else if self.last_upgrade_us.is_some_and(|u| now_us.saturating_sub(u) > 3 * FAILED_UPGRADE_US) {
-            self.holdoff_us = BASE_HOLDOFF_US; // stable for a while: forgive old failures
+        } else if self.last_upgrade_us.is_some_and(|u| now_us.saturating_sub(u) > FAILED_UPGRADE_US && u >= self.last_change_us) {
+            // The last upgrade held: it succeeded, so the link has recovered
+            // and old failures are forgiven (a viewer climbs back step by step
+            // at the base pace once a congestion episode is over).
+            self.holdoff_us = BASE_HOLDOFF_US;
         }
         self.retarget(stream);
     }
@@ -562,6 +567,53 @@ mod tests {
         assert_eq!(v.target, Some(Layer::H), "hold-off after a downgrade");
         v.observe_link(&s, 1_000_000 + BASE_HOLDOFF_US, false);
         assert_eq!(v.target, Some(Layer::F), "no estimate, no loss: back up");
+    }
+
+    #[test]
+    fn after_congestion_an_upgrade_that_holds_restores_the_base_pace() {
+        let s = stream(0b111);
+        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
+        v.retarget(&s);
+        v.route(&video(Layer::F, 3, 1, 0, 1, true), 0);
+        let observe = |v: &mut Viewer, loss: f64, at: u64| {
+            v.loss = loss;
+            v.observe_link(&s, at, false);
+            if let Some(l) = v.target {
+                v.current = Some(l);
+            }
+        };
+        observe(&mut v, 0.3, 1_000_000);
+        observe(&mut v, 0.3, 2_000_000);
+        assert_eq!(v.allowed, Layer::Q, "congestion: down two steps");
+        v.holdoff_us = 4 * BASE_HOLDOFF_US; // as after failed tries during the congestion
+        let up = 2_000_000 + 4 * BASE_HOLDOFF_US;
+        observe(&mut v, 0.0, up);
+        assert_eq!(v.allowed, Layer::H, "the congestion is over: one step up after the long wait");
+        observe(&mut v, 0.0, up + FAILED_UPGRADE_US + 1);
+        assert_eq!(v.holdoff_us, BASE_HOLDOFF_US, "that step held: the failed tries are forgiven");
+        observe(&mut v, 0.0, up + FAILED_UPGRADE_US + 1_000_000);
+        assert_eq!(v.allowed, Layer::F, "the next step comes at the base pace, not after the long wait again");
+    }
+
+    #[test]
+    fn one_failed_try_doubles_the_wait_once() {
+        let s = stream(0b111);
+        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
+        v.retarget(&s);
+        v.route(&video(Layer::F, 3, 1, 0, 1, true), 0);
+        let observe = |v: &mut Viewer, loss: f64, at: u64| {
+            v.loss = loss;
+            v.observe_link(&s, at, false);
+            if let Some(l) = v.target {
+                v.current = Some(l);
+            }
+        };
+        observe(&mut v, 0.3, 1_000_000);
+        observe(&mut v, 0.0, 1_000_000 + BASE_HOLDOFF_US);
+        assert_eq!(v.allowed, Layer::F, "a try");
+        observe(&mut v, 0.3, 2_000_000 + BASE_HOLDOFF_US);
+        observe(&mut v, 0.3, 3_000_000 + BASE_HOLDOFF_US);
+        assert_eq!((v.allowed, v.holdoff_us), (Layer::Q, 2 * BASE_HOLDOFF_US), "failed, and still congested: two steps down, one doubling");
     }
 
     /// Feeds `v` one second of sending at `bps` ending at `at_us`, so its
