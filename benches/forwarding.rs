@@ -24,7 +24,7 @@
 //! Criterion reports it per element; one element is one packet forwarded to
 //! one viewer.
 //!
-//! Run: `cargo bench --bench forwarding`
+//! Run: `cargo bench -p onair-bench --bench forwarding`
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
