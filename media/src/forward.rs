@@ -569,19 +569,28 @@ mod tests {
         assert_eq!(v.target, Some(Layer::F), "no estimate, no loss: back up");
     }
 
+    /// An auto viewer receiving the top layer.
+    fn auto_viewer_on_f(s: &StreamShared) -> Viewer {
+        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
+        v.retarget(s);
+        v.route(&video(Layer::F, 3, 1, 0, 1, true), 0);
+        v
+    }
+
+    /// A receiver report with `loss` at `at`; the viewer switches at once.
+    fn observe_loss(v: &mut Viewer, s: &StreamShared, loss: f64, at: u64) {
+        v.loss = loss;
+        v.observe_link(s, at, false);
+        if let Some(l) = v.target {
+            v.current = Some(l);
+        }
+    }
+
     #[test]
     fn after_congestion_an_upgrade_that_holds_restores_the_base_pace() {
         let s = stream(0b111);
-        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
-        v.retarget(&s);
-        v.route(&video(Layer::F, 3, 1, 0, 1, true), 0);
-        let observe = |v: &mut Viewer, loss: f64, at: u64| {
-            v.loss = loss;
-            v.observe_link(&s, at, false);
-            if let Some(l) = v.target {
-                v.current = Some(l);
-            }
-        };
+        let mut v = auto_viewer_on_f(&s);
+        let observe = |v: &mut Viewer, loss: f64, at: u64| observe_loss(v, &s, loss, at);
         observe(&mut v, 0.3, 1_000_000);
         observe(&mut v, 0.3, 2_000_000);
         assert_eq!(v.allowed, Layer::Q, "congestion: down two steps");
@@ -598,16 +607,8 @@ mod tests {
     #[test]
     fn one_failed_try_doubles_the_wait_once() {
         let s = stream(0b111);
-        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
-        v.retarget(&s);
-        v.route(&video(Layer::F, 3, 1, 0, 1, true), 0);
-        let observe = |v: &mut Viewer, loss: f64, at: u64| {
-            v.loss = loss;
-            v.observe_link(&s, at, false);
-            if let Some(l) = v.target {
-                v.current = Some(l);
-            }
-        };
+        let mut v = auto_viewer_on_f(&s);
+        let observe = |v: &mut Viewer, loss: f64, at: u64| observe_loss(v, &s, loss, at);
         observe(&mut v, 0.3, 1_000_000);
         observe(&mut v, 0.0, 1_000_000 + BASE_HOLDOFF_US);
         assert_eq!(v.allowed, Layer::F, "a try");
