@@ -1,53 +1,138 @@
-//! The HTTP application: signaling routes, pages, config and metrics.
+//! The platform's services in one place, as every handler sees them.
 
-use std::path::PathBuf;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use onair_media::Sfu;
-use onair_signaling::Signaling;
-use tower_http::services::{ServeDir, ServeFile};
+use onair_signaling::ApiError;
+use sqlx::SqlitePool;
 
+use crate::accounts::{Accounts, Principal, Role, TokenLifetimes};
+use crate::analytics::Analytics;
+use crate::chat::Chat;
+use crate::config::PlatformSettings;
 use crate::keys::KeyStore;
+use crate::membership::Membership;
+use crate::ratelimit::{Limiter, Rate};
+use crate::realtime::Hub;
+use crate::streams::lifecycle::{Lifecycle, Timings};
+use crate::streams::{access, no_stream, Stream, StreamStore};
+use crate::webhooks::Webhooks;
 
-/// Everything the HTTP handlers need.
-#[derive(Clone)]
-pub struct AppState {
-    /// The SFU.
+/// Request limits (429 past them).
+pub struct Limits {
+    /// Login, register, refresh: per IP.
+    pub auth: Limiter<IpAddr>,
+    /// API writes per IP.
+    pub writes_ip: Limiter<IpAddr>,
+    /// API writes per user.
+    pub writes_user: Limiter<i64>,
+}
+
+/// Every service of the platform.
+pub struct App {
+    /// Settings.
+    pub settings: PlatformSettings,
+    /// The database.
+    pub pool: SqlitePool,
+    /// The media engine.
     pub sfu: Sfu,
+    /// Users and tokens.
+    pub accounts: Accounts,
     /// Stream keys.
     pub keys: KeyStore,
+    /// Streams.
+    pub streams: StreamStore,
+    /// Followers, subscribers, tickets, moderators.
+    pub membership: Membership,
+    /// Real-time events.
+    pub hub: Arc<Hub>,
+    /// Chat.
+    pub chat: Chat,
+    /// Viewer analytics.
+    pub analytics: Analytics,
+    /// Stream state machine.
+    pub lifecycle: Lifecycle,
+    /// Outbound webhooks.
+    pub webhooks: Webhooks,
+    /// Request limits.
+    pub limits: Limits,
 }
 
-/// Builds the router.
-pub fn router(state: AppState, static_dir: PathBuf) -> Router {
-    let signaling = onair_signaling::router(Signaling { sfu: state.sfu.clone(), keys: Arc::new(state.keys.clone()) });
-    let pages = Router::new()
-        .route_service("/publish", ServeFile::new(static_dir.join("publish.html")))
-        .route_service("/watch/{stream}", ServeFile::new(static_dir.join("watch.html")))
-        .nest_service("/static", ServeDir::new(&static_dir));
-    let api = Router::new()
-        .route("/", get(|| async { axum::response::Redirect::temporary("/publish") }))
-        .route("/api/config", get(config))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
-        .fallback(not_found)
-        .with_state(state);
-    signaling.merge(pages).merge(api)
-}
+impl App {
+    /// Starts every service over an open database and a running SFU.
+    pub async fn start(pool: SqlitePool, sfu: Sfu, settings: PlatformSettings) -> Result<Arc<App>, String> {
+        let accounts = Accounts::open(pool.clone(), TokenLifetimes::default()).await?;
+        let hub = Arc::new(Hub::default());
+        let streams = StreamStore::new(pool.clone());
+        let membership = Membership::new(pool.clone());
+        let chat = Chat::start(pool.clone(), hub.clone(), streams.clone(), membership.clone());
+        let analytics = Analytics::start(pool.clone(), hub.clone()).await?;
+        let webhooks = Webhooks::start(pool.clone());
+        let timings = Timings { reconnect_grace: settings.reconnect_grace, media_wait: settings.media_wait };
+        let lifecycle = Lifecycle::start(streams.clone(), hub.clone(), chat.clone(), analytics.clone(), webhooks.clone(), sfu.clone(), timings).await?;
+        let auth = settings.auth_per_minute as f64;
+        let writes = settings.writes_per_second as f64;
+        let limits = Limits {
+            auth: Limiter::new(Rate::per_minute(auth, auth)),
+            writes_ip: Limiter::new(Rate { per_sec: writes * 5.0, burst: writes * 25.0 }),
+            writes_user: Limiter::new(Rate { per_sec: writes, burst: writes * 5.0 }),
+        };
+        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits });
+        let weak = Arc::downgrade(&app);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(app) = weak.upgrade() else { return };
+                app.limits.auth.prune();
+                app.limits.writes_ip.prune();
+                app.limits.writes_user.prune();
+            }
+        });
+        Ok(app)
+    }
 
-async fn config(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "ice_servers": state.sfu.ice_servers() }))
-}
+    /// The caller of a bearer token, if one was sent (a bad one is a 401).
+    pub async fn principal(&self, bearer: Option<&str>) -> Result<Option<Principal>, ApiError> {
+        match bearer {
+            Some(t) if t.starts_with("sk_") => Ok(None),
+            Some(t) => self.accounts.authenticate(t).await.map(Some),
+            None => Ok(None),
+        }
+    }
 
-async fn metrics(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.sfu.metrics().prometheus()).into_response()
-}
+    /// A stream by id, with its live viewer count.
+    pub async fn stream(&self, id: i64) -> Result<Stream, ApiError> {
+        let s = self.streams.get(id).await?.ok_or_else(|| no_stream(id))?;
+        Ok(self.analytics.with_viewers(s))
+    }
 
-async fn not_found(uri: axum::http::Uri) -> onair_signaling::ApiError {
-    onair_signaling::ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
+    /// A stream the caller owns (admins own every stream), or with `team`
+    /// one they moderate: 403 otherwise.
+    pub async fn owned_stream(&self, id: i64, who: &Principal, team: bool) -> Result<Stream, ApiError> {
+        let s = self.stream(id).await?;
+        let ok = if team { access::can_moderate(&self.membership, s.host.id, who).await? } else { s.host.id == who.id() || who.role() == Role::Admin };
+        if ok {
+            Ok(s)
+        } else {
+            Err(ApiError::forbidden("this is another host's stream"))
+        }
+    }
+
+    /// What a URL segment names: a stream id (`42`), or a channel (`ana`:
+    /// her live stream, else the one her next publish would go live on,
+    /// else her next scheduled one).
+    pub async fn resolve_stream(&self, segment: &str) -> Result<Option<Stream>, ApiError> {
+        if let Ok(id) = segment.parse::<i64>() {
+            return Ok(self.streams.get(id).await?.map(|s| self.analytics.with_viewers(s)));
+        }
+        let Some(host) = self.accounts.by_username(segment).await? else { return Ok(None) };
+        if let Some(s) = self.streams.publish_target(host.id).await? {
+            return Ok(Some(self.analytics.with_viewers(s)));
+        }
+        let page = self.streams.list(&crate::streams::ListQuery { kind: crate::streams::ListType::Scheduled, limit: Some(1), offset: None, host: Some(host.username.clone()) }).await?;
+        Ok(page.streams.into_iter().next())
+    }
 }

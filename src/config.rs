@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 use onair_media::{IceServer, MediaConfig};
@@ -38,6 +39,21 @@ pub struct SettingsArgs {
     /// Directory of the web pages [default: ./static].
     #[arg(long, env = "ONAIR_STATIC_DIR", global = true)]
     pub static_dir: Option<PathBuf>,
+    /// Seconds a stream whose publisher left waits for it [default: 15].
+    #[arg(long, env = "ONAIR_RECONNECT_GRACE", global = true)]
+    pub reconnect_grace: Option<u64>,
+    /// Seconds a stream started by API waits for media before failing [default: 600].
+    #[arg(long, env = "ONAIR_MEDIA_WAIT", global = true)]
+    pub media_wait: Option<u64>,
+    /// Whether people may sign up as hosts themselves [default: true].
+    #[arg(long, env = "ONAIR_HOST_SIGNUP", global = true)]
+    pub host_signup: Option<bool>,
+    /// Auth requests (login, register, refresh) per minute per IP [default: 30].
+    #[arg(long, env = "ONAIR_AUTH_RATE", global = true)]
+    pub auth_rate: Option<u32>,
+    /// API writes per second per IP and per user [default: 20].
+    #[arg(long, env = "ONAIR_WRITE_RATE", global = true)]
+    pub write_rate: Option<u32>,
 }
 
 /// The config file's shape; every key is optional.
@@ -52,6 +68,32 @@ struct FileSettings {
     workers: Option<usize>,
     ice_servers: Option<Vec<IceServer>>,
     static_dir: Option<PathBuf>,
+    reconnect_grace: Option<u64>,
+    media_wait: Option<u64>,
+    host_signup: Option<bool>,
+    auth_rate: Option<u32>,
+    write_rate: Option<u32>,
+}
+
+/// Settings of the platform around the SFU.
+#[derive(Debug, Clone)]
+pub struct PlatformSettings {
+    /// How long a stream whose publisher left waits for it.
+    pub reconnect_grace: Duration,
+    /// How long a stream started by API waits for media.
+    pub media_wait: Duration,
+    /// Whether people may sign up as hosts.
+    pub host_signup: bool,
+    /// Auth requests per minute per IP (burst: the same number).
+    pub auth_per_minute: u32,
+    /// API writes per second per IP and per user (burst: five seconds' worth).
+    pub writes_per_second: u32,
+}
+
+impl Default for PlatformSettings {
+    fn default() -> Self {
+        PlatformSettings { reconnect_grace: Duration::from_secs(15), media_wait: Duration::from_secs(600), host_signup: true, auth_per_minute: 30, writes_per_second: 20 }
+    }
 }
 
 /// Resolved settings.
@@ -65,6 +107,8 @@ pub struct Settings {
     pub static_dir: PathBuf,
     /// Media engine settings.
     pub media: MediaConfig,
+    /// Platform settings.
+    pub platform: PlatformSettings,
 }
 
 impl Settings {
@@ -78,6 +122,8 @@ impl Settings {
             None => FileSettings::default(),
         };
         let defaults = MediaConfig::default();
+        let pd = PlatformSettings::default();
+        let secs = |flag: Option<u64>, file: Option<u64>, default: Duration| flag.or(file).map(Duration::from_secs).unwrap_or(default);
         let ice_servers = match (&args.ice_servers, file.ice_servers) {
             (Some(urls), _) => urls.iter().filter(|u| !u.is_empty()).map(|u| IceServer { urls: vec![u.clone()], ..Default::default() }).collect(),
             (None, Some(list)) => list,
@@ -94,6 +140,13 @@ impl Settings {
                 workers: args.workers.or(file.workers).unwrap_or(defaults.workers),
                 ice_servers,
                 worker_queue: defaults.worker_queue,
+            },
+            platform: PlatformSettings {
+                reconnect_grace: secs(args.reconnect_grace, file.reconnect_grace, pd.reconnect_grace),
+                media_wait: secs(args.media_wait, file.media_wait, pd.media_wait),
+                host_signup: args.host_signup.or(file.host_signup).unwrap_or(pd.host_signup),
+                auth_per_minute: args.auth_rate.or(file.auth_rate).unwrap_or(pd.auth_per_minute).max(1),
+                writes_per_second: args.write_rate.or(file.write_rate).unwrap_or(pd.writes_per_second).max(1),
             },
         })
     }

@@ -1,17 +1,24 @@
 //! The embedded database: SQLite in WAL mode under the data directory, with
 //! migrations compiled into the binary and applied at start-up.
 //!
-//! SQL here stays portable (no SQLite-only syntax beyond what PostgreSQL also
-//! accepts) so that a PostgreSQL backend can follow.
+//! SQL here stays portable: `$1` placeholders, `RETURNING`, `ON CONFLICT`,
+//! no SQLite-only functions, so that a PostgreSQL backend can follow (its
+//! migrations will differ only in the integer primary keys).
 
 use std::path::Path;
 use std::str::FromStr;
 
+use onair_signaling::ApiError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+use crate::clock::now_ms;
+
 /// Migrations in order; each runs once, inside a transaction.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "stream keys", include_str!("../migrations/0001_stream_keys.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "stream keys", include_str!("../migrations/0001_stream_keys.sql")),
+    (2, "platform", include_str!("../migrations/0002_platform.sql")),
+];
 
 /// Opens (creating if needed) `onair.db` in `data_dir` and migrates it.
 pub async fn open(data_dir: &Path) -> Result<SqlitePool, String> {
@@ -37,7 +44,7 @@ async fn migrate(pool: &SqlitePool) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     for (version, name, sql) in MIGRATIONS {
         let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
-        let done: Option<(i64,)> = sqlx::query_as("SELECT version FROM schema_migrations WHERE version = ?")
+        let done: Option<(i64,)> = sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
             .bind(version)
             .fetch_optional(&mut *tx)
             .await
@@ -45,17 +52,97 @@ async fn migrate(pool: &SqlitePool) -> Result<(), String> {
         if done.is_some() {
             continue;
         }
-        for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sqlx::query(stmt).execute(&mut *tx).await.map_err(|e| format!("migration {version} ({name}): {e}"))?;
+        for stmt in statements(sql) {
+            sqlx::query(&stmt).execute(&mut *tx).await.map_err(|e| format!("migration {version} ({name}): {e}\n{stmt}"))?;
         }
-        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
             .bind(version)
             .bind(name)
-            .bind(crate::keys::unix_now())
+            .bind(now_ms() / 1000)
             .execute(&mut *tx)
             .await
             .map_err(|e| e.to_string())?;
         tx.commit().await.map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// The statements of a migration: `--` comments removed, split at `;`
+/// (migrations hold no string literal with `;` or `--` in it).
+fn statements(sql: &str) -> Vec<String> {
+    let code: String = sql.lines().map(|l| l.split("--").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
+    code.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// A named server secret (32 random bytes), made on first use and kept.
+pub async fn server_secret(pool: &SqlitePool, name: &str) -> Result<Vec<u8>, String> {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    let fresh = B64.encode(rand::random::<[u8; 32]>());
+    sqlx::query("INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+        .bind(name)
+        .bind(&fresh)
+        .execute(pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (value,): (String,) = sqlx::query_as("SELECT value FROM server_settings WHERE name = $1").bind(name).fetch_one(pool).await.map_err(|e| e.to_string())?;
+    B64.decode(value).map_err(|e| format!("server secret {name}: {e}"))
+}
+
+/// Database errors become 500s (logged) or, for a busy database, 503s.
+pub trait DbResult<T> {
+    /// Maps the error.
+    fn db(self) -> Result<T, ApiError>;
+}
+
+impl<T> DbResult<T> for Result<T, sqlx::Error> {
+    fn db(self) -> Result<T, ApiError> {
+        self.map_err(|e| match &e {
+            sqlx::Error::PoolTimedOut => ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy", "the server is busy; try again"),
+            _ => ApiError::internal(format!("database: {e}")),
+        })
+    }
+}
+
+/// True for a unique-constraint failure.
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_statements_without_comments() {
+        let s = statements("-- a; comment\nCREATE TABLE a (x INT); -- trailing; one\n\nCREATE INDEX i ON a (x)\n");
+        assert_eq!(s, vec!["CREATE TABLE a (x INT)".to_owned(), "CREATE INDEX i ON a (x)".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn migrates_old_stream_keys_to_hosts() {
+        let dir = std::env::temp_dir().join(format!("onair-db-{}-{}", std::process::id(), rand::random::<u32>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A database as the previous release left it: one key for stream "Demo".
+        {
+            let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", dir.join("onair.db").display())).unwrap().create_if_missing(true);
+            let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
+            sqlx::query("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)").execute(&pool).await.unwrap();
+            for stmt in statements(MIGRATIONS[0].2) {
+                sqlx::query(&stmt).execute(&pool).await.unwrap();
+            }
+            sqlx::query("INSERT INTO schema_migrations VALUES (1, 'stream keys', 0)").execute(&pool).await.unwrap();
+            sqlx::query("INSERT INTO stream_keys (stream, key_hash, key_prefix, created_at) VALUES ('Demo', 'h1', 'sk_abcd', 5)").execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        let pool = open(&dir).await.unwrap();
+        let (user, role): (String, String) = sqlx::query_as("SELECT username, role FROM users").fetch_one(&pool).await.unwrap();
+        assert_eq!((user.as_str(), role.as_str()), ("demo", "host"));
+        let (hash,): (String,) = sqlx::query_as("SELECT k.key_hash FROM host_stream_keys k JOIN users u ON u.id = k.user_id WHERE u.username = 'demo'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(hash, "h1", "the old key still publishes, now as the host's");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

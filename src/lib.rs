@@ -1,12 +1,34 @@
 //! # onair: the server
 //!
 //! Wires the SFU ([`onair_media`]), WHIP/WHEP signaling
-//! ([`onair_signaling`]), the embedded database and the web pages into one
-//! process. `main.rs` is the command line; [`server`] starts everything and is
-//! what the integration tests start too.
+//! ([`onair_signaling`]), the embedded database and the platform around them
+//! into one process. `main.rs` is the command line; [`server`] starts
+//! everything and is what the integration tests start too.
+//!
+//! The platform, module by module:
+//! - [`accounts`]: users, roles, login sessions and tokens; [`keys`]: stream keys;
+//! - [`streams`]: streams, their schedule and state machine, who may watch;
+//! - [`chat`]: live chat, its rules and moderation; [`membership`]:
+//!   followers, subscribers, tickets, moderators;
+//! - [`analytics`]: viewer figures from real connections;
+//! - [`realtime`]: the event hub behind every client's WebSocket;
+//! - [`webhooks`]: signed outbound events; [`ratelimit`]: token buckets;
+//! - [`api`]: the HTTP API and pages; [`gate`]: the platform's answers to
+//!   WHIP/WHEP; [`app`]: every service in one place.
 
+pub mod accounts;
+pub mod analytics;
+pub mod api;
 pub mod app;
+pub mod chat;
+pub mod clock;
 pub mod config;
 pub mod db;
+pub mod gate;
 pub mod keys;
+pub mod membership;
+pub mod ratelimit;
+pub mod realtime;
 pub mod server;
+pub mod streams;
+pub mod webhooks;

@@ -1,12 +1,13 @@
-//! The `onair` command: run the server, manage stream keys.
+//! The `onair` command: run the server; manage stream keys and users.
 
 use clap::{Parser, Subcommand};
+use onair::accounts::{Accounts, Role, TokenLifetimes};
 use onair::config::{Settings, SettingsArgs};
 use onair::keys::KeyStore;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "onair", version, about = "OnAir: self-hosted live streaming (WebRTC SFU, WHIP/WHEP)")]
+#[command(name = "onair", version, about = "OnAir: self-hosted live streaming (WebRTC SFU, WHIP/WHEP, live platform)")]
 struct Cli {
     #[command(flatten)]
     settings: SettingsArgs,
@@ -18,21 +19,47 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve,
-    /// Manage stream keys.
+    /// Manage hosts' stream keys.
     StreamKey {
         #[command(subcommand)]
         action: KeyAction,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
     },
 }
 
 #[derive(Subcommand)]
 enum KeyAction {
-    /// Create a key for a stream and print it (it is shown only once).
-    Create { stream: String },
-    /// List keys (prefixes only).
-    List,
-    /// Revoke every key of a stream.
-    Revoke { stream: String },
+    /// Make a key for a host (the account is made if missing) and print it once.
+    Create {
+        /// Host username (also their channel: /watch/{username}).
+        host: String,
+        /// A name for the key.
+        #[arg(long, default_value = "default")]
+        label: String,
+    },
+    /// List a host's keys (prefixes only).
+    List { host: String },
+    /// Revoke a host's key (by id), or all of them.
+    Revoke {
+        host: String,
+        /// Key id (from `list`); all keys if absent.
+        #[arg(long)]
+        id: Option<i64>,
+    },
+    /// Replace a key with a new one and print it.
+    Rotate { host: String, id: i64 },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Set a user's role: viewer, host, moderator or admin.
+    Role { username: String, role: String },
+    /// Set a user's password (read from standard input).
+    Password { username: String },
 }
 
 fn main() {
@@ -46,34 +73,75 @@ fn main() {
     rt.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(settings).await,
-            Command::StreamKey { action } => {
-                let pool = onair::db::open(&settings.data_dir).await.unwrap_or_else(|e| fail(&e));
-                let keys = KeyStore::new(pool);
-                match action {
-                    KeyAction::Create { stream } => {
-                        let key = keys.create(&stream).await.unwrap_or_else(|e| fail(&e));
-                        println!("{key}");
-                        eprintln!("stream key for '{stream}' created; publish with WHIP to http://{}/whip using it as the bearer token", settings.http_addr);
-                    }
-                    KeyAction::List => {
-                        for k in keys.list().await.unwrap_or_else(|e| fail(&e)) {
-                            let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
-                            println!("{}\t{}…\t{}", k.stream, k.prefix, state);
-                        }
-                    }
-                    KeyAction::Revoke { stream } => {
-                        let n = keys.revoke(&stream).await.unwrap_or_else(|e| fail(&e));
-                        println!("revoked {n} key(s) of '{stream}'");
-                    }
-                }
-            }
+            Command::StreamKey { action } => keys(&settings, action).await.unwrap_or_else(|e| fail(&e)),
+            Command::User { action } => users(&settings, action).await.unwrap_or_else(|e| fail(&e)),
         }
     });
 }
 
+async fn open(settings: &Settings) -> Result<(Accounts, KeyStore), String> {
+    let pool = onair::db::open(&settings.data_dir).await?;
+    Ok((Accounts::open(pool.clone(), TokenLifetimes::default()).await?, KeyStore::new(pool)))
+}
+
+async fn keys(settings: &Settings, action: KeyAction) -> Result<(), String> {
+    let (accounts, keys) = open(settings).await?;
+    let e = |e: onair_signaling::ApiError| e.message;
+    match action {
+        KeyAction::Create { host, label } => {
+            let user = accounts.ensure_host(&host).await.map_err(e)?;
+            let key = keys.create(user.id, &label).await.map_err(e)?;
+            println!("{}", key.key);
+            eprintln!("stream key for '{}' made; publish with WHIP to http://{}/whip using it as the bearer token", user.username, settings.http_addr);
+        }
+        KeyAction::List { host } => {
+            let user = accounts.by_username(&host).await.map_err(e)?.ok_or(format!("no user '{host}'"))?;
+            for k in keys.list(user.id).await.map_err(e)? {
+                let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{}\t{}\t{}…\t{}", k.id, k.label, k.prefix, state);
+            }
+        }
+        KeyAction::Revoke { host, id } => {
+            let user = accounts.by_username(&host).await.map_err(e)?.ok_or(format!("no user '{host}'"))?;
+            let n = match id {
+                Some(id) => keys.revoke(user.id, id).await.map_err(e)? as u64,
+                None => keys.revoke_all(user.id).await.map_err(e)?,
+            };
+            println!("revoked {n} key(s) of '{}'", user.username);
+        }
+        KeyAction::Rotate { host, id } => {
+            let user = accounts.by_username(&host).await.map_err(e)?.ok_or(format!("no user '{host}'"))?;
+            let key = keys.rotate(user.id, id).await.map_err(e)?.ok_or(format!("no active key {id} of '{host}'"))?;
+            println!("{}", key.key);
+        }
+    }
+    Ok(())
+}
+
+async fn users(settings: &Settings, action: UserAction) -> Result<(), String> {
+    let (accounts, _) = open(settings).await?;
+    let e = |e: onair_signaling::ApiError| e.message;
+    match action {
+        UserAction::Role { username, role } => {
+            let role = Role::parse(&role).ok_or(format!("'{role}' is not a role: viewer, host, moderator or admin"))?;
+            let user = accounts.by_username(&username).await.map_err(e)?.ok_or(format!("no user '{username}'"))?;
+            let user = accounts.set_role(user.id, role).await.map_err(e)?;
+            println!("{} is now {}", user.username, user.role.as_str());
+        }
+        UserAction::Password { username } => {
+            let user = accounts.by_username(&username).await.map_err(e)?.ok_or(format!("no user '{username}'"))?;
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map_err(|e| e.to_string())?;
+            accounts.set_password(user.id, line.trim_end_matches(['\r', '\n'])).await.map_err(e)?;
+            println!("password of {} set", user.username);
+        }
+    }
+    Ok(())
+}
+
 async fn serve(settings: Settings) {
     let server = onair::server::Server::start(settings).await.unwrap_or_else(|e| fail(&e));
-    tracing::info!("OnAir listening on {}  (publish: {}/publish)", server.url(), server.url());
+    tracing::info!("OnAir listening on {}  (live directory: {}/, publish: {}/publish)", server.url(), server.url(), server.url());
     for addr in server.sfu.media_addrs() {
         tracing::info!("media UDP on {addr}");
     }

@@ -1,14 +1,14 @@
 //! Starting and stopping a whole OnAir server.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use onair_media::Sfu;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::app::{router, AppState};
+use crate::app::App;
 use crate::config::Settings;
-use crate::keys::KeyStore;
 
 /// A running server.
 pub struct Server {
@@ -16,31 +16,39 @@ pub struct Server {
     pub http_addr: SocketAddr,
     /// The SFU (for tests and the CLI).
     pub sfu: Sfu,
-    /// Stream keys.
-    pub keys: KeyStore,
+    /// The platform's services.
+    pub app: Arc<App>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
-    /// Opens the database, starts the SFU workers and the HTTP server.
+    /// Opens the database, starts the SFU workers, the platform and HTTP.
     pub async fn start(settings: Settings) -> Result<Server, String> {
         let pool = crate::db::open(&settings.data_dir).await?;
-        let keys = KeyStore::new(pool);
         let sfu = Sfu::start(settings.media.clone()).map_err(|e| format!("cannot bind media port {}: {e}", settings.media.media_port))?;
+        let app = App::start(pool, sfu.clone(), settings.platform.clone()).await?;
         let listener = TcpListener::bind(settings.http_addr).await.map_err(|e| format!("cannot listen on {}: {e}", settings.http_addr))?;
         let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let app = router(AppState { sfu: sfu.clone(), keys: keys.clone() }, settings.static_dir.clone());
+        let router = crate::api::router(app.clone(), &settings.static_dir);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(async { let _ = stopped.await; }).await;
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            let _ = axum::serve(listener, service).with_graceful_shutdown(async { let _ = stopped.await; }).await;
         });
-        Ok(Server { http_addr, sfu, keys, stop: Some(stop), task })
+        Ok(Server { http_addr, sfu, app, stop: Some(stop), task })
     }
 
     /// Base URL, e.g. `http://127.0.0.1:8080`.
     pub fn url(&self) -> String {
         format!("http://{}", self.http_addr)
+    }
+
+    /// A stream key for the host `username` (made, without a password, if
+    /// missing): what `onair stream-key create` does.
+    pub async fn host_key(&self, username: &str) -> Result<String, String> {
+        let host = self.app.accounts.ensure_host(username).await.map_err(|e| e.to_string())?;
+        self.app.keys.create(host.id, "default").await.map(|k| k.key).map_err(|e| e.to_string())
     }
 
     /// Stops HTTP and the media workers.
@@ -50,6 +58,7 @@ impl Server {
         }
         self.sfu.shutdown();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task).await;
+        self.app.pool.close().await;
     }
 
     /// Runs until the task ends (Ctrl-C handled by the caller).

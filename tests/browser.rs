@@ -21,7 +21,7 @@ async fn chromium_publishes_simulcast_and_a_viewer_switches_layers() {
     }
     // Default media bind (0.0.0.0), as `cargo run` starts it.
     let server = common::start_server_default_bind(2).await;
-    let key = server.keys.create("browser").await.unwrap();
+    let key = server.host_key("browser").await.unwrap();
     let shots = screenshot_dir("chromium");
     let url = server.url();
     let out = run_script(

@@ -43,7 +43,7 @@ async fn ffmpeg_publishes_h264_over_whip_and_a_viewer_decodes_it() {
         }
     };
     let server = common::start_server(2).await;
-    let key = server.keys.create("obs").await.unwrap();
+    let key = server.host_key("obs").await.unwrap();
     let url = format!("{}/whip", server.url());
     let mut ff = tokio::process::Command::new(&exe)
         .args(["-hide_banner", "-loglevel", "warning", "-re"])
@@ -58,12 +58,14 @@ async fn ffmpeg_publishes_h264_over_whip_and_a_viewer_decodes_it() {
         .spawn()
         .expect("spawn ffmpeg");
 
-    let live = common::wait_until(15, || server.sfu.live_streams().contains(&"obs".to_string())).await;
+    let live = common::wait_until(15, || !server.sfu.live_streams().is_empty()).await;
     assert!(live, "FFmpeg never went live");
+    let channel = common::wait_for_json(server.http_addr, "/api/users/obs", |p| p["live"]["media_state"] == "receiving").await;
+    assert_eq!(server.sfu.live_streams(), vec![channel["live"]["id"].to_string()], "the WHIP publish is the host's live stream");
     // Wait for its media to flow before watching.
     let mut health = serde_json::Value::Null;
     for _ in 0..100 {
-        let r = common::http::request(server.http_addr, "GET", "/api/streams/obs/health", &[], b"").await;
+        let r = common::http::get_auth(server.http_addr, "/api/streams/obs/health", &key).await;
         if r.status == 200 {
             health = r.json();
             let tracks = health["publisher"]["tracks"].as_array().cloned().unwrap_or_default();

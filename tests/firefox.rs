@@ -37,7 +37,7 @@ const CHROMIUM_INSTALL: &str = "apt-get install chromium";
 /// from `publisher` and watches in Firefox.
 async fn run(publisher: &str, stream: &str) -> ScriptRun {
     let server = common::start_server_default_bind(2).await;
-    let key = server.keys.create(stream).await.unwrap();
+    let key = server.host_key(stream).await.unwrap();
     let shots = screenshot_dir(&format!("{publisher}-firefox"));
     let url = server.url();
     let out = run_script(

@@ -25,7 +25,7 @@ fn viewer_offer() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_sessions_come_back() {
     let server = common::start_server(2).await;
-    let key = server.keys.create("churn").await.unwrap();
+    let key = server.host_key("churn").await.unwrap();
     let publisher = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("publish");
     assert!(common::wait_until(10, || publisher.connected()).await);
     let offer = viewer_offer();

@@ -20,11 +20,13 @@ fn assert_continuous(rx: &[peer::Rx]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewers_receive_simulcast_vp8_and_opus() {
     let server = common::start_server(2).await;
-    let key = server.keys.create("demo").await.unwrap();
+    let key = server.host_key("demo").await.unwrap();
     let publisher = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("publish");
-    assert_eq!(publisher.answer.header("x-onair-stream"), Some("demo"));
-    assert!(publisher.location.starts_with("/whip/"), "{}", publisher.location);
+    let stream_id: i64 = publisher.answer.header("x-onair-stream").expect("stream id header").parse().expect("a numeric stream id");
     assert!(common::wait_until(10, || publisher.connected()).await, "publisher never connected");
+    let live = common::wait_for_json(server.http_addr, "/api/users/demo", |p| p["live"]["media_state"] == "receiving").await;
+    assert_eq!(live["live"]["id"], stream_id, "the host's channel shows the stream WHIP went live on: {live}");
+    assert!(publisher.location.starts_with("/whip/"), "{}", publisher.location);
 
     let mut viewers = Vec::new();
     for cap in [None, None, Some("q"), Some("h"), None] {
@@ -50,7 +52,7 @@ async fn viewers_receive_simulcast_vp8_and_opus() {
         assert_continuous(&v.audio());
     }
 
-    let health = http::request(server.http_addr, "GET", "/api/streams/demo/health", &[], b"").await;
+    let health = http::get_auth(server.http_addr, "/api/streams/demo/health", &key).await;
     assert_eq!(health.status, 200, "{}", health.body);
     let h = health.json();
     assert_eq!(h["live"], true);
@@ -71,7 +73,7 @@ async fn viewers_receive_simulcast_vp8_and_opus() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        h = http::request(server.http_addr, "GET", "/api/streams/demo/health", &[], b"").await.json();
+        h = http::get_auth(server.http_addr, "/api/streams/demo/health", &key).await.json();
     }
     for v in h["viewers"].as_array().unwrap() {
         let rtt = v["rtt_ms"].as_f64().unwrap_or_else(|| panic!("no RTT for a viewer: {h}"));
@@ -99,10 +101,10 @@ async fn viewers_receive_simulcast_vp8_and_opus() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_switch_keeps_the_stream_continuous() {
     let server = common::start_server(2).await;
-    let key = server.keys.create("sw").await.unwrap();
+    let key = server.host_key("switcher").await.unwrap();
     let publisher = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("publish");
     assert!(common::wait_until(10, || publisher.connected()).await);
-    let viewer = peer::watch(server.http_addr, "sw", WatchOpts::default()).await.expect("watch");
+    let viewer = peer::watch(server.http_addr, "switcher", WatchOpts::default()).await.expect("watch");
     assert!(common::wait_until(10, || viewer.video().len() > 30).await, "no video");
 
     let layer_url = format!("{}/layer", viewer.location);
@@ -137,7 +139,7 @@ async fn layer_switch_keeps_the_stream_continuous() {
         }
     }
     assert_eq!(switches, 3, "f->q->h->f");
-    let health = http::request(server.http_addr, "GET", "/api/streams/sw/health", &[], b"").await.json();
+    let health = http::get_auth(server.http_addr, "/api/streams/switcher/health", &key).await.json();
     assert_eq!(health["viewers"][0]["layer_switches"], 3, "{health}");
 
     viewer.stop().await;
@@ -148,7 +150,7 @@ async fn layer_switch_keeps_the_stream_continuous() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_packets_are_retransmitted_from_the_sfu_cache() {
     let server = common::start_server(1).await;
-    let key = server.keys.create("nack").await.unwrap();
+    let key = server.host_key("nack").await.unwrap();
     let publisher = peer::publish(server.http_addr, &key, PublishOpts { simulcast: false, ..Default::default() }).await.expect("publish");
     assert!(common::wait_until(10, || publisher.connected()).await);
     let viewer = peer::watch(server.http_addr, "nack", WatchOpts { drop_nth: Some(40), ..Default::default() }).await.expect("watch");
@@ -169,8 +171,9 @@ async fn lost_packets_are_retransmitted_from_the_sfu_cache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_leaving_ends_the_stream_and_frees_its_viewers() {
     let server = common::start_server(2).await;
-    let key = server.keys.create("bye").await.unwrap();
+    let key = server.host_key("bye").await.unwrap();
     let publisher = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("publish");
+    let stream_id = publisher.answer.header("x-onair-stream").unwrap().to_owned();
     assert!(common::wait_until(10, || publisher.connected()).await);
     let mut events = server.sfu.subscribe();
     let v1 = peer::watch(server.http_addr, "bye", WatchOpts::default()).await.unwrap();
@@ -188,7 +191,7 @@ async fn publisher_leaving_ends_the_stream_and_frees_its_viewers() {
     assert!(common::wait_until(5, || server.sfu.session_count() == 0).await, "sessions left: {}", server.sfu.session_count());
     let mut ended = false;
     while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_secs(2), events.recv()).await {
-        if e == (onair_media::SfuEvent::StreamEnded { stream: "bye".into() }) {
+        if e == (onair_media::SfuEvent::StreamEnded { stream: stream_id.clone() }) {
             ended = true;
             break;
         }
@@ -196,7 +199,7 @@ async fn publisher_leaving_ends_the_stream_and_frees_its_viewers() {
     assert!(ended, "no StreamEnded event");
     // Viewers' connections are closed by the server.
     assert!(common::wait_until(10, || !v1.connected() && !v2.connected()).await, "viewers still connected: {:?} {:?}", v1.state(), v2.state());
-    let res = http::request(server.http_addr, "GET", "/api/streams/bye/health", &[], b"").await;
+    let res = http::get_auth(server.http_addr, "/api/streams/bye/health", &key).await;
     assert_eq!(res.status, 404);
     let res = http::request(server.http_addr, "DELETE", &v1.location, &[], b"").await;
     assert_eq!(res.status, 404, "already gone");
@@ -214,7 +217,7 @@ async fn publisher_leaving_ends_the_stream_and_frees_its_viewers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_that_vanishes_is_timed_out() {
     let server = common::start_server(1).await;
-    let key = server.keys.create("gone").await.unwrap();
+    let key = server.host_key("gone").await.unwrap();
     let publisher = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("publish");
     assert!(common::wait_until(10, || publisher.connected()).await);
     let viewer = peer::watch(server.http_addr, "gone", WatchOpts::default()).await.unwrap();
@@ -229,7 +232,7 @@ async fn a_publisher_that_vanishes_is_timed_out() {
 async fn default_bind_on_all_interfaces_works_for_local_clients() {
     // `cargo run` binds media to 0.0.0.0 and announces every local address.
     let server = common::start_server_default_bind(2).await;
-    let key = server.keys.create("any").await.unwrap();
+    let key = server.host_key("any").await.unwrap();
     let publisher = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("publish");
     assert!(publisher.answer.body.contains("127.0.0.1"), "loopback candidate announced: {}", publisher.answer.body);
     assert!(common::wait_until(10, || publisher.connected()).await, "publisher never connected");
@@ -246,7 +249,7 @@ async fn a_joining_viewer_starts_from_the_cached_group_of_pictures() {
     // packets and fresh, so a joining viewer gets it from the cache and
     // needs nothing from the publisher.
     let server = common::start_server(2).await;
-    let key = server.keys.create("gop").await.unwrap();
+    let key = server.host_key("gop").await.unwrap();
     let opts = PublishOpts { simulcast: false, keyframe_every: 15, ..Default::default() };
     let publisher = peer::publish(server.http_addr, &key, opts).await.expect("publish");
     assert!(common::wait_until(10, || publisher.connected()).await);
@@ -286,7 +289,7 @@ async fn a_long_gop_gives_the_cached_keyframe_then_the_next_one() {
     // a joining viewer gets the cached keyframe alone (a picture at once),
     // then the live stream from the keyframe its join asked for.
     let server = common::start_server(2).await;
-    let key = server.keys.create("long").await.unwrap();
+    let key = server.host_key("long").await.unwrap();
     let publisher = long_gop_publisher(&server, &key).await;
     let (plis_before, frame_at_join) = {
         let seen = publisher.seen.lock().unwrap();
@@ -316,7 +319,7 @@ async fn many_viewers_joining_at_once_cost_the_publisher_one_keyframe() {
     // Every joining viewer of a long-GOP stream needs a fresh keyframe; the
     // SFU asks for it once per layer and interval, not once per viewer.
     let server = common::start_server(2).await;
-    let key = server.keys.create("storm").await.unwrap();
+    let key = server.host_key("storm").await.unwrap();
     let publisher = long_gop_publisher(&server, &key).await;
     let plis_before = publisher.seen.lock().unwrap().plis_total;
     let joins = (0..20).map(|_| peer::watch(server.http_addr, "storm", WatchOpts::default()));
@@ -337,11 +340,14 @@ async fn many_viewers_joining_at_once_cost_the_publisher_one_keyframe() {
 async fn speaking_and_stream_end_are_pushed_over_the_health_socket() {
     use futures_util::StreamExt;
     let server = common::start_server(2).await;
-    let key = server.keys.create("talk").await.unwrap();
-    let url = format!("ws://{}/api/streams/talk/health/ws", server.http_addr);
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("websocket");
+    let key = server.host_key("talk").await.unwrap();
     // The test publisher tags all its audio with RFC 6464 level 30 dBov: speech.
     let publisher = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("publish");
+    // Health is the host's: the stream key (or the host's access token) opens it.
+    let url = format!("ws://{}/api/streams/talk/health/ws", server.http_addr);
+    let denied = tokio_tungstenite::connect_async(&url).await;
+    assert!(denied.is_err(), "no token, no health feed");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}?token={key}")).await.expect("websocket");
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while !seen.iter().any(|e: &serde_json::Value| e["type"] == "speaking") || !seen.iter().any(|e| e["type"] == "active_speaker") {
@@ -357,7 +363,7 @@ async fn speaking_and_stream_end_are_pushed_over_the_health_socket() {
     assert_eq!(speaking["session"], session.as_str());
     assert_eq!(seen.iter().find(|e| e["type"] == "active_speaker").unwrap()["session"], session.as_str());
     assert!(seen.iter().any(|e| e["type"] == "stream_live"), "{seen:?}");
-    let h = http::request(server.http_addr, "GET", "/api/streams/talk/health", &[], b"").await.json();
+    let h = http::get_auth(server.http_addr, "/api/streams/talk/health", &key).await.json();
     let audio = h["publisher"]["tracks"].as_array().unwrap().iter().find(|t| t["kind"] == "audio").cloned().unwrap();
     assert_eq!(audio["speaking"], true, "{h}");
 

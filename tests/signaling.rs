@@ -12,7 +12,7 @@ const VP8_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=vi
 async fn whip_rejects_bad_requests_with_json_errors() {
     let server = common::start_server(1).await;
     let a = server.http_addr;
-    let key = server.keys.create("bad").await.unwrap();
+    let key = server.host_key("bad").await.unwrap();
 
     // Missing and wrong keys.
     let r = http::post_sdp(a, "/whip", None, VP8_OFFER).await;
@@ -51,7 +51,8 @@ async fn whip_rejects_bad_requests_with_json_errors() {
     assert!(common::wait_until(10, || p.connected()).await);
 
     // Revoked keys stop working.
-    server.keys.revoke("bad").await.unwrap();
+    let host = server.app.accounts.by_username("bad").await.unwrap().unwrap();
+    assert_eq!(server.app.keys.revoke_all(host.id).await.unwrap(), 1);
     let r = http::post_sdp(a, "/whip", Some(&key), VP8_OFFER).await;
     assert_eq!(r.status, 401);
     p.stop().await;
@@ -77,10 +78,10 @@ async fn whep_and_session_errors() {
 
     // With a live stream: layer requests are validated, and a WHIP session id
     // is not accepted on the WHEP URL (or vice versa).
-    let key = server.keys.create("live").await.unwrap();
+    let key = server.host_key("livehost").await.unwrap();
     let p = peer::publish(a, &key, PublishOpts::default()).await.unwrap();
     assert!(common::wait_until(10, || p.connected()).await);
-    let v = peer::watch(a, "live", WatchOpts::default()).await.unwrap();
+    let v = peer::watch(a, "livehost", WatchOpts::default()).await.unwrap();
     let links = v.answer.headers_named("link");
     assert!(links.iter().any(|l| l.contains("urn:ietf:params:whep:ext:core:layer")), "{links:?}");
     let layer = format!("{}/layer", v.location);
@@ -89,7 +90,7 @@ async fn whep_and_session_errors() {
     let r = request(a, "POST", &layer, &[("Content-Type", "application/json")], b"not json").await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "bad_json"));
     let whip_id = p.location.trim_start_matches("/whip/");
-    let r = request(a, "DELETE", &format!("/whep/live/{whip_id}"), &[], b"").await;
+    let r = request(a, "DELETE", &format!("/whep/livehost/{whip_id}"), &[], b"").await;
     assert_eq!(r.status, 404, "a publisher session is not a viewer session");
     let viewer_id = v.location.rsplit('/').next().unwrap();
     let r = request(a, "DELETE", &format!("/whip/{viewer_id}"), &[], b"").await;

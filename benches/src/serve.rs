@@ -2,7 +2,7 @@
 //! of its own so its CPU time and memory are its alone. It is the same
 //! server library the `onair` binary runs, on the same two-thread runtime.
 //!
-//! It creates a stream key for [`STREAM`], starts, prints one JSON line
+//! It starts, creates a stream key for the host [`STREAM`] (its channel), prints one JSON line
 //! (`{"http": "127.0.0.1:port", "key": "sk_..."}`) and serves until its
 //! standard input closes (the harness exiting) or it is killed.
 
@@ -15,9 +15,8 @@ pub fn run(args: SettingsArgs) -> Result<(), String> {
     let settings = Settings::resolve(&args)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
-        let pool = onair::db::open(&settings.data_dir).await?;
-        let key = onair::keys::KeyStore::new(pool).create(STREAM).await?;
         let server = onair::server::Server::start(settings).await?;
+        let key = server.host_key(STREAM).await?;
         println!("{}", serde_json::json!({ "http": server.http_addr.to_string(), "key": key }));
         // Serve until the harness goes away.
         let mut stdin = tokio::io::stdin();

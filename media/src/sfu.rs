@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use serde::Serialize;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::cache::StreamCache;
 use crate::config::MediaConfig;
@@ -62,6 +62,9 @@ pub enum SfuEvent {
     ViewerJoined { stream: String, session: String },
     /// A viewer left.
     ViewerLeft { stream: String, session: String },
+    /// A session of either role closed, whether or not it ever connected
+    /// (bookkeeping keyed by session can let go of it).
+    SessionClosed { stream: String, session: String },
     /// A publisher started or stopped speaking (from its RFC 6464 audio levels).
     Speaking { stream: String, session: String, speaking: bool },
     /// The loudest publisher of the stream changed (co-host rooms highlight it).
@@ -76,6 +79,7 @@ impl SfuEvent {
             | SfuEvent::StreamEnded { stream }
             | SfuEvent::ViewerJoined { stream, .. }
             | SfuEvent::ViewerLeft { stream, .. }
+            | SfuEvent::SessionClosed { stream, .. }
             | SfuEvent::Speaking { stream, .. }
             | SfuEvent::ActiveSpeaker { stream, .. } => stream,
         }
@@ -154,6 +158,8 @@ pub(crate) struct Shared {
     pub sessions: DashMap<SessionId, SessionInfo>,
     pub metrics: Arc<Metrics>,
     pub events: broadcast::Sender<SfuEvent>,
+    /// Lossless event consumers (the platform's lifecycle and analytics).
+    sinks: Mutex<Vec<mpsc::UnboundedSender<SfuEvent>>>,
     next_id: AtomicU64,
 }
 
@@ -166,6 +172,7 @@ impl Shared {
             sessions: DashMap::new(),
             metrics: Arc::new(Metrics::default()),
             events,
+            sinks: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
         }
     }
@@ -194,6 +201,9 @@ impl Shared {
     }
 
     pub fn emit(&self, e: SfuEvent) {
+        if let Ok(mut sinks) = self.sinks.lock() {
+            sinks.retain(|s| s.send(e.clone()).is_ok());
+        }
         let _ = self.events.send(e);
     }
 }
@@ -334,9 +344,27 @@ impl Sfu {
         &self.shared.config.ice_servers
     }
 
-    /// Stream and session events.
+    /// Stream and session events. A receiver that falls behind misses some
+    /// (pages showing them); see [`Sfu::event_sink`] for every one.
     pub fn subscribe(&self) -> broadcast::Receiver<SfuEvent> {
         self.shared.events.subscribe()
+    }
+
+    /// Every event from now on, none dropped (for bookkeeping that must see
+    /// each join and leave). Unbounded: the consumer must keep up.
+    pub fn event_sink(&self) -> mpsc::UnboundedReceiver<SfuEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut sinks) = self.shared.sinks.lock() {
+            sinks.push(tx);
+        }
+        rx
+    }
+
+    /// Ends a stream from the platform's side (the host ended it): closes its
+    /// publisher, which closes its viewers. False if it is not live.
+    pub async fn end_stream(&self, stream: &str) -> bool {
+        let Some(publisher) = self.shared.streams.get(stream).map(|s| s.publisher) else { return false };
+        self.close(publisher).await.is_ok()
     }
 
     /// Names of live streams.

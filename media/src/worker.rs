@@ -511,6 +511,7 @@ impl<T: Transmit> Worker<T> {
         self.shared.sessions.remove(&id);
         Metrics::add(&self.shared.metrics.sessions_closed, 1);
         let stream = peer.stream.clone();
+        self.shared.emit(SfuEvent::SessionClosed { stream: stream.name.clone(), session: id.to_string() });
         match peer.role {
             PeerRole::Publisher(_) => {
                 Metrics::dec(&self.shared.metrics.publishers);

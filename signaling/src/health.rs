@@ -1,6 +1,8 @@
 //! Stream health: JSON snapshot, and a WebSocket that pushes it every second
 //! and the stream's events (went live, ended, viewers, who speaks) as they
-//! happen, each as `{"event": {"type": ..., ...}}`.
+//! happen, each as `{"event": {"type": ..., ...}}`. Per-peer statistics name
+//! session ids, so only the stream's host, staff or the stream key's holder
+//! may see them (`Authorization: Bearer`, or `?token=` on the WebSocket).
 
 use std::time::Duration;
 
@@ -11,14 +13,15 @@ use axum::response::Response;
 use axum::Json;
 use onair_media::StreamHealth;
 
-use crate::{ApiError, Signaling};
+use crate::{ApiError, Client, Signaling};
 
 fn offline(stream: &str) -> serde_json::Value {
     serde_json::json!({ "stream": stream, "live": false, "viewer_count": 0, "publisher": null, "viewers": [] })
 }
 
 /// `GET /api/streams/{stream}/health`.
-pub async fn get_health(State(state): State<Signaling>, Path(stream): Path<String>) -> Result<Json<StreamHealth>, ApiError> {
+pub async fn get_health(State(state): State<Signaling>, Path(path): Path<String>, client: Client) -> Result<Json<StreamHealth>, ApiError> {
+    let stream = state.platform.authorize_health(&path, &client).await?;
     state
         .sfu
         .stream_health(&stream)
@@ -28,8 +31,9 @@ pub async fn get_health(State(state): State<Signaling>, Path(stream): Path<Strin
 }
 
 /// `GET /api/streams/{stream}/health/ws`.
-pub async fn ws(State(state): State<Signaling>, Path(stream): Path<String>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| push(state, stream, socket))
+pub async fn ws(State(state): State<Signaling>, Path(path): Path<String>, client: Client, upgrade: WebSocketUpgrade) -> Result<Response, ApiError> {
+    let stream = state.platform.authorize_health(&path, &client).await?;
+    Ok(upgrade.on_upgrade(move |socket| push(state, stream, socket)))
 }
 
 async fn push(state: Signaling, stream: String, mut socket: WebSocket) {

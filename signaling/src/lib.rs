@@ -9,8 +9,11 @@
 //!   `POST /whep/{stream}/{session}/layer`.
 //! - Stream health: `GET /api/streams/{stream}/health` and its WebSocket.
 //!
+//! Who may publish or watch is not decided here: the platform around the SFU
+//! answers through [`Platform`] (stream keys, stream visibility, analytics).
 //! Every error is JSON: `{"error": {"code": "...", "message": "..."}}`.
 
+mod client;
 mod cors;
 mod error;
 mod health;
@@ -24,17 +27,41 @@ use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
-use onair_media::Sfu;
+use onair_media::{SessionId, Sfu};
 
+pub use client::{valid_viewer_key, Client};
 pub use error::ApiError;
 
 /// Largest SDP or sdpfrag body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Where stream keys are checked. The server implements it over its database.
-pub trait StreamKeys: Send + Sync + 'static {
-    /// The stream a key publishes to, or `None` for an unknown or revoked key.
-    fn stream_for_key<'a>(&'a self, key: &'a str) -> Pin<Box<dyn Future<Output = Result<Option<String>, String>> + Send + 'a>>;
+/// A boxed future, for the object-safe [`Platform`] trait.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The platform's answers to signaling. The server implements it over its
+/// database; a stream here is the SFU's stream name, a path segment is what a
+/// client put in the URL (a stream id, or a channel the platform resolves).
+pub trait Platform: Send + Sync + 'static {
+    /// WHIP: the stream this stream key publishes to now. An error is the
+    /// response (401 unknown key, 409 another stream live, ...).
+    fn authorize_publish<'a>(&'a self, key: &'a str, client: &'a Client) -> BoxFuture<'a, Result<String, ApiError>>;
+
+    /// WHIP: the SFU refused the offer; undo what `authorize_publish` prepared.
+    fn publish_failed<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, ()>;
+
+    /// WHEP: the stream a path segment names, if this client may watch it
+    /// (404 unknown, 401 login needed, 403 no access).
+    fn authorize_play<'a>(&'a self, path: &'a str, client: &'a Client) -> BoxFuture<'a, Result<String, ApiError>>;
+
+    /// A viewer session exists for this client (before it connects).
+    fn viewer_opened(&self, stream: &str, session: SessionId, client: &Client);
+
+    /// Health: the stream a path segment names, if this client may see its
+    /// per-peer statistics (its host, staff, or the stream key's holder).
+    fn authorize_health<'a>(&'a self, path: &'a str, client: &'a Client) -> BoxFuture<'a, Result<String, ApiError>>;
+
+    /// The stream a path segment names, with no access check (session URLs).
+    fn resolve<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Option<String>>;
 }
 
 /// What the handlers share.
@@ -42,8 +69,8 @@ pub trait StreamKeys: Send + Sync + 'static {
 pub struct Signaling {
     /// The media engine.
     pub sfu: Sfu,
-    /// Stream key store.
-    pub keys: Arc<dyn StreamKeys>,
+    /// The platform's decisions.
+    pub platform: Arc<dyn Platform>,
 }
 
 /// The WHIP/WHEP/health routes, with CORS for browser clients on other origins.
@@ -54,8 +81,8 @@ pub fn router(state: Signaling) -> Router {
         .route("/whep/{stream}", post(whep::create).options(whip::options))
         .route("/whep/{stream}/{session}", axum::routing::delete(whep::delete).patch(whep::patch).options(whip::options))
         .route("/whep/{stream}/{session}/layer", post(whep::layer))
-        .route("/api/streams/{stream}/health", get(health::get_health))
-        .route("/api/streams/{stream}/health/ws", get(health::ws))
+        .route("/api/streams/{id}/health", get(health::get_health))
+        .route("/api/streams/{id}/health/ws", get(health::ws))
         .layer(axum::middleware::from_fn(cors::cors))
         .with_state(state)
 }

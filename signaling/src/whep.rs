@@ -9,7 +9,7 @@ use onair_media::{LayerCap, LayerState, Role};
 use serde::Deserialize;
 
 use crate::whip::{created, session_of, trickle};
-use crate::{ApiError, Signaling};
+use crate::{ApiError, Client, Signaling};
 
 /// Query of `POST /whep/{stream}`.
 #[derive(Debug, Deserialize)]
@@ -30,15 +30,18 @@ fn parse_cap(raw: Option<&str>) -> Result<LayerCap, ApiError> {
 /// `POST /whep/{stream}`: a viewer's offer.
 pub async fn create(
     State(state): State<Signaling>,
-    Path(stream): Path<String>,
+    Path(path): Path<String>,
     Query(q): Query<PlayQuery>,
+    client: Client,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let cap = parse_cap(q.max_layer.as_deref())?;
     let offer = crate::sdpfrag::read_body(&headers, body, "application/sdp").await?;
+    let stream = state.platform.authorize_play(&path, &client).await?;
     let answer = state.sfu.play(&stream, &offer, cap).await?;
-    let location = format!("/whep/{stream}/{}", answer.session);
+    state.platform.viewer_opened(&stream, answer.session, &client);
+    let location = format!("/whep/{path}/{}", answer.session);
     let layer_link = format!("<{location}/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\"");
     let mut res = created(&state, location, answer.sdp, &[]);
     if let Ok(v) = axum::http::HeaderValue::from_str(&layer_link) {
@@ -49,7 +52,7 @@ pub async fn create(
 
 /// `DELETE /whep/{stream}/{session}`.
 pub async fn delete(State(state): State<Signaling>, Path((stream, session)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
-    let id = session_of(&state, &session, Role::Viewer, Some(&stream))?;
+    let id = session_of(&state, &session, Role::Viewer, Some(&stream)).await?;
     state.sfu.close(id).await?;
     Ok(StatusCode::OK)
 }
@@ -61,7 +64,7 @@ pub async fn patch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let id = session_of(&state, &session, Role::Viewer, Some(&stream))?;
+    let id = session_of(&state, &session, Role::Viewer, Some(&stream)).await?;
     trickle(&state, id, &headers, body).await
 }
 
@@ -78,7 +81,7 @@ pub async fn layer(
     Path((stream, session)): Path<(String, String)>,
     body: Result<Json<LayerRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<LayerState>, ApiError> {
-    let id = session_of(&state, &session, Role::Viewer, Some(&stream))?;
+    let id = session_of(&state, &session, Role::Viewer, Some(&stream)).await?;
     let Json(req) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_json", format!("expected {{\"max_layer\": \"auto|q|h|f\"}}: {e}")))?;
     let cap = parse_cap(Some(&req.max_layer))?;
     Ok(Json(state.sfu.set_layer_cap(id, cap).await?))

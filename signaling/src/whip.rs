@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use onair_media::{Role, SessionId};
 
 use crate::sdpfrag::{parse_fragment, read_body};
-use crate::{ApiError, Signaling};
+use crate::{ApiError, Client, Signaling};
 
 /// `Link` header values announcing the ICE servers (RFC 9725 section 4.6).
 pub(crate) fn ice_links(state: &Signaling) -> Vec<HeaderValue> {
@@ -45,55 +45,54 @@ pub(crate) fn created(state: &Signaling, location: String, sdp: String, extra: &
     res
 }
 
-fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let raw = headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing_stream_key", "send the stream key as 'Authorization: Bearer <key>'"))?;
-    let raw = raw.to_str().unwrap_or("");
-    let key = raw
-        .strip_prefix("Bearer ")
-        .or_else(|| raw.strip_prefix("bearer "))
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing_stream_key", "the Authorization header must be 'Bearer <stream key>'"))?;
-    Ok(key)
+fn stream_key(client: &Client) -> Result<&str, ApiError> {
+    client
+        .bearer
+        .as_deref()
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing_stream_key", "send the stream key as 'Authorization: Bearer <key>'"))
 }
 
 /// `POST /whip`: a publisher's offer.
-pub async fn create(State(state): State<Signaling>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let key = bearer(&headers)?;
-    let stream = state
-        .keys
-        .stream_for_key(key)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "key_store_unavailable", e))?
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_stream_key", "this stream key is unknown or was revoked"))?;
+pub async fn create(State(state): State<Signaling>, client: Client, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let key = stream_key(&client)?;
     let offer = read_body(&headers, body, "application/sdp").await?;
-    let answer = state.sfu.publish(&stream, &offer).await?;
-    Ok(created(&state, format!("/whip/{}", answer.session), answer.sdp, &[("x-onair-stream", stream)]))
+    let stream = state.platform.authorize_publish(key, &client).await?;
+    match state.sfu.publish(&stream, &offer).await {
+        Ok(answer) => Ok(created(&state, format!("/whip/{}", answer.session), answer.sdp, &[("x-onair-stream", stream)])),
+        Err(e) => {
+            state.platform.publish_failed(&stream).await;
+            Err(e.into())
+        }
+    }
 }
 
-/// A session id from the path that must belong to `role` (and `stream`, for WHEP).
-pub(crate) fn session_of(state: &Signaling, raw: &str, role: Role, stream: Option<&str>) -> Result<SessionId, ApiError> {
+/// A session id from the path that must belong to `role` (and, for WHEP, to
+/// the stream the path names).
+pub(crate) async fn session_of(state: &Signaling, raw: &str, role: Role, stream: Option<&str>) -> Result<SessionId, ApiError> {
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "session_not_found", format!("no session '{raw}'"));
     let id: SessionId = raw.parse().map_err(|_| not_found())?;
     let (r, s) = state.sfu.session(id).ok_or_else(not_found)?;
-    if r != role || stream.is_some_and(|want| want != s) {
+    if r != role {
         return Err(not_found());
+    }
+    if let Some(path) = stream {
+        if path != s && state.platform.resolve(path).await.as_deref() != Some(s.as_str()) {
+            return Err(not_found());
+        }
     }
     Ok(id)
 }
 
 /// `DELETE /whip/{session}`: stop publishing.
 pub async fn delete(State(state): State<Signaling>, Path(session): Path<String>) -> Result<StatusCode, ApiError> {
-    let id = session_of(&state, &session, Role::Publisher, None)?;
+    let id = session_of(&state, &session, Role::Publisher, None).await?;
     state.sfu.close(id).await?;
     Ok(StatusCode::OK)
 }
 
 /// `PATCH /whip/{session}`: trickled candidates.
 pub async fn patch(State(state): State<Signaling>, Path(session): Path<String>, headers: HeaderMap, body: Body) -> Result<StatusCode, ApiError> {
-    let id = session_of(&state, &session, Role::Publisher, None)?;
+    let id = session_of(&state, &session, Role::Publisher, None).await?;
     trickle(&state, id, &headers, body).await
 }
 

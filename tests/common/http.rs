@@ -90,3 +90,9 @@ pub async fn post_sdp(addr: SocketAddr, path: &str, bearer: Option<&str>, sdp: &
     }
     request(addr, "POST", path, &h, sdp.as_bytes()).await
 }
+
+/// GET with `Authorization: Bearer <token>` (an access token or a stream key).
+pub async fn get_auth(addr: SocketAddr, path: &str, token: &str) -> Response {
+    let auth = format!("Bearer {token}");
+    request(addr, "GET", path, &[("Authorization", auth.as_str())], b"").await
+}

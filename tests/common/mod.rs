@@ -71,3 +71,19 @@ pub fn metric(text: &str, name: &str) -> u64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// GETs `path` every 50 ms until `ok` holds for its JSON (or 10 s pass; then panics).
+pub async fn wait_for_json(addr: std::net::SocketAddr, path: &str, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = http::request(addr, "GET", path, &[], b"").await;
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+        if ok(&v) {
+            return v;
+        }
+        if std::time::Instant::now() > end {
+            panic!("GET {path} never matched: {} {}", r.status, r.body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,295 @@
+//! `GET /api/ws`: each client's one WebSocket.
+//!
+//! Client to server, JSON with a `type`:
+//! - `auth` `{token}`: log in on this socket (or pass `?token=` on the URL);
+//! - `subscribe` / `unsubscribe` `{stream}`: a stream's events (id or channel);
+//! - `watch` / `unwatch` `{stream, viewer?}`: subscribe, and count as an open
+//!   watch page (`viewer` is the page's key, shared with its WHEP session);
+//! - `chat` `{stream, text, kind?, product?, id?}` and `react` `{stream, emoji, id?}`:
+//!   answered `ack {id, message}` or `error {id, error}` (the same codes as HTTP);
+//! - `ping` `{id?}`: answered `pong`.
+//!
+//! Server to client: `hello`, `subscribed {stream, chat}`, and every
+//! [`crate::realtime::Event`] of the topics joined.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use onair_signaling::{ApiError, Client};
+use serde::Deserialize;
+
+use super::extract::AppState;
+use crate::accounts::Principal;
+use crate::analytics::ViewerInfo;
+use crate::chat::{Kind, PostMessage, ProductCard};
+use crate::realtime::{Connection, Topic};
+use crate::streams::access;
+
+/// How long a silent client is kept (browsers answer our pings).
+const IDLE: Duration = Duration::from_secs(75);
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMsg {
+    Auth {
+        token: String,
+    },
+    Subscribe {
+        stream: serde_json::Value,
+    },
+    Unsubscribe {
+        stream: serde_json::Value,
+    },
+    Watch {
+        stream: serde_json::Value,
+        #[serde(default)]
+        viewer: Option<String>,
+    },
+    Unwatch {
+        stream: serde_json::Value,
+    },
+    Chat {
+        stream: serde_json::Value,
+        #[serde(default)]
+        text: String,
+        #[serde(default)]
+        kind: Kind,
+        #[serde(default)]
+        product: Option<ProductCard>,
+        #[serde(default)]
+        id: Option<serde_json::Value>,
+    },
+    React {
+        stream: serde_json::Value,
+        emoji: String,
+        #[serde(default)]
+        id: Option<serde_json::Value>,
+    },
+    Ping {
+        #[serde(default)]
+        id: Option<serde_json::Value>,
+    },
+}
+
+/// The upgrade.
+#[utoipa::path(get, path = "/api/ws", tag = "real-time",
+    params(("token" = Option<String>, Query, description = "Access token (browsers cannot set headers on a WebSocket)"),
+           ("viewer" = Option<String>, Query, description = "The page's viewer key")),
+    responses((status = 101, description = "Switching to the WebSocket protocol described in the module docs")))]
+pub async fn upgrade(State(app): State<AppState>, client: Client, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
+    // A bad token fails the upgrade; no token is an anonymous socket.
+    let who = app.principal(client.bearer.as_deref()).await?;
+    let token = client.bearer.clone().filter(|_| who.is_some());
+    Ok(ws.max_message_size(16 * 1024).on_upgrade(move |socket| Session { app, client, who, token, watching: HashMap::new(), topics: Vec::new() }.run(socket)))
+}
+
+struct Session {
+    app: AppState,
+    client: Client,
+    who: Option<Principal>,
+    token: Option<String>,
+    /// Streams this page watches (counted as present).
+    watching: HashMap<i64, ()>,
+    topics: Vec<Topic>,
+}
+
+fn stream_ref(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn error_reply(id: &Option<serde_json::Value>, e: &ApiError) -> String {
+    let mut body = e.body();
+    body["type"] = "error".into();
+    body["status"] = e.status.as_u16().into();
+    if let Some(id) = id {
+        body["id"] = id.clone();
+    }
+    body.to_string()
+}
+
+impl Session {
+    async fn run(mut self, mut socket: WebSocket) {
+        let mut conn = self.app.hub.connect();
+        if let Some(w) = &self.who {
+            self.join(&conn, Topic::User(w.id()));
+        }
+        let hello = serde_json::json!({ "type": "hello", "user": self.who.as_ref().map(|w| &w.user) }).to_string();
+        if socket.send(Message::Text(hello.into())).await.is_err() {
+            return;
+        }
+        let mut heard = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_secs(25));
+        tick.tick().await;
+        let why = loop {
+            tokio::select! {
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(Message::Text(t))) => {
+                        heard = Instant::now();
+                        self.handle(&conn, t.as_str()).await;
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                    Some(Ok(_)) => heard = Instant::now(),
+                },
+                out = conn.rx.recv() => match out {
+                    Some(body) => {
+                        if socket.send(Message::Text(body)).await.is_err() {
+                            break None;
+                        }
+                    }
+                    None => break None,
+                },
+                _ = tick.tick() => {
+                    if heard.elapsed() > IDLE {
+                        break Some("idle");
+                    }
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        break None;
+                    }
+                }
+            }
+            if conn.lagged.load(Ordering::Relaxed) {
+                break Some("lagged: reconnect and reload");
+            }
+        };
+        if let Some(reason) = why {
+            let _ = socket.send(Message::Close(Some(CloseFrame { code: 4000, reason: reason.into() }))).await;
+        }
+        for t in &self.topics {
+            self.app.hub.leave(conn.id, *t);
+        }
+        if !self.watching.is_empty() {
+            self.app.analytics.page_left(conn.id);
+        }
+        conn.rx.close();
+    }
+
+    fn join(&mut self, conn: &Connection, t: Topic) {
+        if !self.topics.contains(&t) {
+            self.app.hub.join(conn, t);
+            self.topics.push(t);
+        }
+    }
+
+    fn leave(&mut self, conn: &Connection, t: Topic) {
+        self.app.hub.leave(conn.id, t);
+        self.topics.retain(|x| *x != t);
+    }
+
+    /// The caller for a write: logged in, with a token still valid.
+    fn writer(&self) -> Result<&Principal, ApiError> {
+        let (Some(who), Some(token)) = (&self.who, &self.token) else {
+            return Err(ApiError::unauthorized("log in to chat: send {\"type\":\"auth\",\"token\":...}"));
+        };
+        self.app.accounts.verify(token)?;
+        Ok(who)
+    }
+
+    async fn handle(&mut self, conn: &Connection, text: &str) {
+        let msg: ClientMsg = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(e) => {
+                conn.reply(error_reply(&None, &ApiError::new(axum::http::StatusCode::BAD_REQUEST, "bad_message", format!("not a message this socket knows: {e}"))));
+                return;
+            }
+        };
+        match msg {
+            ClientMsg::Auth { token } => match self.app.accounts.authenticate(&token).await {
+                Ok(p) => {
+                    if let Some(old) = &self.who {
+                        if old.id() != p.id() {
+                            self.leave(conn, Topic::User(old.id()));
+                        }
+                    }
+                    self.join(conn, Topic::User(p.id()));
+                    conn.reply(serde_json::json!({ "type": "hello", "user": &p.user }).to_string());
+                    self.who = Some(p);
+                    self.token = Some(token);
+                }
+                Err(e) => conn.reply(error_reply(&None, &e)),
+            },
+            ClientMsg::Subscribe { stream } => {
+                if let Err(e) = self.subscribe(conn, &stream_ref(&stream)).await {
+                    conn.reply(error_reply(&None, &e));
+                }
+            }
+            ClientMsg::Unsubscribe { stream } => {
+                if let Ok(Some(s)) = self.app.resolve_stream(&stream_ref(&stream)).await {
+                    self.leave(conn, Topic::Stream(s.id));
+                    self.unwatch(s.id, conn);
+                }
+            }
+            ClientMsg::Watch { stream, viewer } => match self.subscribe(conn, &stream_ref(&stream)).await {
+                Ok(id) => {
+                    if self.watching.insert(id, ()).is_none() {
+                        // One watched stream per page connection counts.
+                        if self.watching.len() > 1 {
+                            self.watching.retain(|k, _| *k == id);
+                            self.app.analytics.page_left(conn.id);
+                        }
+                        let page_key = viewer.filter(|k| onair_signaling::valid_viewer_key(k)).or(self.client.viewer_key.clone());
+                        let user_id = self.who.as_ref().map(|w| w.id());
+                        let info = ViewerInfo {
+                            key: ViewerInfo::key_for(user_id, page_key.as_deref(), &format!("c:{}", conn.id)),
+                            user_id,
+                            user_agent: self.client.user_agent.clone(),
+                            load_test: self.client.load_test,
+                        };
+                        self.app.analytics.page_joined(id, conn.id, info);
+                    }
+                }
+                Err(e) => conn.reply(error_reply(&None, &e)),
+            },
+            ClientMsg::Unwatch { stream } => {
+                if let Ok(Some(s)) = self.app.resolve_stream(&stream_ref(&stream)).await {
+                    self.unwatch(s.id, conn);
+                }
+            }
+            ClientMsg::Chat { stream, text, kind, product, id } => {
+                let r = self.post(&stream_ref(&stream), PostMessage { kind, text, product }).await;
+                conn.reply(match r {
+                    Ok(m) => serde_json::json!({ "type": "ack", "id": id, "message": m }).to_string(),
+                    Err(e) => error_reply(&id, &e),
+                });
+            }
+            ClientMsg::React { stream, emoji, id } => {
+                let r = self.post(&stream_ref(&stream), PostMessage { kind: Kind::Reaction, text: emoji, product: None }).await;
+                conn.reply(match r {
+                    Ok(m) => serde_json::json!({ "type": "ack", "id": id, "message": m }).to_string(),
+                    Err(e) => error_reply(&id, &e),
+                });
+            }
+            ClientMsg::Ping { id } => conn.reply(serde_json::json!({ "type": "pong", "id": id }).to_string()),
+        }
+    }
+
+    fn unwatch(&mut self, id: i64, conn: &Connection) {
+        if self.watching.remove(&id).is_some() {
+            self.app.analytics.page_left(conn.id);
+        }
+    }
+
+    async fn post(&self, stream: &str, msg: PostMessage) -> Result<crate::chat::ChatMessage, ApiError> {
+        let who = self.writer()?;
+        let id = stream.parse::<i64>().map_err(|_| ApiError::not_found(format!("no stream '{stream}'")))?;
+        self.app.chat.post(id, who, msg).await
+    }
+
+    async fn subscribe(&mut self, conn: &Connection, stream: &str) -> Result<i64, ApiError> {
+        let s = self.app.resolve_stream(stream).await?.ok_or_else(|| ApiError::not_found(format!("no stream '{stream}'")))?;
+        access::check_watch(&self.app.membership, &s, self.who.as_ref()).await?;
+        self.join(conn, Topic::Stream(s.id));
+        self.join(conn, Topic::Channel(s.host.id));
+        let mut chat = self.app.chat.moderation.rules(s.host.id).await?.settings.clone();
+        chat.banned_words.clear();
+        let id = s.id;
+        conn.reply(serde_json::json!({ "type": "subscribed", "stream": s, "chat": chat }).to_string());
+        Ok(id)
+    }
+}

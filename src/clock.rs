@@ -1,0 +1,52 @@
+//! Time as the platform stores it (Unix milliseconds) and shows it (RFC 3339).
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// `2026-12-01T20:00:00Z` (milliseconds shown only when there are some).
+pub fn rfc3339(ms: i64) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) => t.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Parses an RFC 3339 instant (with `Z` or an offset) to milliseconds.
+pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
+    s.trim()
+        .parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| format!("'{s}' is not an RFC 3339 time such as 2026-12-01T20:00:00Z"))
+}
+
+/// Serde for `i64` milliseconds as RFC 3339 strings in JSON.
+pub mod json {
+    use serde::Serializer;
+
+    /// A time.
+    pub fn ms<S: Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::rfc3339(*v))
+    }
+
+    /// An optional time (`null` when absent).
+    pub fn opt_ms<S: Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&super::rfc3339(*v)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let ms = parse_rfc3339("2026-03-08T06:30:00-05:00").unwrap();
+        assert_eq!(rfc3339(ms), "2026-03-08T11:30:00Z");
+        assert!(parse_rfc3339("tomorrow").unwrap_err().contains("RFC 3339"));
+    }
+}

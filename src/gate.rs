@@ -1,0 +1,122 @@
+//! The platform's answers to WHIP/WHEP signaling: which stream a stream key
+//! goes live on, who may watch, who may see a stream's health.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use dashmap::DashMap;
+use onair_media::SessionId;
+use onair_signaling::{ApiError, BoxFuture, Client, Platform};
+
+use crate::analytics::ViewerInfo;
+use crate::app::App;
+use crate::streams::{access, State, Stream};
+
+/// Implements [`Platform`] over the app.
+pub struct Gate {
+    app: Arc<App>,
+    /// Ad-hoc streams made for a publish in the last minute (the SFU may
+    /// still refuse its offer).
+    adhoc: DashMap<i64, Instant>,
+}
+
+impl Gate {
+    /// A gate over the app.
+    pub fn new(app: Arc<App>) -> Self {
+        Gate { app, adhoc: DashMap::new() }
+    }
+
+    async fn publish_stream(&self, key: &str) -> Result<String, ApiError> {
+        let app = &self.app;
+        let host_id = app.keys.host_of(key).await?.ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_stream_key", "this stream key is unknown or was revoked"))?;
+        let host = app.accounts.user(host_id).await?.ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "account_disabled", "the account of this stream key is disabled"))?;
+        if !host.role.can_host() {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "not_a_host", "this account may not publish"));
+        }
+        let target = match app.streams.publish_target(host.id).await? {
+            Some(s) => s,
+            None => {
+                let s = app.streams.create_adhoc(&host).await?;
+                self.adhoc.retain(|_, at| at.elapsed() < Duration::from_secs(60));
+                self.adhoc.insert(s.id, Instant::now());
+                s
+            }
+        };
+        Ok(target.media_name())
+    }
+
+    async fn play_stream(&self, path: &str, client: &Client) -> Result<String, ApiError> {
+        let s = self.live(path).await?;
+        let who = self.app.principal(client.bearer.as_deref()).await?;
+        access::check_watch(&self.app.membership, &s, who.as_ref()).await?;
+        Ok(s.media_name())
+    }
+
+    async fn live(&self, path: &str) -> Result<Stream, ApiError> {
+        match self.app.resolve_stream(path).await? {
+            Some(s) if s.state == State::Live => Ok(s),
+            Some(s) => Err(ApiError::new(StatusCode::NOT_FOUND, "stream_not_live", format!("stream {} is {}, not live", s.id, s.state.as_str()))),
+            None => Err(ApiError::new(StatusCode::NOT_FOUND, "stream_not_live", format!("no live stream '{path}'"))),
+        }
+    }
+
+    async fn health_stream(&self, path: &str, client: &Client) -> Result<String, ApiError> {
+        // Any stream that is or may go live (a page may open the feed first).
+        let s = match self.app.resolve_stream(path).await? {
+            Some(s) if !s.is_over() => s,
+            _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "stream_not_live", format!("no live stream '{path}'"))),
+        };
+        let bearer = client.bearer.as_deref().ok_or_else(|| ApiError::unauthorized("stream health is for the host: send their access token or the stream key"))?;
+        let allowed = if bearer.starts_with("sk_") {
+            self.app.keys.peek(bearer).await? == Some(s.host.id)
+        } else {
+            let who = self.app.accounts.authenticate(bearer).await?;
+            access::can_moderate(&self.app.membership, s.host.id, &who).await?
+        };
+        if allowed {
+            Ok(s.media_name())
+        } else {
+            Err(ApiError::forbidden("stream health is for the stream's host and moderators"))
+        }
+    }
+}
+
+impl Platform for Gate {
+    fn authorize_publish<'a>(&'a self, key: &'a str, _client: &'a Client) -> BoxFuture<'a, Result<String, ApiError>> {
+        Box::pin(self.publish_stream(key))
+    }
+
+    fn publish_failed<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Ok(id) = stream.parse::<i64>() else { return };
+            if self.adhoc.remove(&id).is_some() {
+                // Made for this publish and never live: it should not linger as a draft.
+                let _ = sqlx::query("DELETE FROM streams WHERE id = $1 AND state = 'scheduled' AND media_started_at IS NULL").bind(id).execute(&self.app.pool).await;
+            }
+        })
+    }
+
+    fn authorize_play<'a>(&'a self, path: &'a str, client: &'a Client) -> BoxFuture<'a, Result<String, ApiError>> {
+        Box::pin(self.play_stream(path, client))
+    }
+
+    fn viewer_opened(&self, _stream: &str, session: SessionId, client: &Client) {
+        let user_id = client.bearer.as_deref().filter(|t| !t.starts_with("sk_")).and_then(|t| self.app.accounts.verify(t).ok()).map(|c| c.sub);
+        let info = ViewerInfo {
+            key: ViewerInfo::key_for(user_id, client.viewer_key.as_deref(), &format!("s:{session}")),
+            user_id,
+            user_agent: client.user_agent.clone(),
+            load_test: client.load_test,
+        };
+        self.app.analytics.webrtc_opened(session, info);
+    }
+
+    fn authorize_health<'a>(&'a self, path: &'a str, client: &'a Client) -> BoxFuture<'a, Result<String, ApiError>> {
+        Box::pin(self.health_stream(path, client))
+    }
+
+    fn resolve<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Option<String>> {
+        Box::pin(async move { self.app.resolve_stream(path).await.ok().flatten().map(|s| s.media_name()) })
+    }
+}

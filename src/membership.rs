@@ -1,0 +1,178 @@
+//! What a user is to a host's channel: follower, subscriber, ticket holder,
+//! moderator. Chat modes and stream access ask here.
+//!
+//! Until the payment side exists, subscriptions and tickets come from the
+//! host as gifts (`source = 'gift'`); the rules that read them do not care
+//! where they came from.
+
+use onair_signaling::ApiError;
+use serde::Serialize;
+use sqlx::SqlitePool;
+use utoipa::ToSchema;
+
+use crate::clock::now_ms;
+use crate::db::DbResult;
+
+/// Longest gift subscription, in days.
+pub const MAX_GIFT_DAYS: i64 = 366;
+
+/// A subscription as listed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Subscription {
+    /// Subscriber.
+    pub user_id: i64,
+    /// Host.
+    pub host_id: i64,
+    /// `gift` (or, later, `purchase`).
+    pub source: String,
+    /// Until.
+    #[serde(serialize_with = "crate::clock::json::ms")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: i64,
+}
+
+/// Membership queries.
+#[derive(Clone)]
+pub struct Membership {
+    pool: SqlitePool,
+}
+
+impl Membership {
+    /// On this pool.
+    pub fn new(pool: SqlitePool) -> Self {
+        Membership { pool }
+    }
+
+    /// Follows `host`; false if already following.
+    pub async fn follow(&self, user: i64, host: i64) -> Result<bool, ApiError> {
+        let r = sqlx::query("INSERT INTO follows (follower_id, host_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(user)
+            .bind(host)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Stops following; false if not following.
+    pub async fn unfollow(&self, user: i64, host: i64) -> Result<bool, ApiError> {
+        let r = sqlx::query("DELETE FROM follows WHERE follower_id = $1 AND host_id = $2").bind(user).bind(host).execute(&self.pool).await.db()?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Since when `user` follows `host` (ms), if they do.
+    pub async fn following_since(&self, user: i64, host: i64) -> Result<Option<i64>, ApiError> {
+        let r: Option<(i64,)> = sqlx::query_as("SELECT created_at FROM follows WHERE follower_id = $1 AND host_id = $2")
+            .bind(user)
+            .bind(host)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?;
+        Ok(r.map(|r| r.0))
+    }
+
+    /// How many follow `host`.
+    pub async fn follower_count(&self, host: i64) -> Result<i64, ApiError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM follows WHERE host_id = $1").bind(host).fetch_one(&self.pool).await.db()?;
+        Ok(n)
+    }
+
+    /// Whether `user` has a subscription to `host` running now.
+    pub async fn is_subscriber(&self, user: i64, host: i64) -> Result<bool, ApiError> {
+        let r: Option<(i64,)> = sqlx::query_as("SELECT id FROM subscriptions WHERE user_id = $1 AND host_id = $2 AND expires_at > $3 LIMIT 1")
+            .bind(user)
+            .bind(host)
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await
+            .db()?;
+        Ok(r.is_some())
+    }
+
+    /// The host gives `user` a subscription for `days`; a running one is extended.
+    pub async fn gift_subscription(&self, host: i64, user: i64, days: i64) -> Result<Subscription, ApiError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await.db()?;
+        let current: Option<(i64, i64)> = sqlx::query_as("SELECT id, expires_at FROM subscriptions WHERE user_id = $1 AND host_id = $2 AND expires_at > $3 ORDER BY expires_at DESC LIMIT 1")
+            .bind(user)
+            .bind(host)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?;
+        let add = days * 24 * 3600 * 1000;
+        let expires_at = match current {
+            Some((id, exp)) => {
+                sqlx::query("UPDATE subscriptions SET expires_at = $1 WHERE id = $2").bind(exp + add).bind(id).execute(&mut *tx).await.db()?;
+                exp + add
+            }
+            None => {
+                sqlx::query("INSERT INTO subscriptions (user_id, host_id, tier, source, started_at, expires_at) VALUES ($1, $2, 1, 'gift', $3, $4)")
+                    .bind(user)
+                    .bind(host)
+                    .bind(now)
+                    .bind(now + add)
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
+                now + add
+            }
+        };
+        tx.commit().await.db()?;
+        Ok(Subscription { user_id: user, host_id: host, source: "gift".into(), expires_at })
+    }
+
+    /// Whether `user` holds a ticket to `stream`.
+    pub async fn has_ticket(&self, user: i64, stream: i64) -> Result<bool, ApiError> {
+        let r: Option<(i64,)> = sqlx::query_as("SELECT id FROM tickets WHERE user_id = $1 AND stream_id = $2").bind(user).bind(stream).fetch_optional(&self.pool).await.db()?;
+        Ok(r.is_some())
+    }
+
+    /// The host gives `user` a ticket; false if they had one.
+    pub async fn gift_ticket(&self, stream: i64, user: i64) -> Result<bool, ApiError> {
+        let r = sqlx::query("INSERT INTO tickets (stream_id, user_id, source, price, created_at) VALUES ($1, $2, 'gift', 0, $3) ON CONFLICT DO NOTHING")
+            .bind(stream)
+            .bind(user)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Whether `user` moderates `host`'s channel.
+    pub async fn is_channel_moderator(&self, user: i64, host: i64) -> Result<bool, ApiError> {
+        let r: Option<(i64,)> = sqlx::query_as("SELECT user_id FROM channel_moderators WHERE host_id = $1 AND user_id = $2")
+            .bind(host)
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?;
+        Ok(r.is_some())
+    }
+
+    /// Appoints a channel moderator; false if already one.
+    pub async fn add_moderator(&self, host: i64, user: i64) -> Result<bool, ApiError> {
+        let r = sqlx::query("INSERT INTO channel_moderators (host_id, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(host)
+            .bind(user)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Removes a channel moderator; false if not one.
+    pub async fn remove_moderator(&self, host: i64, user: i64) -> Result<bool, ApiError> {
+        let r = sqlx::query("DELETE FROM channel_moderators WHERE host_id = $1 AND user_id = $2").bind(host).bind(user).execute(&self.pool).await.db()?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// A channel's moderators (user ids).
+    pub async fn moderators(&self, host: i64) -> Result<Vec<i64>, ApiError> {
+        let rows: Vec<(i64,)> = sqlx::query_as("SELECT user_id FROM channel_moderators WHERE host_id = $1 ORDER BY created_at").bind(host).fetch_all(&self.pool).await.db()?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+}

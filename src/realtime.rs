@@ -1,0 +1,228 @@
+//! The real-time hub: typed events to the WebSocket clients that want them.
+//!
+//! Every client has one WebSocket (`/api/ws`, see `api::ws`) and one bounded
+//! outbox here. Clients join topics: a stream (its status, viewer count,
+//! chat), its host's channel (moderation, chat settings), and their own user
+//! (reminders). Publishing serialises an event once and hands the same bytes
+//! to every outbox on the topic without waiting; a client too slow to keep
+//! its outbox from filling is marked lagged and disconnected (it reconnects
+//! and reloads), so one slow phone never holds up a room of thousands.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+use dashmap::DashMap;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use utoipa::ToSchema;
+
+use crate::chat::ChatMessage;
+use crate::streams::Stream;
+
+/// Events a client's outbox holds before it counts as lagged.
+pub const OUTBOX: usize = 512;
+
+/// What a client can listen to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// A stream: status, viewer count, likes, chat.
+    Stream(i64),
+    /// A host's channel: moderation and chat settings.
+    Channel(i64),
+    /// One user: reminders and notices meant for them.
+    User(i64),
+}
+
+/// A moderation action as clients see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ModerationNotice {
+    /// The channel (host id).
+    pub host_id: i64,
+    /// `timeout`, `ban`, `untimeout`, `unban`.
+    pub action: String,
+    /// Whom it concerns.
+    pub user_id: i64,
+    /// Their username.
+    pub username: String,
+    /// Until when (timeouts).
+    #[serde(serialize_with = "crate::clock::json::opt_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub until: Option<i64>,
+}
+
+/// Every event the server pushes, as `{"type": "...", ...}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A stream changed state (scheduled, live, ended, ...), or its details changed.
+    StreamStatus {
+        /// The stream as it is now.
+        stream: Box<Stream>,
+    },
+    /// Real viewers now (live viewers and open watch pages; never load tests).
+    ViewerCount {
+        /// Stream id.
+        stream_id: i64,
+        /// Viewers now.
+        viewers: u64,
+        /// Most at once.
+        peak: u64,
+    },
+    /// Likes so far, and the reactions since the last such event (sent at
+    /// most twice a second per stream).
+    Likes {
+        /// Stream id.
+        stream_id: i64,
+        /// Likes in all.
+        likes: i64,
+        /// Reactions since the last event, per emoji.
+        reactions: std::collections::BTreeMap<String, u64>,
+    },
+    /// A chat message (any kind: chat, reaction, system, product highlight).
+    ChatMessage {
+        /// The message.
+        message: Box<ChatMessage>,
+    },
+    /// A moderator removed a message.
+    ChatDeleted {
+        /// Stream id.
+        stream_id: i64,
+        /// Message id.
+        message_id: i64,
+    },
+    /// A user was timed out, banned, or let back in.
+    Moderation(ModerationNotice),
+    /// A channel's chat rules changed.
+    ChatSettings {
+        /// The rules now.
+        settings: crate::chat::moderation::ChatSettings,
+    },
+    /// A stream you asked to be reminded of is live.
+    Reminder {
+        /// The stream.
+        stream: Box<Stream>,
+    },
+}
+
+struct Outbox {
+    tx: mpsc::Sender<Utf8Bytes>,
+    lagged: Arc<AtomicBool>,
+}
+
+/// One client's end: what the WebSocket task reads from.
+pub struct Connection {
+    /// Its id.
+    pub id: u64,
+    /// Events to send.
+    pub rx: mpsc::Receiver<Utf8Bytes>,
+    /// Set when an event could not be queued: close and let the client reload.
+    pub lagged: Arc<AtomicBool>,
+    tx: mpsc::Sender<Utf8Bytes>,
+}
+
+impl Connection {
+    /// Queues a direct reply to this client (not through a topic).
+    pub fn reply(&self, body: String) {
+        if self.tx.try_send(Utf8Bytes::from(body)).is_err() {
+            self.lagged.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The hub.
+#[derive(Default)]
+pub struct Hub {
+    next: AtomicU64,
+    topics: DashMap<Topic, HashMap<u64, Outbox>>,
+    /// Events not queued because a client was lagging.
+    pub dropped: AtomicU64,
+    /// Events published.
+    pub published: AtomicU64,
+}
+
+impl Hub {
+    /// A new client.
+    pub fn connect(&self) -> Connection {
+        let (tx, rx) = mpsc::channel(OUTBOX);
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        Connection { id, rx, lagged: Arc::new(AtomicBool::new(false)), tx }
+    }
+
+    /// The client listens to `topic`.
+    pub fn join(&self, conn: &Connection, topic: Topic) {
+        self.topics.entry(topic).or_default().insert(conn.id, Outbox { tx: conn.tx.clone(), lagged: conn.lagged.clone() });
+    }
+
+    /// The client stops listening to `topic`.
+    pub fn leave(&self, conn_id: u64, topic: Topic) {
+        if let dashmap::Entry::Occupied(mut e) = self.topics.entry(topic) {
+            e.get_mut().remove(&conn_id);
+            if e.get().is_empty() {
+                e.remove();
+            }
+        }
+    }
+
+    /// Clients listening to `topic`.
+    pub fn listeners(&self, topic: Topic) -> usize {
+        self.topics.get(&topic).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Sends `event` to every client on `topic`; returns how many got it.
+    pub fn publish(&self, topic: Topic, event: &Event) -> usize {
+        let Some(subs) = self.topics.get(&topic) else { return 0 };
+        let body = match serde_json::to_string(event) {
+            Ok(b) => Utf8Bytes::from(b),
+            Err(e) => {
+                tracing::error!("event not serialisable: {e}");
+                return 0;
+            }
+        };
+        self.published.fetch_add(1, Ordering::Relaxed);
+        let mut sent = 0;
+        for out in subs.values() {
+            match out.tx.try_send(body.clone()) {
+                Ok(()) => sent += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    out.lagged.store(true, Ordering::Relaxed);
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn topics_reach_only_their_listeners_and_slow_clients_are_marked() {
+        let hub = Hub::default();
+        let mut a = hub.connect();
+        let mut b = hub.connect();
+        hub.join(&a, Topic::Stream(1));
+        hub.join(&b, Topic::Stream(2));
+        let ev = Event::Likes { stream_id: 1, likes: 3, reactions: Default::default() };
+        assert_eq!(hub.publish(Topic::Stream(1), &ev), 1);
+        let got = a.rx.recv().await.unwrap();
+        assert_eq!(got.as_str(), r#"{"type":"likes","stream_id":1,"likes":3,"reactions":{}}"#);
+        assert!(b.rx.try_recv().is_err(), "b listens to another stream");
+
+        for _ in 0..OUTBOX {
+            hub.publish(Topic::Stream(2), &ev);
+        }
+        assert!(!b.lagged.load(Ordering::Relaxed));
+        hub.publish(Topic::Stream(2), &ev);
+        assert!(b.lagged.load(Ordering::Relaxed), "a full outbox marks the client lagged");
+        assert_eq!(hub.dropped.load(Ordering::Relaxed), 1);
+
+        hub.leave(a.id, Topic::Stream(1));
+        assert_eq!(hub.publish(Topic::Stream(1), &ev), 0);
+        assert_eq!(hub.listeners(Topic::Stream(1)), 0);
+    }
+}
