@@ -108,6 +108,10 @@ struct Room {
     peak: u64,
     dirty: bool,
     stored_peak: u64,
+    /// The stream ended: forget the room once its last count is out.
+    ended: bool,
+    /// When it last went empty (a room empty for an hour is forgotten too).
+    empty_since: Option<std::time::Instant>,
 }
 
 /// Live figures of a stream.
@@ -424,22 +428,35 @@ async fn run(pool: SqlitePool, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiver<Ms
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { return };
-                if let Err(e) = apply(&pool, &mut rooms, &mut index, msg).await {
-                    tracing::error!("analytics: {e}");
+                match apply(&pool, &mut rooms, &mut index, msg).await {
+                    // Readers see a change at once; events go out at the next push.
+                    Ok(Some(id)) => {
+                        if let Some(room) = rooms.get(&id) {
+                            live.insert(id, Live { viewers: room.public, peak: room.peak });
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!("analytics: {e}"),
                 }
             }
             _ = push.tick() => {
                 for (id, room) in rooms.iter_mut().filter(|(_, r)| r.dirty) {
                     room.dirty = false;
-                    live.insert(*id, Live { viewers: room.public, peak: room.peak });
                     hub.publish(Topic::Stream(*id), &Event::ViewerCount { stream_id: *id, viewers: room.public, peak: room.peak });
                     if room.peak > room.stored_peak {
                         room.stored_peak = room.peak;
                         let _ = sqlx::query("UPDATE streams SET peak_viewers = $1 WHERE id = $2 AND peak_viewers < $1").bind(room.peak as i64).bind(*id).execute(&pool).await;
                     }
                 }
+                // A room lives as long as its stream (so the peak is of the whole stream).
                 rooms.retain(|id, r| {
-                    let keep = !r.viewers.is_empty() || r.dirty;
+                    if r.viewers.is_empty() {
+                        r.empty_since.get_or_insert_with(std::time::Instant::now);
+                    } else {
+                        r.empty_since = None;
+                    }
+                    let stale = r.empty_since.is_some_and(|t| t.elapsed() > Duration::from_secs(3600));
+                    let keep = r.dirty || !(r.ended || stale);
                     if !keep {
                         live.remove(id);
                     }
@@ -453,14 +470,16 @@ async fn run(pool: SqlitePool, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiver<Ms
     }
 }
 
-async fn apply(pool: &SqlitePool, rooms: &mut HashMap<i64, Room>, index: &mut HashMap<Conn, (i64, String)>, msg: Msg) -> Result<(), sqlx::Error> {
+/// Applies one change; returns the stream whose figures it changed.
+async fn apply(pool: &SqlitePool, rooms: &mut HashMap<i64, Room>, index: &mut HashMap<Conn, (i64, String)>, msg: Msg) -> Result<Option<i64>, sqlx::Error> {
     let now = now_ms();
-    match msg {
+    let changed = match msg {
         Msg::Join { stream, conn, info } => {
             if index.contains_key(&conn) {
-                return Ok(());
+                return Ok(None);
             }
             let room = rooms.entry(stream).or_default();
+            room.ended = false;
             let webrtc = matches!(conn, Conn::WebRtc(_));
             match room.viewers.get_mut(&info.key) {
                 Some(p) => {
@@ -494,10 +513,11 @@ async fn apply(pool: &SqlitePool, rooms: &mut HashMap<i64, Room>, index: &mut Ha
                 }
             }
             index.insert(conn, (stream, info.key));
+            Some(stream)
         }
         Msg::Leave { conn } => {
-            let Some((stream, key)) = index.remove(&conn) else { return Ok(()) };
-            let Some(room) = rooms.get_mut(&stream) else { return Ok(()) };
+            let Some((stream, key)) = index.remove(&conn) else { return Ok(None) };
+            let Some(room) = rooms.get_mut(&stream) else { return Ok(None) };
             let gone = match room.viewers.get_mut(&key) {
                 Some(p) => {
                     p.conns.remove(&conn);
@@ -514,6 +534,7 @@ async fn apply(pool: &SqlitePool, rooms: &mut HashMap<i64, Room>, index: &mut Ha
                     room.dirty = true;
                 }
             }
+            Some(stream)
         }
         Msg::End { stream } => {
             sqlx::query("UPDATE viewer_sessions SET left_at = $1, last_seen_at = $1 WHERE stream_id = $2 AND left_at IS NULL").bind(now).bind(stream).execute(pool).await?;
@@ -522,13 +543,16 @@ async fn apply(pool: &SqlitePool, rooms: &mut HashMap<i64, Room>, index: &mut Ha
                 room.viewers.clear();
                 room.public = 0;
                 room.dirty = true;
+                room.ended = true;
             }
+            Some(stream)
         }
         Msg::Flush { done } => {
             let _ = done.send(());
+            None
         }
-    }
-    Ok(())
+    };
+    Ok(changed)
 }
 
 #[cfg(test)]

@@ -33,6 +33,8 @@ pub enum Topic {
     Channel(i64),
     /// One user: reminders and notices meant for them.
     User(i64),
+    /// Every stream's status changes (the live directory page).
+    Directory,
 }
 
 /// A moderation action as clients see it.

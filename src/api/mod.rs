@@ -173,7 +173,9 @@ pub fn router(app: AppState, static_dir: &Path) -> Router {
     let signaling = onair_signaling::router(onair_signaling::Signaling { sfu: app.sfu.clone(), platform: std::sync::Arc::new(crate::gate::Gate::new(app.clone())) });
     let page = |name: &str| ServeFile::new(static_dir.join(name));
     let pages = Router::new()
-        .route("/", get(|| async { axum::response::Redirect::temporary("/publish") }))
+        .route_service("/", page("index.html"))
+        .route_service("/login", page("login.html"))
+        .route_service("/dashboard", page("dashboard.html"))
         .route_service("/publish", page("publish.html"))
         .route_service("/watch/{stream}", page("watch.html"))
         .nest_service("/static", ServeDir::new(static_dir));

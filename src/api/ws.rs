@@ -3,6 +3,7 @@
 //! Client to server, JSON with a `type`:
 //! - `auth` `{token}`: log in on this socket (or pass `?token=` on the URL);
 //! - `subscribe` / `unsubscribe` `{stream}`: a stream's events (id or channel);
+//! - `directory`: every stream's `stream_status` (the live directory page);
 //! - `watch` / `unwatch` `{stream, viewer?}`: subscribe, and count as an open
 //!   watch page (`viewer` is the page's key, shared with its WHEP session);
 //! - `chat` `{stream, text, kind?, product?, id?}` and `react` `{stream, emoji, id?}`:
@@ -73,6 +74,7 @@ enum ClientMsg {
         #[serde(default)]
         id: Option<serde_json::Value>,
     },
+    Directory,
 }
 
 /// The upgrade.
@@ -266,6 +268,10 @@ impl Session {
                 });
             }
             ClientMsg::Ping { id } => conn.reply(serde_json::json!({ "type": "pong", "id": id }).to_string()),
+            ClientMsg::Directory => {
+                self.join(conn, Topic::Directory);
+                conn.reply(serde_json::json!({ "type": "subscribed_directory" }).to_string());
+            }
         }
     }
 

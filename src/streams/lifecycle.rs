@@ -142,6 +142,7 @@ impl Lifecycle {
         let ev = Event::StreamStatus { stream: Box::new(s.clone()) };
         self.inner.hub.publish(Topic::Stream(s.id), &ev);
         self.inner.hub.publish(Topic::User(s.host.id), &ev);
+        self.inner.hub.publish(Topic::Directory, &ev);
     }
 
     async fn reload(&self, id: i64) -> Result<Stream, ApiError> {

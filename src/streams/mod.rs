@@ -363,8 +363,10 @@ fn check_schedule(at: Option<&str>, rec: Option<&Recurrence>, now: i64, fields: 
     };
     let rule = match rec.map(Rule::parse) {
         Some(Ok(r)) => Some(r),
-        Some(Err((field, msg))) => {
-            fields.insert(format!("recurrence.{field}"), msg);
+        Some(Err(errors)) => {
+            for (field, msg) in errors {
+                fields.insert(format!("recurrence.{field}"), msg);
+            }
             None
         }
         None => None,

@@ -66,28 +66,36 @@ fn day_name(d: Weekday) -> &'static str {
 }
 
 impl Rule {
-    /// Checks a recurrence; errors name the field.
-    pub fn parse(r: &Recurrence) -> Result<Rule, (&'static str, String)> {
-        let tz = TimeZone::get(r.timezone.trim()).map_err(|_| ("timezone", format!("'{}' is not an IANA time zone such as Europe/Berlin", r.timezone)))?;
-        let time = parse_hhmm(&r.time).ok_or(("time", format!("'{}' is not a time of day as HH:MM", r.time)))?;
+    /// Checks a recurrence; every problem names its field.
+    pub fn parse(r: &Recurrence) -> Result<Rule, Vec<(&'static str, String)>> {
+        let mut errors = Vec::new();
+        let tz = TimeZone::get(r.timezone.trim()).map_err(|_| errors.push(("timezone", format!("'{}' is not an IANA time zone such as Europe/Berlin", r.timezone)))).ok();
+        let time = parse_hhmm(&r.time);
+        if time.is_none() {
+            errors.push(("time", format!("'{}' is not a time of day as HH:MM", r.time)));
+        }
         let mut days = Vec::new();
         for d in &r.days {
             let key = d.trim().to_ascii_lowercase();
             let key = key.get(..3).unwrap_or(&key);
-            let day = DAY_NAMES.iter().find(|(n, _)| *n == key).map(|(_, w)| *w).ok_or(("days", format!("'{d}' is not a weekday (mon..sun)")))?;
-            if !days.contains(&day) {
-                days.push(day);
+            match DAY_NAMES.iter().find(|(n, _)| *n == key) {
+                Some((_, day)) if !days.contains(day) => days.push(*day),
+                Some(_) => {}
+                None => errors.push(("days", format!("'{d}' is not a weekday (mon..sun)"))),
             }
         }
         days.sort_by_key(|d| d.to_monday_one_offset());
-        if r.freq == Frequency::Weekly && days.is_empty() {
-            return Err(("days", "a weekly recurrence needs at least one weekday".into()));
+        if r.freq == Frequency::Weekly && r.days.is_empty() {
+            errors.push(("days", "a weekly recurrence needs at least one weekday".into()));
         }
         let until = match &r.until {
-            Some(u) => Some(crate::clock::parse_rfc3339(u).map_err(|e| ("until", e))?),
+            Some(u) => crate::clock::parse_rfc3339(u).map_err(|e| errors.push(("until", e))).ok(),
             None => None,
         };
-        Ok(Rule { freq: r.freq, days, time, tz, until })
+        match (tz, time) {
+            (Some(tz), Some(time)) if errors.is_empty() => Ok(Rule { freq: r.freq, days, time, tz, until }),
+            _ => Err(errors),
+        }
     }
 
     /// From the stored columns.
@@ -231,13 +239,15 @@ mod tests {
         let got = r.occurrences(parse_rfc3339("2026-12-01T00:00:00Z").unwrap(), 5);
         assert_eq!(got.into_iter().map(rfc3339).collect::<Vec<_>>(), ["2026-12-07T09:00:00Z"]);
 
-        let bad = |tz: &str, time: &str, days: &[&str]| {
-            Rule::parse(&Recurrence { freq: Frequency::Weekly, days: days.iter().map(|d| d.to_string()).collect(), time: time.into(), timezone: tz.into(), until: None }).unwrap_err().0
+        let bad = |tz: &str, time: &str, days: &[&str]| -> Vec<&str> {
+            let r = Recurrence { freq: Frequency::Weekly, days: days.iter().map(|d| d.to_string()).collect(), time: time.into(), timezone: tz.into(), until: None };
+            Rule::parse(&r).unwrap_err().into_iter().map(|e| e.0).collect()
         };
-        assert_eq!(bad("Mars/Olympus", "10:00", &["mon"]), "timezone");
-        assert_eq!(bad("UTC", "25:00", &["mon"]), "time");
-        assert_eq!(bad("UTC", "10:00", &["someday"]), "days");
-        assert_eq!(bad("UTC", "10:00", &[]), "days");
+        assert_eq!(bad("Mars/Olympus", "10:00", &["mon"]), ["timezone"]);
+        assert_eq!(bad("UTC", "25:00", &["mon"]), ["time"]);
+        assert_eq!(bad("UTC", "10:00", &["someday"]), ["days"]);
+        assert_eq!(bad("UTC", "10:00", &[]), ["days"]);
+        assert_eq!(bad("Mars/Olympus", "7", &[]), ["timezone", "time", "days"], "every problem at once");
     }
 
     #[test]

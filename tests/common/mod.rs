@@ -3,6 +3,7 @@
 //! with) that publish synthetic VP8 simulcast + Opus and watch.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod browser;
 pub mod http;
 pub mod peer;
@@ -35,6 +36,22 @@ pub async fn start_server_default_bind(workers: usize) -> Server {
         static_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static")),
         ..Default::default()
     };
+    Server::start(Settings::resolve(&args).unwrap()).await.unwrap()
+}
+
+/// Starts a server on loopback with free ports, this data directory and
+/// settings changed by `tune` (e.g. a short reconnect grace).
+pub async fn start_server_with(data_dir: PathBuf, tune: impl FnOnce(&mut SettingsArgs)) -> Server {
+    let mut args = SettingsArgs {
+        http_addr: Some("127.0.0.1:0".parse().unwrap()),
+        media_port: Some(0),
+        media_bind: Some("127.0.0.1".parse().unwrap()),
+        data_dir: Some(data_dir),
+        workers: Some(2),
+        static_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static")),
+        ..Default::default()
+    };
+    tune(&mut args);
     Server::start(Settings::resolve(&args).unwrap()).await.unwrap()
 }
 

@@ -432,6 +432,12 @@ pub struct WatchOpts {
     pub max_layer: Option<&'static str>,
     /// Drop the n-th incoming media datagram (counted after connecting), to provoke a NACK.
     pub drop_nth: Option<usize>,
+    /// `Authorization: Bearer` (an access token, for closed streams).
+    pub token: Option<String>,
+    /// `X-OnAir-Viewer`: the page's viewer key.
+    pub viewer: Option<String>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
 }
 
 /// Watches over WHEP; returns the peer or the server's error response.
@@ -446,7 +452,18 @@ pub async fn watch(http_addr: SocketAddr, stream: &str, opts: WatchOpts) -> Resu
         Some(l) => format!("/whep/{stream}?max_layer={l}"),
         None => format!("/whep/{stream}"),
     };
-    let res = http::post_sdp(http_addr, &path, None, &sdp).await;
+    let auth = opts.token.as_ref().map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/sdp")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a.as_str()));
+    }
+    if let Some(v) = &opts.viewer {
+        headers.push(("X-OnAir-Viewer", v.as_str()));
+    }
+    if let Some(ua) = &opts.user_agent {
+        headers.push(("User-Agent", ua.as_str()));
+    }
+    let res = http::request(http_addr, "POST", &path, &headers, sdp.as_bytes()).await;
     if res.status != 201 {
         return Err(res);
     }
