@@ -32,3 +32,16 @@ pub mod realtime;
 pub mod server;
 pub mod streams;
 pub mod webhooks;
+
+/// Raises this process's open-file limit to its hard limit: a server holds a
+/// socket per WebSocket client and the usual soft limit (1024) is far too low.
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

@@ -65,6 +65,7 @@ enum UserAction {
 fn main() {
     tracing_subscriber::fmt().with_env_filter(EnvFilter::try_from_env("ONAIR_LOG").unwrap_or_else(|_| EnvFilter::new("info"))).init();
     let cli = Cli::parse();
+    onair::raise_fd_limit();
     let settings = match Settings::resolve(&cli.settings) {
         Ok(s) => s,
         Err(e) => fail(&e),

@@ -18,8 +18,10 @@
 //! - [`scenario`]: the standard run, churn, a constrained link (in a
 //!   network namespace, [`netns`]);
 //! - [`measure`]: server CPU and memory from `/proc`, percentiles;
-//! - [`report`]: JSON, a table, an SVG plot.
+//! - [`report`]: JSON, a table, an SVG plot;
+//! - [`chat`]: chat fan-out to thousands of sockets, and chat ingest.
 
+pub mod chat;
 pub mod http;
 pub mod janus;
 pub mod measure;

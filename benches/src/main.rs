@@ -74,11 +74,38 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Chat fan-out: CLIENTS sockets watch a stream; one message a second is sent to all of them.
+    ChatFanout {
+        #[arg(long, default_value_t = 5000)]
+        clients: usize,
+        #[arg(long, default_value_t = 20)]
+        messages: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Chat ingest: SENDERS logged-in users together send RATE messages a second.
+    ChatIngest {
+        #[arg(long, default_value_t = 2000)]
+        senders: usize,
+        #[arg(long, default_value_t = 2000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Runs OnAir for the harness (used by the other commands; prints its address and a stream key).
     #[command(hide = true)]
     Serve {
         #[command(flatten)]
         settings: onair::config::SettingsArgs,
+        /// Also make a chat stream and this many logged-in viewers.
+        #[arg(long)]
+        chat_users: Option<usize>,
     },
 }
 
@@ -120,13 +147,14 @@ struct ServerArgs {
 
 fn main() {
     let cli = Cli::parse();
-    if let Command::Serve { settings } = cli.command {
-        if let Err(e) = onair_bench::serve::run(settings) {
+    if let Command::Serve { settings, chat_users } = cli.command {
+        if let Err(e) = onair_bench::serve::run(settings, chat_users) {
             eprintln!("onair-bench serve: {e}");
             std::process::exit(1);
         }
         return;
     }
+    onair::raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
     if let Err(e) = rt.block_on(run(cli.command)) {
         eprintln!("onair-bench: {e}");
@@ -256,6 +284,22 @@ async fn run(command: Command) -> Result<(), String> {
             let json = serde_json::to_value(&r).map_err(|e| e.to_string())?;
             println!("{}", serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?);
             write_json(&common.json, &json)
+        }
+        Command::ChatFanout { clients, messages, json, quiet } => {
+            let r = onair_bench::chat::fanout(clients, messages, !quiet).await?;
+            println!(
+                "| chat fan-out | {} clients | {}/{} delivered | p50 {:.1} / p95 {:.1} / p99 {:.1} / max {:.1} ms | server CPU {:.2} us per delivery | {:.1} KB per client |",
+                r.clients, r.deliveries, r.expected_deliveries, r.delivery_ms.p50, r.delivery_ms.p95, r.delivery_ms.p99, r.delivery_ms.max, r.server_cpu_us_per_delivery, r.server_rss_bytes_per_client / 1024.0
+            );
+            write_json(&json, &serde_json::to_value(&r).map_err(|e| e.to_string())?)
+        }
+        Command::ChatIngest { senders, rate, duration, json, quiet } => {
+            let r = onair_bench::chat::ingest(senders, rate, Duration::from_secs(duration), !quiet).await?;
+            println!(
+                "| chat ingest | {} senders | offered {:.0}/s | accepted {:.0}/s ({}/{} acknowledged, {} stored) | ack p50 {:.1} / p99 {:.1} ms | refused {:?} | server CPU {:.1} s |",
+                r.senders, r.offered_per_s, r.accepted_per_s, r.acknowledged, r.sent, r.stored, r.ack_ms.p50, r.ack_ms.p99, r.refused, r.server_cpu_s
+            );
+            write_json(&json, &serde_json::to_value(&r).map_err(|e| e.to_string())?)
         }
         Command::Serve { .. } => unreachable!("handled in main"),
     }

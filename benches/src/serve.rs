@@ -2,22 +2,30 @@
 //! of its own so its CPU time and memory are its alone. It is the same
 //! server library the `onair` binary runs, on the same two-thread runtime.
 //!
-//! It starts, creates a stream key for the host [`STREAM`] (its channel), prints one JSON line
-//! (`{"http": "127.0.0.1:port", "key": "sk_..."}`) and serves until its
-//! standard input closes (the harness exiting) or it is killed.
+//! It starts, creates a stream key for the host [`STREAM`] (its channel),
+//! and with `--chat-users N` also a public stream for chat and N logged-in
+//! viewers; prints one JSON line (`{"http": "127.0.0.1:port", "key": "sk_...",
+//! "chat": {"stream": id, "host_token": ..., "tokens": [...]}}`) and serves
+//! until its standard input closes (the harness exiting) or it is killed.
 
+use onair::accounts::Role;
 use onair::config::{Settings, SettingsArgs};
 
 /// The stream the harness publishes.
 pub const STREAM: &str = "bench";
 
-pub fn run(args: SettingsArgs) -> Result<(), String> {
+pub fn run(args: SettingsArgs, chat_users: Option<usize>) -> Result<(), String> {
+    onair::raise_fd_limit();
     let settings = Settings::resolve(&args)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let server = onair::server::Server::start(settings).await?;
         let key = server.host_key(STREAM).await?;
-        println!("{}", serde_json::json!({ "http": server.http_addr.to_string(), "key": key }));
+        let mut ready = serde_json::json!({ "http": server.http_addr.to_string(), "key": key });
+        if let Some(n) = chat_users {
+            ready["chat"] = chat_setup(&server, n).await.map_err(|e| e.to_string())?;
+        }
+        println!("{ready}");
         // Serve until the harness goes away.
         let mut stdin = tokio::io::stdin();
         let mut sink = Vec::new();
@@ -25,4 +33,19 @@ pub fn run(args: SettingsArgs) -> Result<(), String> {
         server.stop().await;
         Ok(())
     })
+}
+
+/// A public stream of the host, and `n` viewers logged in (made without
+/// registration's password hashing: setting up thousands must be quick).
+async fn chat_setup(server: &onair::server::Server, n: usize) -> Result<serde_json::Value, onair_signaling::ApiError> {
+    let app = &server.app;
+    let host = app.accounts.ensure_host(STREAM).await?;
+    let stream = app.streams.create(&host, &onair::streams::NewStream { title: "Chat benchmark".into(), ..Default::default() }).await?;
+    let host_token = app.accounts.start_session(host, "onair-bench", None).await?.access_token;
+    let mut tokens = Vec::with_capacity(n);
+    for i in 0..n {
+        let u = app.accounts.create_unchecked(&format!("bench_viewer_{i}"), Role::Viewer).await?;
+        tokens.push(app.accounts.start_session(u, "onair-bench", None).await?.access_token);
+    }
+    Ok(serde_json::json!({ "stream": stream.id, "host_token": host_token, "tokens": tokens }))
 }

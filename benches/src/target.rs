@@ -207,44 +207,19 @@ impl Target {
         Target::Janus(JanusTarget { janus, feed: std::sync::Mutex::new(None) })
     }
 
-    /// Starts OnAir as a child process (this binary's `serve` command, the
-    /// same server library as `onair`), on a fresh data directory with a
-    /// stream key for the stream `bench`.
+    /// Starts OnAir as a child process (see [`OnairProcess`]) with a stream
+    /// key for the stream `bench`.
     pub async fn start_onair(workers: usize, media_bind: IpAddr) -> Result<Target, String> {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let data_dir = std::env::temp_dir().join(format!("onair-bench-{}-{}", std::process::id(), rand::random::<u32>()));
-        std::fs::create_dir_all(&data_dir).map_err(|e| e.to_string())?;
-        let log = std::fs::File::create(data_dir.join("server.log")).map_err(|e| e.to_string())?;
-        let mut child = tokio::process::Command::new(exe)
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(["--http-addr", "127.0.0.1:0", "--media-port", "0", "--media-bind", &media_bind.to_string(), "--workers", &workers.to_string()])
-            .env("ONAIR_LOG", std::env::var("ONAIR_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start OnAir: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .map_err(|_| "OnAir did not start within 30 s".to_string())?
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("OnAir exited at start; see {}", data_dir.join("server.log").display()))?;
-        let ready: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("OnAir said {line:?}: {e}"))?;
-        let http: SocketAddr = ready["http"].as_str().unwrap_or_default().parse().map_err(|_| format!("OnAir said {line:?}"))?;
-        let key = ready["key"].as_str().unwrap_or_default().to_owned();
+        let p = OnairProcess::spawn(workers, media_bind, &[]).await?;
+        let key = p.ready["key"].as_str().unwrap_or_default().to_owned();
         Ok(Target::Whip(WhipServer {
             name: "onair".into(),
-            whip: Endpoint { addr: http, path: "/whip".into() },
-            whep: Endpoint { addr: http, path: format!("/whep/{}", crate::serve::STREAM) },
+            whip: Endpoint { addr: p.http, path: "/whip".into() },
+            whep: Endpoint { addr: p.http, path: format!("/whep/{}", crate::serve::STREAM) },
             key,
-            pid: child.id(),
-            child: Some(child),
-            data_dir: Some(data_dir),
+            pid: p.child.id(),
+            child: Some(p.child),
+            data_dir: Some(p.data_dir),
         }))
     }
 
@@ -270,5 +245,52 @@ mod tests {
         assert_eq!((e.addr, e.path.as_str()), ("127.0.0.1:8080".parse().unwrap(), "/whep/demo"));
         assert_eq!(Endpoint::parse("http://127.0.0.1").unwrap().addr.port(), 80);
         assert!(Endpoint::parse("https://example.com/whip").unwrap_err().contains("http://"));
+    }
+}
+
+/// OnAir in a process of its own: this binary's `serve` command (the same
+/// server library as `onair`) on a fresh data directory, so that its CPU
+/// time and memory are its alone.
+pub struct OnairProcess {
+    /// The process (killed when dropped).
+    pub child: tokio::process::Child,
+    /// Its HTTP address.
+    pub http: SocketAddr,
+    /// What it printed when ready (`http`, `key`, and `chat` when asked).
+    pub ready: serde_json::Value,
+    /// Its data directory (the caller removes it).
+    pub data_dir: PathBuf,
+}
+
+impl OnairProcess {
+    /// Starts it with `extra` arguments to `serve` and waits for its ready line.
+    pub async fn spawn(workers: usize, media_bind: IpAddr, extra: &[String]) -> Result<OnairProcess, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let data_dir = std::env::temp_dir().join(format!("onair-bench-{}-{}", std::process::id(), rand::random::<u32>()));
+        std::fs::create_dir_all(&data_dir).map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(data_dir.join("server.log")).map_err(|e| e.to_string())?;
+        let mut child = tokio::process::Command::new(exe)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--http-addr", "127.0.0.1:0", "--media-port", "0", "--media-bind", &media_bind.to_string(), "--workers", &workers.to_string()])
+            .args(extra)
+            .env("ONAIR_LOG", std::env::var("ONAIR_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start OnAir: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+            .await
+            .map_err(|_| "OnAir did not start within 120 s".to_string())?
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("OnAir exited at start; see {}", data_dir.join("server.log").display()))?;
+        let ready: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("OnAir said {}: {e}", &line[..line.len().min(200)]))?;
+        let http: SocketAddr = ready["http"].as_str().unwrap_or_default().parse().map_err(|_| "OnAir did not say its address".to_string())?;
+        Ok(OnairProcess { child, http, ready, data_dir })
     }
 }

@@ -49,3 +49,40 @@ fn five_viewers_get_what_the_publisher_sent() {
     assert_eq!(ff["count"].as_f64(), Some(5.0));
     assert!(ff["p50"].as_f64().unwrap() > 0.0 && ff["p99"].as_f64().unwrap() < 5000.0, "first frames: {ff}");
 }
+
+/// The chat harness with a few clients: every delivery arrives, every
+/// acknowledged message is stored. (Its figures are benchmarks, not checked here.)
+#[test]
+fn chat_harness_counts_add_up() {
+    let dir = std::env::temp_dir();
+    let fan = dir.join(format!("onair-bench-fanout-{}.json", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_onair-bench"))
+        .args(["chat-fanout", "--clients", "40", "--messages", "3", "--quiet", "--json"])
+        .arg(&fan)
+        .output()
+        .expect("run onair-bench");
+    assert!(out.status.success(), "chat-fanout failed: {}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&fan).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&fan);
+    assert_eq!(r["expected_deliveries"], 120);
+    assert_eq!(r["deliveries"], 120, "every client got every message: {r:#}");
+    assert_eq!(r["delivery_ms"]["count"], 120);
+    let p = &r["delivery_ms"];
+    assert!(p["p50"].as_f64().unwrap() > 0.0 && p["p50"].as_f64() <= p["p99"].as_f64(), "{p}");
+    assert_eq!(r["per_message_p99_ms"].as_array().unwrap().len(), 3);
+
+    let ing = dir.join(format!("onair-bench-ingest-{}.json", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_onair-bench"))
+        .args(["chat-ingest", "--senders", "20", "--rate", "40", "--duration", "2", "--quiet", "--json"])
+        .arg(&ing)
+        .output()
+        .expect("run onair-bench");
+    assert!(out.status.success(), "chat-ingest failed: {}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ing).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&ing);
+    let sent = r["sent"].as_i64().unwrap();
+    assert!((70..=90).contains(&sent), "about 40 a second for 2 s: {r:#}");
+    assert_eq!(r["acknowledged"].as_i64(), Some(sent), "nothing refused: {r:#}");
+    assert_eq!(r["stored"].as_i64(), Some(sent), "every acknowledged message is stored: {r:#}");
+    assert_eq!(r["refused"], serde_json::json!({}));
+}

@@ -33,7 +33,8 @@ pub async fn get_health(State(state): State<Signaling>, Path(path): Path<String>
 /// `GET /api/streams/{stream}/health/ws`.
 pub async fn ws(State(state): State<Signaling>, Path(path): Path<String>, client: Client, upgrade: WebSocketUpgrade) -> Result<Response, ApiError> {
     let stream = state.platform.authorize_health(&path, &client).await?;
-    Ok(upgrade.on_upgrade(move |socket| push(state, stream, socket)))
+    // Small read buffer: tungstenite zero-fills it before every read (see src/api/ws.rs).
+    Ok(upgrade.read_buffer_size(4 * 1024).on_upgrade(move |socket| push(state, stream, socket)))
 }
 
 async fn push(state: Signaling, stream: String, mut socket: WebSocket) {
