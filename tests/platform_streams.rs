@@ -227,6 +227,9 @@ async fn whep_enforces_who_may_watch() {
     let mut ws = Ws::connect(server.http_addr, Some(&vic.token)).await;
     ws.send(json!({ "type": "subscribe", "stream": sid })).await;
     assert_eq!(ws.next_of("error", 5).await["error"]["code"], "subscription_required", "nor its chat and events");
+    let r = api.get(&format!("/api/streams/{sid}/chat"), Some(&vic.token)).await;
+    assert_eq!((r.status, r.error_code().as_str()), (403, "subscription_required"), "nor its chat history");
+    assert_eq!(api.get(&format!("/api/streams/{sid}/chat"), None).await.status, 401);
 
     // The host gives Vic a subscription: now he may.
     let r = api.post("/api/channels/ana/subscriptions", Some(&ana.token), json!({ "user": "vic", "days": 30 })).await;

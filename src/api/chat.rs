@@ -8,7 +8,7 @@ use onair_signaling::ApiError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{id, AppState, Auth, Body, Q};
+use super::extract::{id, AppState, Auth, Body, MaybeAuth, Q};
 use super::ErrorBody;
 use crate::accounts::{Principal, User};
 use crate::chat::moderation::{ChatSettings, RestrictionInfo, SettingsPatch};
@@ -17,11 +17,13 @@ use crate::membership::{Subscription, MAX_GIFT_DAYS};
 use crate::realtime::{Event, ModerationNotice, Topic};
 use crate::streams::access;
 
-/// Chat history, oldest first (page back with `before`).
+/// Chat history, oldest first (page back with `before`). A closed stream's
+/// chat is for those who may watch it.
 #[utoipa::path(get, path = "/api/streams/{id}/chat", tag = "chat", params(("id" = i64, Path, description = "Stream id"), HistoryQuery),
-    responses((status = 200, body = HistoryPage), (status = 404, body = ErrorBody)))]
-pub async fn history(State(app): State<AppState>, Path(sid): Path<String>, Q(q): Q<HistoryQuery>) -> Result<Json<HistoryPage>, ApiError> {
+    responses((status = 200, body = HistoryPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn history(State(app): State<AppState>, MaybeAuth(who): MaybeAuth, Path(sid): Path<String>, Q(q): Q<HistoryQuery>) -> Result<Json<HistoryPage>, ApiError> {
     let s = app.stream(id(&sid, "stream")?).await?;
+    access::check_watch(&app.membership, &s, who.as_ref()).await?;
     app.chat.history(s.id, &q).await.map(Json)
 }
 
