@@ -3,7 +3,7 @@
 // moderation buttons to each message).
 
 import { h, formatClock, capitalize, describeError } from './common.js';
-import { api, currentUser, loginUrl } from './session.js';
+import { api, currentUser, loginUrl, onLoginChange } from './session.js';
 
 const MAX_SHOWN = 300;
 export const MAX_CHARS = 500;
@@ -301,6 +301,7 @@ export class ChatComposer {
     });
     this.renderLogin();
     this.renderCounter();
+    onLoginChange(() => this.renderLogin());
   }
 
   renderLogin() {

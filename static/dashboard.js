@@ -19,7 +19,7 @@ import {
   STATE_LABEL,
   VISIBILITY_LABEL,
 } from './common.js';
-import { api, currentUser, isHost, loginUrl, renderAccount, savedKeySecrets, saveKeySecret } from './session.js';
+import { api, currentUser, isHost, loginUrl, onLoginChange, renderAccount, savedKeySecrets, saveKeySecret } from './session.js';
 import { Realtime, showReminders } from './realtime.js';
 import { ChatView, ChatComposer, describeSettings } from './chat.js';
 
@@ -923,6 +923,10 @@ showReminders(rt);
 function start() {
   renderAccount({ current: 'dashboard' });
   if (!me) return;
+  // Logged out (or in as someone else) in another tab: this dashboard is not theirs.
+  onLoginChange((u) => {
+    if (!u || u.id !== me.id) window.location.replace(loginUrl('/dashboard'));
+  });
   if (!isHost(me)) {
     els.gate.hidden = false;
     els.gateText.textContent = `You are logged in as @${me.username}, a viewer account. Hosts get a dashboard to schedule streams, make stream keys and moderate their chat.`;

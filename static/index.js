@@ -123,7 +123,6 @@ function thumb(s, section) {
   } else if (section === 'recent') {
     badges.append(h('span.badge', {}, s.replay_available ? 'Replay kept' : 'Ended'));
   }
-  if (s.visibility !== 'public') badges.append(h('span.badge.badge-lock', {}, VISIBILITY_LABEL[s.visibility] || s.visibility));
   a.append(badges);
   return a;
 }
