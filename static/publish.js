@@ -808,8 +808,8 @@ function startHealth(stream, key) {
 
 function startStats() {
   stopStats();
-  statsTimer = setInterval(pollStats, 1000);
-  pollStats();
+  statsTimer = setInterval(readStats, 1000);
+  readStats();
 }
 
 function stopStats() {
@@ -817,7 +817,7 @@ function stopStats() {
   statsTimer = null;
 }
 
-async function pollStats() {
+async function readStats() {
   const pc = onair.pc;
   if (!pc) return;
   let report;
