@@ -77,9 +77,23 @@ async function shot(page, name) {
   }
 }
 
+/** Opens a page; a 4xx/5xx answer (e.g. a server without the page's route) fails the step at once. */
+async function open(page, pathAndQuery) {
+  const where = pathAndQuery.split('?')[0];
+  let resp;
+  try {
+    resp = await page.goto(`${base}${pathAndQuery}`, run.remaining());
+  } catch (err) {
+    // Chromium refuses an empty error page outright.
+    if (/ERR_HTTP_RESPONSE_CODE_FAILURE/.test(err.message)) throw new Error(`GET ${where} answered an HTTP error (does the server route this page?)`);
+    throw err;
+  }
+  if (resp && resp.status() >= 400) throw new Error(`GET ${where} answered HTTP ${resp.status()} (does the server route this page?)`);
+}
+
 /** Registers on /login through the form; lands on `next`. */
 async function register(page, { username, role, next }) {
-  await page.goto(`${base}/login?next=${encodeURIComponent(next)}`, run.remaining());
+  await open(page, `/login?next=${encodeURIComponent(next)}`);
   await waitFor(page, 'login page ready', () => window.onair && window.onair.page === 'login');
   await page.click('#tab-register', run.remaining());
   if (role === 'host') await page.click('#role-host-option', run.remaining());
