@@ -8,17 +8,37 @@ export const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel
 
 /** Error carrying the HTTP status and the server's `error.code`. */
 export class OnAirError extends Error {
-  constructor(message, { status = 0, code = 'error' } = {}) {
+  constructor(message, { status = 0, code = 'error', fields = null, retryAfterMs = null } = {}) {
     super(message);
     this.name = 'OnAirError';
     this.status = status;
     this.code = code;
+    /** Per-field messages of a `validation` error ({field: message}). */
+    this.fields = fields;
+    /** When trying again can work (rate limits, slow mode, timeouts). */
+    this.retryAfterMs = retryAfterMs;
   }
+}
+
+/** An OnAirError from the contract's `{"error":{...}}` object (e.g. on the WebSocket). */
+export function errorFromBody(err, status = 0) {
+  const e = err && typeof err === 'object' ? err : {};
+  return new OnAirError(e.message ? capitalize(String(e.message)) : STATUS_TEXT[status] || 'Request failed.', {
+    status,
+    code: e.code ? String(e.code) : `http_${status}`,
+    fields: e.fields && typeof e.fields === 'object' ? e.fields : null,
+    retryAfterMs: typeof e.retry_after_ms === 'number' ? e.retry_after_ms : null,
+  });
+}
+
+/** "wrong password" -> "Wrong password" (the server's messages are lower case). */
+export function capitalize(s) {
+  return s ? s[0].toUpperCase() + s.slice(1) : s;
 }
 
 const STATUS_TEXT = {
   400: 'The server rejected the request.',
-  401: 'The stream key was not accepted.',
+  401: 'Not logged in, or the key was not accepted.',
   403: 'Not allowed.',
   404: 'Not found.',
   409: 'Conflict with the current state of the stream.',
@@ -38,6 +58,8 @@ export async function errorFromResponse(resp) {
   let code = `http_${resp.status}`;
   let message = '';
   let text = '';
+  let fields = null;
+  let retryAfterMs = null;
   try {
     text = await resp.text();
   } catch {
@@ -48,7 +70,9 @@ export async function errorFromResponse(resp) {
     const err = body && body.error;
     if (err && typeof err === 'object') {
       if (err.code) code = String(err.code);
-      if (err.message) message = String(err.message);
+      if (err.message) message = capitalize(String(err.message));
+      if (err.fields && typeof err.fields === 'object') fields = err.fields;
+      if (typeof err.retry_after_ms === 'number') retryAfterMs = err.retry_after_ms;
     } else if (typeof err === 'string') {
       message = err;
     } else if (body && typeof body.message === 'string') {
@@ -58,7 +82,7 @@ export async function errorFromResponse(resp) {
     if (text && text.length < 300 && !/^\s*</.test(text)) message = text.trim();
   }
   if (!message) message = STATUS_TEXT[resp.status] || `Request failed (HTTP ${resp.status}).`;
-  return new OnAirError(message, { status: resp.status, code });
+  return new OnAirError(message, { status: resp.status, code, fields, retryAfterMs });
 }
 
 /** Human text for an exception, whatever threw it. */
@@ -214,60 +238,59 @@ export function healthPath(stream) {
 }
 
 /**
- * Follows a stream's health: WebSocket push at .../health/ws, falling back to
- * polling GET .../health while the socket is down, reconnecting with backoff.
- * `onData(json, source)` is called with each health object; `onEvent(event)`
- * with each stream event the socket pushes ({type: 'stream_ended' |
- * 'speaking' | 'active_speaker' | ...}).
+ * Follows a stream's health over its WebSocket (`.../health/ws?token=`),
+ * which only the stream's host sees: `token` is the stream key or the host's
+ * access token (a function returning either, or a promise of it, is called
+ * at each connect). There is no polling: when the socket drops it reconnects
+ * with backoff. `onData(json)` gets each health object (pushed every
+ * second); `onEvent(event)` each stream event ({type: 'stream_ended' |
+ * 'speaking' | ...}); `onState('open'|'closed')` the socket's state.
  */
-export function watchHealth(stream, onData, { pollMs = 2000, onEvent = null } = {}) {
-  const httpUrl = healthPath(stream);
-  const socketUrl = wsUrl(`${httpUrl}/ws`);
+export function watchHealth(stream, token, onData, { onEvent = null, onState = null } = {}) {
   let ws = null;
   let closed = false;
-  let pollTimer = null;
   let reconnectTimer = null;
   let attempt = 0;
 
-  const emit = (data, source) => {
-    if (closed || !data || typeof data !== 'object') return;
+  const call = (fn, arg) => {
+    if (!fn || closed) return;
     try {
-      onData(data, source);
+      fn(arg);
     } catch (err) {
       console.error('[onair] health handler failed:', err);
     }
   };
 
-  const poll = async () => {
-    try {
-      const resp = await fetch(httpUrl, { cache: 'no-store' });
-      if (resp.ok) emit(await resp.json(), 'poll');
-    } catch {
-      /* server unreachable: try again next tick */
-    }
-  };
-  const startPolling = () => {
-    if (pollTimer || closed) return;
-    poll();
-    pollTimer = setInterval(poll, pollMs);
-  };
-  const stopPolling = () => {
-    clearInterval(pollTimer);
-    pollTimer = null;
+  const retry = () => {
+    if (closed) return;
+    const delay = backoff(attempt);
+    attempt += 1;
+    reconnectTimer = setTimeout(connect, delay);
   };
 
-  const connect = () => {
+  const connect = async () => {
     if (closed) return;
+    let t = null;
     try {
-      ws = new WebSocket(socketUrl);
+      t = typeof token === 'function' ? await token() : token;
+    } catch (err) {
+      console.warn('[onair] no token for the health feed:', err);
+    }
+    if (closed) return;
+    if (!t) {
+      retry();
+      return;
+    }
+    try {
+      ws = new WebSocket(wsUrl(`${healthPath(stream)}/ws?token=${encodeURIComponent(t)}`));
     } catch (err) {
       console.warn('[onair] health websocket unavailable:', err);
-      startPolling();
+      retry();
       return;
     }
     ws.onopen = () => {
       attempt = 0;
-      stopPolling();
+      call(onState, 'open');
     };
     ws.onmessage = (ev) => {
       let msg;
@@ -276,25 +299,14 @@ export function watchHealth(stream, onData, { pollMs = 2000, onEvent = null } = 
       } catch {
         return; /* ignore non-JSON frames */
       }
-      if (msg && msg.event) {
-        if (onEvent && !closed) {
-          try {
-            onEvent(msg.event);
-          } catch (err) {
-            console.error('[onair] event handler failed:', err);
-          }
-        }
-        return;
-      }
-      emit(msg, 'ws');
+      if (msg && msg.event) call(onEvent, msg.event);
+      else if (msg && typeof msg === 'object') call(onData, msg);
     };
     ws.onclose = () => {
       ws = null;
       if (closed) return;
-      startPolling();
-      const delay = Math.min(10000, 1000 * 2 ** attempt);
-      attempt += 1;
-      reconnectTimer = setTimeout(connect, delay);
+      call(onState, 'closed');
+      retry();
     };
     ws.onerror = () => {
       /* onclose follows */
@@ -305,7 +317,6 @@ export function watchHealth(stream, onData, { pollMs = 2000, onEvent = null } = 
   return {
     close() {
       closed = true;
-      stopPolling();
       clearTimeout(reconnectTimer);
       if (ws) {
         ws.onclose = null;
@@ -318,6 +329,12 @@ export function watchHealth(stream, onData, { pollMs = 2000, onEvent = null } = 
       }
     },
   };
+}
+
+/** Reconnect delay for the n-th attempt: 0.5 s doubling to 15 s, with jitter. */
+export function backoff(attempt) {
+  const base = Math.min(15000, 500 * 2 ** Math.min(attempt, 5));
+  return Math.round(base * (0.75 + Math.random() * 0.5));
 }
 
 /** Copies text, with a fallback for plain-http pages where navigator.clipboard is absent. */
@@ -416,3 +433,100 @@ export function layerName(l) {
 export function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/**
+ * Builds an element: `h('a.card', {href: '/x', dataset: {id: 1}}, 'text', child)`.
+ * Strings become text nodes (never HTML), null/false children are skipped.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const [name, ...classes] = tag.split('.');
+  const el = document.createElement(name || 'div');
+  if (classes.length) el.className = classes.join(' ');
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k === 'class') el.className = [el.className, v].filter(Boolean).join(' ');
+    else if (k === 'text') el.textContent = v;
+    else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (v === true) el.setAttribute(k, '');
+    else el.setAttribute(k, String(v));
+  }
+  for (const c of children.flat()) {
+    if (c == null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+/** Seconds -> "45 s", "12:05", "3:12:05" or "2 d 4 h" (countdowns). */
+export function formatCountdown(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s >= 2 * 86400) {
+    const d = Math.floor(s / 86400);
+    const hh = Math.floor((s % 86400) / 3600);
+    return hh ? `${d} d ${hh} h` : `${d} d`;
+  }
+  if (s < 60) return `${s} s`;
+  return formatDuration(s * 1000);
+}
+
+/** Seconds -> "1 h 5 min", "12 min", "40 s" (durations in reports). */
+export function formatSeconds(seconds) {
+  const s = Math.max(0, Math.round(seconds || 0));
+  if (s < 60) return `${s} s`;
+  const hh = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return hh ? `${hh} h ${m} min` : `${m} min`;
+}
+
+/** RFC 3339 -> "Tue 1 Dec, 18:00" in the browser's time zone. */
+export function formatWhen(iso, { withYear = false } = {}) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '—';
+  const opts = { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' };
+  if (withYear || d.getFullYear() !== new Date().getFullYear()) opts.year = 'numeric';
+  return d.toLocaleString(undefined, opts);
+}
+
+/** RFC 3339 -> "18:04" (chat timestamps). */
+export function formatClock(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  return d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+}
+
+/** RFC 3339 -> "5 min ago", "2 h ago", "3 d ago". */
+export function timeAgo(iso) {
+  const t = new Date(iso).getTime();
+  if (!Number.isFinite(t)) return '';
+  const s = Math.max(0, (Date.now() - t) / 1000);
+  if (s < 60) return 'just now';
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
+
+/** Initial for an avatar. */
+export function initial(name) {
+  return (String(name || '?').trim()[0] || '?').toUpperCase();
+}
+
+/** Same-origin path from a `?next=` value (anything else becomes `fallback`). */
+export function safeNext(value, fallback = '/') {
+  if (!value || typeof value !== 'string') return fallback;
+  if (!value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\')) return fallback;
+  return value;
+}
+
+/** Human words for a stream's state. */
+export const STATE_LABEL = {
+  scheduled: 'Scheduled',
+  live: 'Live',
+  ended: 'Ended',
+  archived: 'Replay kept',
+  cancelled: 'Cancelled',
+  error: 'Failed',
+};
+
+export const VISIBILITY_LABEL = { public: 'Public', subscribers: 'Subscribers only', ticketed: 'Ticketed' };

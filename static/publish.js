@@ -18,7 +18,11 @@ import {
   setText,
   showEl,
   store,
+  h,
+  formatWhen,
+  STATE_LABEL,
 } from './common.js';
+import { api, currentUser, isHost, renderAccount, savedKeySecrets, saveKeySecret } from './session.js';
 
 /** The simulcast ladder sent to the SFU (rids match the server's layer names). */
 export const SIMULCAST_ENCODINGS = [
@@ -84,6 +88,14 @@ const els = {
   outCodec: $('#out-codec'),
   outSimulcast: $('#out-simulcast'),
   outSession: $('#out-session'),
+  target: $('#target'),
+  targetTitle: $('#target-title'),
+  targetState: $('#target-state'),
+  keyPicker: $('#key-picker'),
+  keySelect: $('#key-select'),
+  newKey: $('#new-key'),
+  keyPickerHint: $('#key-picker-hint'),
+  keyLabel: $('#stream-key-label'),
 };
 
 /** State exposed for tests and debugging. */
@@ -103,6 +115,12 @@ const onair = {
   viewerCount: null,
   health: null,
   stats: null, // { layers: {q,h,f}, video_bitrate_bps, audio_bitrate_bps, ... }
+  healthConnected: false, // the health socket (viewer count, server-side layers)
+  endedByServer: false, // the server ended the stream while we published
+  keys: [], // the logged-in host's keys: [{id, label, prefix, saved}]
+  keyId: null, // the picked key's id
+  target: null, // the stream of ?stream= (when logged in)
+  endedByApi: null, // the stream ended by API when End was pressed (logged-in host)
   goLive: () => goLive(),
   end: () => endStream(),
 };
@@ -146,6 +164,8 @@ function setState(state) {
   els.end.hidden = !busy;
   setText(els.end, state === 'connecting' ? 'Cancel' : 'End stream');
   els.key.disabled = busy;
+  els.keySelect.disabled = busy;
+  els.newKey.disabled = busy;
   updateGoLiveEnabled();
 
   if (state !== 'live') {
@@ -553,10 +573,11 @@ function wentLive() {
     onair.watchUrl = new URL(`/watch/${encodeURIComponent(stream)}`, window.location.href).toString();
     els.shareLink.value = onair.watchUrl;
     els.openLink.href = onair.watchUrl;
-    setText(els.shareStream, stream);
+    setText(els.shareStream, onair.target && String(onair.target.id) === String(stream) ? `“${onair.target.title}”` : `stream ${stream}`);
+    setTargetState(stream, 'Live', 'live');
     els.share.hidden = false;
     els.shareEmpty.hidden = true;
-    startHealth(stream);
+    startHealth(stream, els.key.value.trim());
   }
   startClock();
   toast(stream ? `You’re live on “${stream}”` : 'You’re live', 'ok');
@@ -623,39 +644,172 @@ function endStream() {
   const wasLive = onair.state === 'live';
   const duration = onair.startedAt ? Date.now() - onair.startedAt : 0;
   attemptId++;
+  const stream = onair.stream;
   const deleted = teardown();
   setState(wasLive ? 'ended' : 'idle');
   setText(els.connState, 'Offline');
   setText(els.elapsed, wasLive ? formatDuration(duration) : '—');
   if (wasLive) toast(`Stream ended after ${formatDuration(duration)}`, 'info');
+  const me = currentUser();
+  if (wasLive && me && isHost(me) && stream && /^\d+$/.test(stream)) {
+    // Logged in as the host: end it for viewers now (otherwise the server
+    // waits a grace period for the video to come back). The replay is kept.
+    return deleted.then(async () => {
+      try {
+        const s = await api(`/api/streams/${stream}/end`, { method: 'POST', body: { save: true } });
+        onair.endedByApi = s.state;
+      } catch (err) {
+        // Someone else's key, or already over: the publish has stopped either way.
+        if (err.status !== 403 && err.code !== 'bad_state') console.warn('[onair] ending by API failed:', err);
+      }
+    });
+  }
   return deleted;
+}
+
+/** The stream was ended by someone else (dashboard, API): stop without a DELETE. */
+function endedElsewhere() {
+  const duration = onair.startedAt ? Date.now() - onair.startedAt : 0;
+  attemptId++;
+  teardown({ notifyServer: false });
+  setState('ended');
+  setText(els.connState, 'Offline');
+  setText(els.elapsed, formatDuration(duration));
+  setTargetState(onair.stream, 'Ended', 'ended');
+  onair.endedByServer = true;
+  toast('The stream was ended from the dashboard (or by the server).', 'info', 6000);
+}
+
+function setTargetState(stream, label, state) {
+  if (!onair.target || String(onair.target.id) !== String(stream)) return;
+  onair.target.state = state;
+  setText(els.targetState, label);
+  els.targetState.dataset.state = state;
+}
+
+// ---------------------------------------------------------------- the host's keys and target stream
+
+/** Fills the key picker with the host's keys; those made in this browser can be used. */
+async function loadKeys({ select = null } = {}) {
+  const me = currentUser();
+  if (!me || !isHost(me)) return;
+  let keys;
+  try {
+    keys = await api('/api/me/stream-keys');
+  } catch (err) {
+    console.warn('[onair] could not list stream keys:', err);
+    return;
+  }
+  const saved = savedKeySecrets(me);
+  onair.keys = keys.filter((k) => !k.revoked_at).map((k) => ({ id: k.id, label: k.label, prefix: k.prefix, saved: !!saved[k.id] }));
+  const opts = [h('option', { value: '' }, onair.keys.some((k) => k.saved) ? 'Choose a key…' : 'No key saved in this browser')];
+  for (const k of onair.keys) {
+    opts.push(
+      h('option', { value: String(k.id), disabled: !k.saved }, `${k.label || 'Stream key'} · ${k.prefix}…${k.saved ? '' : ' (secret not in this browser)'}`),
+    );
+  }
+  els.keySelect.replaceChildren(...opts);
+  els.keyPicker.hidden = false;
+  setText(els.keyLabel, 'Or paste a stream key');
+  // Which key to show as picked: asked for, the one in the box, or the only one saved here.
+  const current = els.key.value.trim();
+  const savedHere = onair.keys.filter((k) => k.saved);
+  let pick = select != null ? onair.keys.find((k) => String(k.id) === String(select) && k.saved) : null;
+  if (!pick && current) pick = savedHere.find((k) => saved[k.id] === current) || null;
+  if (!pick && !current && savedHere.length === 1) pick = savedHere[0];
+  if (pick) pickKey(pick.id);
+  else els.keySelect.value = '';
+  setText(
+    els.keyPickerHint,
+    savedHere.length
+      ? 'Keys made in this browser (here or on the dashboard) can be used directly.'
+      : 'The secret of a key is shown only once, so keys made elsewhere must be pasted. Or make a new one here.',
+  );
+}
+
+function pickKey(id) {
+  const secret = savedKeySecrets()[id];
+  if (!secret) return;
+  els.keySelect.value = String(id);
+  onair.keyId = Number(id);
+  els.key.value = secret;
+  els.key.removeAttribute('aria-invalid');
+  store.set(KEY_STORE, secret);
+  updateGoLiveEnabled();
+}
+
+async function makeKey() {
+  els.newKey.disabled = true;
+  try {
+    const k = await api('/api/me/stream-keys', { method: 'POST', body: { label: 'Studio (browser)' } });
+    saveKeySecret(k.id, k.key);
+    await loadKeys({ select: k.id });
+    toast('New key made and saved in this browser', 'ok');
+  } catch (err) {
+    toast(`Couldn’t make a key: ${describeError(err)}`, 'error');
+  } finally {
+    els.newKey.disabled = false;
+  }
+}
+
+/** `?stream=ID` (from the dashboard): which of the host's streams this goes live on. */
+async function loadTarget(id) {
+  try {
+    const s = await api(`/api/streams/${encodeURIComponent(id)}`);
+    onair.target = { id: s.id, title: s.title, state: s.state, media_state: s.media_state };
+    setText(els.targetTitle, s.title);
+    const label = s.state === 'live' ? (s.media_state === 'receiving' ? 'Live' : 'Waiting for your video') : STATE_LABEL[s.state] || s.state;
+    setText(els.targetState, s.state === 'scheduled' && s.scheduled_at ? `${label} · ${formatWhen(s.scheduled_at)}` : label);
+    els.targetState.dataset.state = s.state;
+    els.target.hidden = false;
+  } catch (err) {
+    console.warn('[onair] target stream:', err);
+  }
 }
 
 // ---------------------------------------------------------------- health (viewers)
 
-function startHealth(stream) {
+/**
+ * The studio's viewer count and the server's view of the publish come from
+ * the stream's health socket, which only the host may open: it takes the
+ * stream key just used (no polling; it reconnects by itself).
+ */
+function startHealth(stream, key) {
   if (health) health.close();
-  health = watchHealth(stream, (h) => {
-    onair.health = h;
-    if (typeof h.viewer_count === 'number') {
-      onair.viewerCount = h.viewer_count;
-      setText(els.viewerCount, String(h.viewer_count));
-      setText(els.badgeViewersN, String(h.viewer_count));
-    }
-    const tracks = h.publisher && Array.isArray(h.publisher.tracks) ? h.publisher.tracks : [];
-    const rids = tracks.filter((t) => t && t.kind === 'video' && t.rid).map((t) => t.rid);
-    if (rids.length) {
-      setText(els.encoderNote, `Server receiving ${rids.length} layer${rids.length > 1 ? 's' : ''}`);
-    }
-  });
+  health = watchHealth(
+    stream,
+    () => key,
+    (h) => {
+      onair.health = h;
+      if (typeof h.viewer_count === 'number') {
+        onair.viewerCount = h.viewer_count;
+        setText(els.viewerCount, String(h.viewer_count));
+        setText(els.badgeViewersN, String(h.viewer_count));
+      }
+      const tracks = h.publisher && Array.isArray(h.publisher.tracks) ? h.publisher.tracks : [];
+      const rids = tracks.filter((t) => t && t.kind === 'video' && t.rid).map((t) => t.rid);
+      if (rids.length) {
+        setText(els.encoderNote, `Server receiving ${rids.length} layer${rids.length > 1 ? 's' : ''}`);
+      }
+    },
+    {
+      onState: (st) => {
+        onair.healthConnected = st === 'open';
+      },
+      onEvent: (e) => {
+        // The server ended the stream (the host pressed End on the dashboard, say).
+        if (e && e.type === 'stream_ended' && onair.state === 'live' && String(e.stream) === String(onair.stream)) endedElsewhere();
+      },
+    },
+  );
 }
 
 // ---------------------------------------------------------------- stats
 
 function startStats() {
   stopStats();
-  statsTimer = setInterval(pollStats, 1000);
-  pollStats();
+  statsTimer = setInterval(readStats, 1000);
+  readStats();
 }
 
 function stopStats() {
@@ -663,7 +817,7 @@ function stopStats() {
   statsTimer = null;
 }
 
-async function pollStats() {
+async function readStats() {
   const pc = onair.pc;
   if (!pc) return;
   let report;
@@ -853,6 +1007,25 @@ els.shareLink.addEventListener('focus', () => els.shareLink.select());
 window.addEventListener('pagehide', () => {
   if (onair.location) deleteSession(onair.location);
 });
+
+els.keySelect.addEventListener('change', () => {
+  if (els.keySelect.value) pickKey(els.keySelect.value);
+});
+els.newKey.addEventListener('click', () => makeKey());
+els.key.addEventListener('input', () => {
+  // A pasted key is not one of the listed ones (unless it is).
+  const saved = savedKeySecrets();
+  const match = onair.keys.find((k) => saved[k.id] && saved[k.id] === els.key.value.trim());
+  els.keySelect.value = match ? String(match.id) : '';
+  onair.keyId = match ? match.id : null;
+});
+
+renderAccount({ current: 'publish' });
+const params = new URLSearchParams(window.location.search);
+if (currentUser() && isHost()) {
+  loadKeys({ select: params.get('key') });
+  if (params.get('stream')) loadTarget(params.get('stream'));
+}
 
 setState('idle');
 startMedia();

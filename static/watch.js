@@ -1,8 +1,13 @@
-// OnAir player: WHEP playback with layer selection and live stats.
+// OnAir player: WHEP playback with layer selection and live stats, the
+// stream's status, chat, likes and viewer count. Everything live comes from
+// the page's WebSocket: `stream_status` says when to play (and when to join
+// WHEP again after the host's video came back), `viewer_count` and `likes`
+// carry the real numbers, `chat_message` / `chat_deleted` the chat.
 import {
   $,
   OnAirError,
   errorFromResponse,
+  errorFromBody,
   describeError,
   getIceServers,
   waitForIceGathering,
@@ -11,17 +16,19 @@ import {
   deleteSession,
   formatBitrate,
   formatNumber,
-  watchHealth,
+  formatCountdown,
+  formatWhen,
+  initial,
   toast,
   setText,
   showEl,
-  qualityClass,
   layerName,
 } from './common.js';
+import { currentUser, freshAccessToken, loginUrl, renderAccount, viewerKey } from './session.js';
+import { Realtime, showReminders } from './realtime.js';
+import { ChatView, ChatComposer, describeSettings, refusalText } from './chat.js';
 
-const WAIT_RETRY_MS = 3000; // stream offline: try again this often
-const ENDED_RETRY_MS = 5000; // after the stream ended: quietly check for a comeback
-const ERROR_RETRY_MS = [3000, 5000, 10000, 15000];
+const ERROR_RETRY_MS = [2000, 4000, 8000, 15000];
 const CONNECT_TIMEOUT_MS = 15000;
 const DISCONNECT_GRACE_MS = 2000;
 const LAYERS = ['auto', 'f', 'h', 'q'];
@@ -35,6 +42,8 @@ const ICONS = {
   offline: svg(
     '<circle cx="12" cy="12" r="2"/><path d="M16.2 7.8a6 6 0 0 1 1.3 6.4M7.8 16.2a6 6 0 0 1 0-8.4M19.1 4.9a10 10 0 0 1 2 10.8M4.9 19.1a10 10 0 0 1 0-14.2M3 3l18 18"/>',
   ),
+  clock: svg('<circle cx="12" cy="12" r="9"/><path d="M12 7v5l3 2"/>'),
+  lock: svg('<rect x="4" y="11" width="16" height="10" rx="2"/><path d="M8 11V7a4 4 0 0 1 8 0v4"/>'),
   ended: svg('<rect x="2" y="4" width="20" height="14" rx="2"/><path d="M8 21h8M12 18v3M10 9l4 4M14 9l-4 4"/>'),
   error: svg('<circle cx="12" cy="12" r="10"/><path d="M12 8v5M12 16h.01"/>'),
 };
@@ -45,6 +54,8 @@ const els = {
   statusText: $('#status-text'),
   streamTitle: $('#stream-title'),
   channelName: $('#channel-name'),
+  hostName: $('#host-name'),
+  description: $('#stream-description'),
   avatar: $('#avatar'),
   statusLine: $('#status-line'),
   stage: $('#stage'),
@@ -72,6 +83,8 @@ const els = {
   targetLayer: $('#target-layer'),
   viewerCount: $('#viewer-count'),
   viewerCountWrap: $('#viewer-count-wrap'),
+  like: $('#like'),
+  likeCount: $('#like-count'),
   quality: $('#quality'),
   statResolution: $('#stat-resolution'),
   statFps: $('#stat-fps'),
@@ -83,6 +96,7 @@ const els = {
   statFrames: $('#stat-frames'),
   connState: $('#conn-state'),
   sessionId: $('#session-id'),
+  chatModes: $('#chat-modes'),
 };
 
 function streamFromPath() {
@@ -98,46 +112,71 @@ function streamFromPath() {
   return new URLSearchParams(window.location.search).get('stream') || '';
 }
 
+const ref = streamFromPath();
+/** Opened by the host's username (follows their next stream) rather than a stream id. */
+const byChannel = ref !== '' && !/^\d+$/.test(ref);
+
 /** State exposed for tests and debugging. */
 const onair = {
   page: 'watch',
   // 'idle' | 'connecting' | 'live' | 'ended' | 'error'. While the stream is
-  // offline and we are polling for it, state is 'connecting' and waiting=true.
+  // not playing yet (scheduled, starting, offline), state is 'connecting' and
+  // waiting=true; while the host's video is gone for a moment, phase is
+  // 'reconnecting' (state 'connecting').
   state: 'idle',
-  phase: 'idle', // finer: 'idle'|'connecting'|'waiting'|'live'|'ended'|'error'
+  phase: 'idle', // 'idle'|'connecting'|'waiting'|'reconnecting'|'live'|'ended'|'error'
   waiting: false,
+  // What the server says: 'loading'|'scheduled'|'starting'|'live'|'reconnecting'|
+  // 'ended'|'cancelled'|'failed'|'offline'|'login_required'|'subscription_required'|'ticket_required'
+  status: 'loading',
   pc: null,
   session: null, // WHEP session id (last segment of Location)
   location: null, // absolute URL of the WHEP session resource
-  stream: streamFromPath(),
+  stream: ref, // as in the URL: a stream id or the host's username
+  streamId: null, // the stream's id once the server named it
+  info: null, // the Stream object (from `subscribed` / `stream_status`)
+  viewerKey: null,
   maxLayer: 'auto', // the cap chosen in the picker
   layer: null, // last /layer response {max_layer,current_layer,target_layer}
-  viewer: null, // this session's entry from the health feed
-  health: null, // last health object
-  viewerCount: null,
-  speaking: false, // the host is talking (pushed 'speaking' events)
+  viewer: null, // (per-viewer health is for the host only now; always null)
+  viewerCount: null, // real viewers now, from the server
+  viewerCountSource: null, // 'subscribed' | 'stream_status' | 'viewer_count'
+  likes: null, // likes so far, from the server
+  likesSource: null, // 'subscribed' | 'stream_status' | 'likes'
+  chatSettings: null,
+  connected: false, // the WebSocket
   stats: null, // { framesDecoded, width, height, fps, bitrate_bps, packetsLost, jitter_ms }
   error: null,
   attempts: 0,
+  whepJoins: 0,
+  get chat() {
+    return chat ? chat.snapshot() : [];
+  },
   setLayer: (l) => setLayer(l),
-  retry: () => connect(),
+  retry: () => retryNow(),
   stop: () => stop(),
 };
 window.onair = onair;
 
 let attemptId = 0;
 let retryTimer = null;
-let countdownTimer = null;
 let connectTimer = null;
 let disconnectTimer = null;
 let statsTimer = null;
-let health = null;
+let countdownTimer = null;
 let prevIn = new Map();
 let errorStreak = 0;
 let firstFrameSeen = false;
 let userMuted = true;
 let cachedIce = null;
 let sentLayer = 'auto'; // max_layer sent with the last WHEP POST
+let sawReconnecting = false; // the host's video dropped since we joined
+let statusAt = 0; // when `info` arrived (for the countdown)
+let watchPending = false; // a `watch` is out, not answered yet
+let stopped = false;
+let inFlight = false; // a WHEP offer is on its way
+
+const rt = new Realtime({ name: 'watch' });
 
 // ---------------------------------------------------------------- state & UI
 
@@ -145,6 +184,7 @@ const STATUS_LABEL = {
   idle: 'Loading',
   connecting: 'Connecting…',
   waiting: 'Offline',
+  reconnecting: 'Reconnecting',
   live: 'LIVE',
   ended: 'Ended',
   error: 'Error',
@@ -153,27 +193,19 @@ const STATUS_LABEL = {
 function setPhase(phase) {
   onair.phase = phase;
   onair.waiting = phase === 'waiting';
-  onair.state = phase === 'waiting' ? 'connecting' : phase;
+  onair.state = phase === 'waiting' || phase === 'reconnecting' ? 'connecting' : phase;
   els.body.dataset.state = onair.state;
   els.body.dataset.phase = phase;
-  els.status.dataset.state = phase;
-  setText(els.statusText, STATUS_LABEL[phase] || phase);
+  els.status.dataset.state = phase === 'reconnecting' ? 'connecting' : phase;
+  let label = STATUS_LABEL[phase] || phase;
+  if (phase === 'waiting') label = { scheduled: 'Upcoming', starting: 'Starting' }[onair.status] || 'Offline';
+  setText(els.statusText, label);
   const live = phase === 'live';
   els.badgeLive.hidden = !live;
-  els.badgeViewers.hidden = !live || onair.viewerCount == null;
-  els.avatar.classList.toggle('is-live', live);
-  setText(
-    els.statusLine,
-    {
-      idle: 'Loading…',
-      connecting: 'Connecting…',
-      waiting: 'Offline',
-      live: 'Live now',
-      ended: 'Stream ended',
-      error: 'Unavailable',
-    }[phase] || '',
-  );
-  const name = onair.stream || 'Stream';
+  renderViewerCount();
+  els.avatar.classList.toggle('is-live', live || phase === 'reconnecting');
+  renderStatusLine();
+  const name = (onair.info && onair.info.title) || onair.stream || 'Stream';
   document.title = live ? `🔴 ${name} · OnAir` : `${name} · OnAir`;
   if (!live) {
     els.unmute.hidden = true;
@@ -181,7 +213,24 @@ function setPhase(phase) {
   }
 }
 
-function showOverlay({ title, text = '', sub = '', spinner = false, retry = null, icon = 'broadcast' }) {
+function renderStatusLine() {
+  const phase = onair.phase;
+  let text = {
+    idle: 'Loading…',
+    connecting: 'Connecting…',
+    waiting: 'Offline',
+    reconnecting: 'Reconnecting…',
+    live: 'Live now',
+    ended: 'Stream ended',
+    error: 'Unavailable',
+  }[phase];
+  if (phase === 'waiting' && onair.status === 'scheduled') text = onair.info && onair.info.scheduled_at ? `Starts ${formatWhen(onair.info.scheduled_at)}` : 'Not scheduled yet';
+  if (phase === 'waiting' && onair.status === 'starting') text = 'Starting soon';
+  if (phase === 'ended' && onair.status === 'cancelled') text = 'Cancelled';
+  setText(els.statusLine, text || '');
+}
+
+function showOverlay({ title, text = '', sub = '', spinner = false, retry = null, icon = 'broadcast', link = null }) {
   setText(els.overlayTitle, title);
   setText(els.overlayText, text);
   setText(els.overlaySub, sub);
@@ -192,8 +241,14 @@ function showOverlay({ title, text = '', sub = '', spinner = false, retry = null
     els.overlayGlyph.dataset.icon = icon;
   }
   els.overlayIcon.dataset.icon = icon;
-  els.retry.hidden = !retry;
-  if (retry) setText(els.retry, retry);
+  els.retry.hidden = !retry && !link;
+  if (link) {
+    setText(els.retry, link.text);
+    els.retry.dataset.href = link.href;
+  } else if (retry) {
+    setText(els.retry, retry);
+    delete els.retry.dataset.href;
+  }
   els.overlay.hidden = false;
 }
 
@@ -201,30 +256,167 @@ function hideOverlay() {
   els.overlay.hidden = true;
 }
 
-function clearCountdown() {
-  clearInterval(countdownTimer);
-  countdownTimer = null;
-  clearTimeout(retryTimer);
-  retryTimer = null;
+function renderViewerCount() {
+  const n = onair.viewerCount;
+  const shown = n != null && (onair.phase === 'live' || onair.phase === 'reconnecting');
+  if (n != null) {
+    setText(els.viewerCount, formatNumber(n));
+    setText(els.badgeViewersN, formatNumber(n));
+  }
+  els.viewerCountWrap.hidden = !shown;
+  els.badgeViewers.hidden = !shown || onair.phase !== 'live';
 }
 
-/** Schedules connect() in `ms`, showing a countdown in the overlay's sub line. */
-function scheduleRetry(ms, label) {
-  clearCountdown();
-  const due = Date.now() + ms;
+function renderLikes() {
+  setText(els.likeCount, onair.likes == null ? '—' : formatNumber(onair.likes));
+}
+
+/** The countdown of a scheduled stream, from the server's starts_in_seconds (ticks locally). */
+function startCountdown() {
+  clearInterval(countdownTimer);
   const tick = () => {
-    const left = Math.max(0, Math.ceil((due - Date.now()) / 1000));
-    if (label) setText(els.overlaySub, left > 0 ? `${label} in ${left} s…` : `${label}…`);
+    if (onair.status !== 'scheduled' || !onair.info) {
+      clearInterval(countdownTimer);
+      countdownTimer = null;
+      return;
+    }
+    const s = onair.info;
+    if (!s.scheduled_at) {
+      setText(els.overlaySub, '');
+      return;
+    }
+    const left = (s.starts_in_seconds ?? 0) - (Date.now() - statusAt) / 1000;
+    setText(els.overlaySub, left > 0.5 ? `Starts in ${formatCountdown(left)}` : 'Starting any moment');
+    onair.countdown = Math.max(0, Math.round(left));
   };
   tick();
-  countdownTimer = setInterval(tick, 500);
-  retryTimer = setTimeout(() => {
-    clearCountdown();
-    connect({ quiet: true });
-  }, ms);
+  countdownTimer = setInterval(tick, 1000);
 }
 
-// ---------------------------------------------------------------- connecting
+// ---------------------------------------------------------------- the stream's status
+
+function applyInfo(s, source) {
+  onair.info = s;
+  onair.streamId = s.id;
+  statusAt = Date.now();
+  setText(els.streamTitle, s.title);
+  setText(els.channelName, s.title);
+  setText(els.hostName, s.host ? s.host.display_name || s.host.username : '');
+  els.hostName.title = s.host ? `@${s.host.username}` : '';
+  setText(els.avatar, initial(s.host ? s.host.display_name || s.host.username : ref));
+  els.description.hidden = !s.description;
+  setText(els.description, s.description || '');
+  if (source !== 'stream_status' || onair.viewerCountSource !== 'viewer_count') {
+    if (s.state === 'live') {
+      onair.viewerCount = s.viewers ?? 0;
+      onair.viewerCountSource = source;
+    }
+  }
+  if (source !== 'stream_status' || onair.likesSource !== 'likes') {
+    onair.likes = s.likes ?? 0;
+    onair.likesSource = source;
+  }
+  renderLikes();
+  renderViewerCount();
+  composer.setClosed(!['scheduled', 'live'].includes(s.state), s.state === 'cancelled' ? 'This stream was cancelled; its chat is closed.' : 'The stream is over; its chat is closed.');
+  applyStatus(s);
+}
+
+function applyStatus(s) {
+  if (stopped) return;
+  const media = s.media_state;
+  if (s.state === 'live' && media === 'receiving') {
+    onair.status = 'live';
+    const rejoin = sawReconnecting;
+    sawReconnecting = false;
+    if (rejoin || (!onair.pc && !inFlight)) {
+      // First time, or the host's video is back after a drop: join (again).
+      if (rejoin) console.info('[onair] the stream is receiving again: joining again');
+      errorStreak = 0;
+      connect();
+    }
+    return;
+  }
+  if (s.state === 'live' && media === 'reconnecting') {
+    onair.status = 'reconnecting';
+    sawReconnecting = true;
+    clearTimeout(retryTimer);
+    setPhase('reconnecting');
+    showOverlay({ title: 'Reconnecting…', text: 'The host’s video dropped. Playback resumes here when it comes back.', spinner: true });
+    return;
+  }
+  if (s.state === 'live') {
+    onair.status = 'starting';
+    cancelPeer();
+    setPhase('waiting');
+    showOverlay({ title: 'Starting soon', text: `${hostName(s)} is getting ready. Playback starts here by itself.`, icon: 'clock', spinner: false });
+    return;
+  }
+  if (s.state === 'scheduled') {
+    onair.status = 'scheduled';
+    cancelPeer();
+    setPhase('waiting');
+    showOverlay({
+      title: s.scheduled_at ? `Live ${formatWhen(s.scheduled_at)}` : 'Coming up',
+      text: `${hostName(s)} hasn’t started yet. Playback starts here by itself when they go live.`,
+      icon: 'clock',
+    });
+    startCountdown();
+    return;
+  }
+  if (s.state === 'cancelled') {
+    onair.status = 'cancelled';
+    streamEnded('cancelled', { title: 'This stream was cancelled', text: `${hostName(s)} called it off.` });
+    return;
+  }
+  if (s.state === 'error') {
+    onair.status = 'failed';
+    streamEnded('error', { title: 'This stream didn’t start', text: s.error || 'The host’s video never arrived.' });
+    return;
+  }
+  onair.status = 'ended';
+  streamEnded('status', {
+    title: 'The stream has ended',
+    text: `Thanks for watching${s.host ? ` ${hostName(s)}` : ''}.${s.replay_available ? ' The host kept a replay of it.' : ''}${byChannel ? ' Their next stream plays here by itself.' : ''}`,
+  });
+}
+
+function hostName(s) {
+  return (s && s.host && (s.host.display_name || s.host.username)) || onair.stream;
+}
+
+/** The server refused to let us follow the stream (no id in the error: it answers our `watch`). */
+function watchRefused(err) {
+  onair.error = { code: err.code, status: err.status, message: err.message };
+  cancelPeer();
+  if (err.status === 404) {
+    onair.status = 'offline';
+    setPhase('waiting');
+    showOverlay({
+      title: byChannel ? `${onair.stream} is offline` : 'No such stream',
+      text: byChannel ? 'Nothing is live or scheduled on this channel right now. Playback starts here by itself when it goes live.' : 'This stream does not exist (any more).',
+      icon: 'offline',
+    });
+    setText(els.connState, 'Waiting for stream');
+    chat.clear();
+    composer.setClosed(true, 'No stream to chat in.');
+  } else if (err.code === 'login_required' || err.status === 401) {
+    onair.status = 'login_required';
+    setPhase('error');
+    showOverlay({ title: 'Log in to watch', text: refusalText(err), icon: 'lock', link: { text: 'Log in', href: loginUrl() } });
+    composer.setClosed(true, 'Log in to see the chat.');
+  } else if (err.code === 'subscription_required' || err.code === 'ticket_required') {
+    onair.status = err.code;
+    setPhase('error');
+    showOverlay({ title: err.code === 'ticket_required' ? 'Ticket required' : 'Subscribers only', text: refusalText(err), icon: 'lock' });
+    composer.setClosed(true, 'Only viewers who may watch can chat.');
+  } else {
+    setPhase('error');
+    showOverlay({ title: 'Can’t open this stream', text: describeError(err), icon: 'error', retry: 'Try again' });
+  }
+}
+
+// ---------------------------------------------------------------- connecting (WHEP)
 
 function connectionState(pc) {
   if (pc.connectionState) return pc.connectionState;
@@ -232,31 +424,21 @@ function connectionState(pc) {
   return map[pc.iceConnectionState] || pc.iceConnectionState;
 }
 
-/**
- * One WHEP attempt. `quiet` keeps the current offline/ended screen while
- * retrying in the background instead of flashing a "connecting" state.
- */
-async function connect({ quiet = false } = {}) {
-  if (!onair.stream) {
+/** One WHEP attempt (only when the server says the stream is receiving). */
+async function connect() {
+  const target = onair.streamId != null ? String(onair.streamId) : onair.stream;
+  if (!target) {
     setPhase('error');
-    showOverlay({
-      title: 'No stream selected',
-      text: 'Open a link of the form /watch/<stream name>.',
-      icon: 'error',
-    });
+    showOverlay({ title: 'No stream selected', text: 'Open a link of the form /watch/<stream>.', icon: 'error' });
     return;
   }
   const attempt = ++attemptId;
-  clearCountdown();
+  clearTimeout(retryTimer);
   closePeer({ notifyServer: true });
   onair.attempts += 1;
-  const keepScreen = quiet && (onair.phase === 'waiting' || onair.phase === 'ended' || onair.phase === 'error');
-  if (!keepScreen) {
-    setPhase('connecting');
-    showOverlay({ title: 'Connecting…', text: `Joining ${onair.stream}.`, spinner: true });
-  } else {
-    setText(els.overlaySub, 'Checking…');
-  }
+  inFlight = true;
+  setPhase('connecting');
+  showOverlay({ title: 'Connecting…', text: `Joining ${(onair.info && onair.info.title) || onair.stream}.`, spinner: true });
 
   let pc = null;
   try {
@@ -284,23 +466,18 @@ async function connect({ quiet = false } = {}) {
       return;
     }
 
-    let url = `/whep/${encodeURIComponent(onair.stream)}`;
+    let url = `/whep/${encodeURIComponent(target)}`;
     sentLayer = onair.maxLayer;
     if (onair.maxLayer !== 'auto') url += `?max_layer=${encodeURIComponent(onair.maxLayer)}`;
-    const resp = await fetch(url, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/sdp' },
-      body: pc.localDescription.sdp,
-    });
+    // The same viewer key as the WebSocket's `watch` (and the same login):
+    // this page and its WebRTC session count as one viewer.
+    const headers = { 'Content-Type': 'application/sdp', 'X-OnAir-Viewer': onair.viewerKey };
+    const token = await freshAccessToken().catch(() => null);
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const resp = await fetch(url, { method: 'POST', headers, body: pc.localDescription.sdp });
     if (attempt !== attemptId) {
       pc.close();
       if (resp.ok && resp.headers.get('Location')) deleteSession(resolveLocation(resp.headers.get('Location')));
-      return;
-    }
-    if (resp.status === 404) {
-      pc.close();
-      const err = await errorFromResponse(resp);
-      offline(err);
       return;
     }
     if (!resp.ok) throw await errorFromResponse(resp);
@@ -311,14 +488,10 @@ async function connect({ quiet = false } = {}) {
     onair.pc = pc;
     onair.location = resolveLocation(loc);
     onair.session = sessionFromLocation(loc);
-    onair.viewer = null;
+    onair.whepJoins += 1;
     prevIn = new Map();
     firstFrameSeen = false;
     setText(els.sessionId, onair.session || '—');
-    if (onair.phase !== 'connecting') {
-      setPhase('connecting');
-      showOverlay({ title: 'Connecting…', text: `Joining ${onair.stream}.`, spinner: true });
-    }
     await pc.setRemoteDescription({ type: 'answer', sdp: answer });
     startStats();
     clearTimeout(connectTimer);
@@ -327,49 +500,69 @@ async function connect({ quiet = false } = {}) {
         failed(new OnAirError('Could not establish the media connection. UDP traffic to the server may be blocked.', { code: 'ice_timeout' }));
       }
     }, CONNECT_TIMEOUT_MS);
+    if (attempt === attemptId) inFlight = false;
     onConnectionChange(pc);
   } catch (err) {
     if (attempt !== attemptId) return;
+    inFlight = false;
     if (pc && pc !== onair.pc) pc.close();
     failed(err);
   }
 }
 
-function offline(err) {
-  onair.error = { code: err.code, status: err.status, message: err.message };
-  errorStreak = 0;
-  if (onair.phase === 'ended') {
-    // Already showing "ended": keep that screen and look for a comeback quietly.
-    scheduleRetry(ENDED_RETRY_MS, 'Checking for the stream again');
-    return;
-  }
-  setPhase('waiting');
-  showOverlay({
-    title: `${onair.stream} is offline`,
-    text: 'The stream will start playing here automatically as soon as it goes live.',
-    retry: 'Check now',
-    icon: 'offline',
-  });
-  setText(els.connState, 'Waiting for stream');
-  scheduleRetry(WAIT_RETRY_MS, 'Checking again');
+/** True while the server says the stream's video is arriving. */
+function shouldPlay() {
+  return !stopped && onair.info && onair.info.state === 'live' && onair.info.media_state === 'receiving';
 }
 
 function failed(err) {
   const expected = err && err.status >= 400 && err.status < 500;
   (expected ? console.warn : console.error)('[onair] playback failed:', err);
-  const message = describeError(err);
-  onair.error = { code: (err && err.code) || 'error', status: (err && err.status) || 0, message };
+  onair.error = { code: (err && err.code) || 'error', status: (err && err.status) || 0, message: describeError(err) };
   closePeer({ notifyServer: true });
-  if (onair.phase === 'ended') {
-    scheduleRetry(ENDED_RETRY_MS, 'Checking for the stream again');
+  if (err && (err.code === 'login_required' || err.code === 'subscription_required' || err.code === 'ticket_required')) {
+    watchRefused(err);
+    return;
+  }
+  if (!shouldPlay()) {
+    // The status moved on meanwhile; its event decides what comes next.
+    if (onair.info) applyStatus(onair.info);
     return;
   }
   setPhase('error');
-  showOverlay({ title: 'Can’t play this stream', text: message, retry: 'Try again', icon: 'error' });
+  showOverlay({ title: 'Can’t play this stream', text: onair.error.message, retry: 'Try again', icon: 'error' });
   setText(els.connState, 'Error');
+  // The stream is live (the server says so): try again, waiting longer each time.
   const delay = ERROR_RETRY_MS[Math.min(errorStreak, ERROR_RETRY_MS.length - 1)];
   errorStreak += 1;
-  scheduleRetry(delay, 'Retrying');
+  const due = Date.now() + delay;
+  const tick = () => {
+    const left = Math.max(0, Math.ceil((due - Date.now()) / 1000));
+    if (onair.phase === 'error') setText(els.overlaySub, left > 0 ? `Trying again in ${left} s…` : 'Trying again…');
+  };
+  tick();
+  clearInterval(countdownTimer);
+  countdownTimer = setInterval(tick, 500);
+  retryTimer = setTimeout(() => {
+    clearInterval(countdownTimer);
+    countdownTimer = null;
+    if (shouldPlay()) connect();
+  }, delay);
+}
+
+function retryNow() {
+  if (els.retry.dataset.href) {
+    window.location.href = els.retry.dataset.href;
+    return;
+  }
+  stopped = false;
+  if (shouldPlay()) {
+    errorStreak = 0;
+    connect();
+  } else {
+    // Ask the server again where the stream is.
+    rejoinWatch();
+  }
 }
 
 function onConnectionChange(pc) {
@@ -379,15 +572,24 @@ function onConnectionChange(pc) {
   if (s === 'connected') {
     clearTimeout(disconnectTimer);
     disconnectTimer = null;
-    if (onair.state === 'connecting') wentLive();
+    if (onair.phase === 'connecting') wentLive();
   } else if (s === 'failed' || s === 'closed') {
-    if (onair.state === 'live') streamEnded('connection');
-    else if (onair.state === 'connecting') failed(new OnAirError('The media connection failed.', { code: 'connection_failed' }));
-  } else if (s === 'disconnected' && onair.state === 'live' && !disconnectTimer) {
+    if (onair.phase === 'live' || onair.phase === 'connecting') mediaLost();
+  } else if (s === 'disconnected' && onair.phase === 'live' && !disconnectTimer) {
     disconnectTimer = setTimeout(() => {
       disconnectTimer = null;
-      if (onair.pc === pc && connectionState(pc) !== 'connected' && onair.state === 'live') streamEnded('connection');
+      if (onair.pc === pc && connectionState(pc) !== 'connected' && onair.phase === 'live') mediaLost();
     }, DISCONNECT_GRACE_MS);
+  }
+}
+
+/** Our media connection broke: join again if the stream still receives, else wait for its status. */
+function mediaLost() {
+  closePeer({ notifyServer: true });
+  if (shouldPlay()) {
+    failed(new OnAirError('The media connection was lost.', { code: 'connection_lost' }));
+  } else if (onair.info) {
+    applyStatus(onair.info);
   }
 }
 
@@ -398,47 +600,46 @@ function wentLive() {
   setPhase('live');
   if (firstFrameSeen) hideOverlay();
   else showOverlay({ title: 'Starting playback…', text: '', spinner: true });
-  startHealth();
   // A cap chosen while connecting (after the POST went out) is applied now.
   if (onair.maxLayer !== sentLayer) {
     setLayer(onair.maxLayer, { silent: true });
   }
   setTimeout(() => {
     // Audio-only or slow first frame: do not keep the spinner forever.
-    if (onair.state === 'live' && !els.overlay.hidden && onair.phase === 'live') hideOverlay();
+    if (onair.phase === 'live' && !els.overlay.hidden) hideOverlay();
   }, 5000);
 }
 
-function streamEnded(reason) {
-  if (onair.phase === 'ended') return;
-  console.info(`[onair] stream ended (${reason})`);
-  closePeer({ notifyServer: true });
+function streamEnded(reason, { title, text }) {
+  console.info(`[onair] stream over (${reason})`);
+  clearTimeout(retryTimer);
+  cancelPeer();
   setPhase('ended');
   setText(els.connState, 'Closed');
-  showOverlay({
-    title: 'The stream has ended',
-    text: `Thanks for watching${onair.stream ? ` ${onair.stream}` : ''}. Playback resumes here if it goes live again.`,
-    retry: 'Check again',
-    icon: 'ended',
-  });
-  scheduleRetry(ENDED_RETRY_MS, 'Checking for the stream again');
+  showOverlay({ title, text, icon: 'ended' });
 }
 
-/** Leaves the stream (no automatic retry); resolves once the server has seen the DELETE. */
+/** Leaves the stream (no automatic rejoin); resolves once the server has seen the DELETE. */
 function stop() {
   attemptId++;
-  clearCountdown();
+  inFlight = false;
+  stopped = true;
+  clearTimeout(retryTimer);
+  clearInterval(countdownTimer);
   const deleted = onair.location ? deleteSession(onair.location) : Promise.resolve();
   closePeer({ notifyServer: false });
-  if (health) {
-    health.close();
-    health = null;
-  }
   setPhase('idle');
   setText(els.statusLine, 'Stopped');
   showOverlay({ title: 'Playback stopped', text: '', retry: 'Watch again', icon: 'broadcast' });
   setText(els.connState, 'Closed');
   return deleted;
+}
+
+/** Stops any WHEP attempt under way and closes the connection. */
+function cancelPeer() {
+  attemptId++;
+  inFlight = false;
+  closePeer({ notifyServer: true });
 }
 
 function closePeer({ notifyServer }) {
@@ -457,7 +658,6 @@ function closePeer({ notifyServer }) {
   onair.pc = null;
   onair.location = null;
   onair.layer = null;
-  onair.viewer = null;
   resetStats();
 }
 
@@ -546,11 +746,11 @@ async function setLayer(layer, { silent = false } = {}) {
   }
 }
 
+/** The layer we decode, judged by the decoded width against the layer response. */
 function renderLayer() {
-  const viewer = onair.viewer || {};
   const l = onair.layer || {};
-  const current = viewer.layer || l.current_layer;
-  const target = viewer.target_layer || l.target_layer;
+  const current = l.current_layer;
+  const target = l.target_layer;
   setText(els.statLayer, current ? layerName(current) : '—');
   setText(els.targetLayer, target ? layerName(target) : '—');
   if (current) {
@@ -561,53 +761,12 @@ function renderLayer() {
   }
 }
 
-// ---------------------------------------------------------------- health
-
-function startHealth() {
-  if (health) return;
-  health = watchHealth(onair.stream, onHealth, { onEvent });
-}
-
-/** Stream events pushed by the server as they happen. */
-function onEvent(e) {
-  if (e.type === 'stream_ended' && onair.phase === 'live') {
-    streamEnded('event');
-  } else if (e.type === 'speaking') {
-    // One host today: a ring on the channel avatar while they talk.
-    onair.speaking = !!e.speaking;
-    els.avatar.classList.toggle('is-speaking', onair.speaking);
-  }
-}
-
-function onHealth(h) {
-  onair.health = h;
-  if (typeof h.viewer_count === 'number') {
-    onair.viewerCount = h.viewer_count;
-    setText(els.viewerCount, formatNumber(h.viewer_count));
-    setText(els.badgeViewersN, formatNumber(h.viewer_count));
-    els.viewerCountWrap.hidden = false;
-    els.badgeViewers.hidden = onair.phase !== 'live';
-  }
-  const viewers = Array.isArray(h.viewers) ? h.viewers : [];
-  const me = onair.session ? viewers.find((v) => v && v.session === onair.session) : null;
-  onair.viewer = me || null;
-  if (me) {
-    const q = qualityClass(me.quality);
-    els.quality.dataset.quality = q;
-    setText(els.quality, q === 'unknown' ? '—' : q);
-    if (typeof me.rtt_ms === 'number') setText(els.statRtt, `${Math.round(me.rtt_ms)} ms`);
-    if (me.max_layer) setText(els.layerInfo, layerName(me.max_layer));
-  }
-  renderLayer();
-  if (h.live === false && onair.phase === 'live') streamEnded('health');
-}
-
-// ---------------------------------------------------------------- stats
+// ---------------------------------------------------------------- stats (the browser's own, no server polling)
 
 function startStats() {
   stopStats();
-  statsTimer = setInterval(pollStats, 1000);
-  pollStats();
+  statsTimer = setInterval(readStats, 1000);
+  readStats();
 }
 
 function stopStats() {
@@ -615,7 +774,7 @@ function stopStats() {
   statsTimer = null;
 }
 
-async function pollStats() {
+async function readStats() {
   const pc = onair.pc;
   if (!pc) return;
   let report;
@@ -629,7 +788,9 @@ async function pollStats() {
   let audioBps = null;
   let videoBps = null;
   let lost = 0;
+  let rtt = null;
   report.forEach((s) => {
+    if (s.type === 'candidate-pair' && s.nominated && typeof s.currentRoundTripTime === 'number') rtt = s.currentRoundTripTime * 1000;
     if (s.type !== 'inbound-rtp' || s.isRemote) return;
     const kind = s.kind || s.mediaType;
     const bps = inRate(s);
@@ -654,6 +815,7 @@ async function pollStats() {
     video_bitrate_bps: videoBps,
     packetsLost: lost,
     jitter_ms: video && typeof video.jitter === 'number' ? video.jitter * 1000 : null,
+    rtt_ms: rtt,
     connection_state: connectionState(pc),
   };
   onair.stats = stats;
@@ -663,6 +825,7 @@ async function pollStats() {
   setText(els.statBitrate, formatBitrate(stats.bitrate_bps));
   setText(els.statLost, formatNumber(stats.packetsLost));
   setText(els.statJitter, stats.jitter_ms != null ? `${stats.jitter_ms.toFixed(1)} ms` : '—');
+  setText(els.statRtt, rtt != null ? `${Math.round(rtt)} ms` : '—');
   setText(els.statFrames, formatNumber(stats.framesDecoded));
 }
 
@@ -688,13 +851,189 @@ function onFirstFrame() {
   renderMute();
 }
 
+// ---------------------------------------------------------------- chat & likes
+
+const chat = new ChatView($('#chat-list'));
+const composer = new ChatComposer({
+  form: $('#chat-form'),
+  input: $('#chat-input'),
+  button: $('#chat-send'),
+  hint: $('#chat-hint'),
+  counter: $('#chat-counter'),
+  loginBox: $('#chat-login'),
+  send: async (text) => {
+    if (onair.streamId == null) throw new OnAirError('The chat is not open yet.', { code: 'not_ready' });
+    const m = await rt.request({ type: 'chat', stream: onair.streamId, text });
+    chat.add(m);
+    return m;
+  },
+});
+
+let likeBusy = false;
+async function like() {
+  if (!currentUser()) {
+    window.location.href = loginUrl();
+    return;
+  }
+  if (onair.streamId == null || likeBusy) return;
+  likeBusy = true;
+  els.like.classList.remove('pop');
+  void els.like.offsetWidth; // restart the animation
+  els.like.classList.add('pop');
+  try {
+    await rt.request({ type: 'react', stream: onair.streamId, emoji: '❤️' });
+    els.like.setAttribute('aria-pressed', 'true');
+    // The count itself comes with the next `likes` event (the real total).
+  } catch (err) {
+    toast(refusalText(err), 'error');
+  } finally {
+    likeBusy = false;
+  }
+}
+
+// ---------------------------------------------------------------- the WebSocket
+
+function sendWatch() {
+  watchPending = true;
+  rt.watch(onair.streamId != null ? String(onair.streamId) : ref, onair.viewerKey);
+}
+
+/** Asks the server again which stream this page shows (the channel's next one, say). */
+function rejoinWatch(nextId = null) {
+  const old = onair.streamId;
+  if (old != null) rt.unsubscribe(String(old));
+  rt.unsubscribe(ref);
+  if (nextId != null && nextId !== old) {
+    onair.streamId = nextId;
+    chat.clear();
+    onair.viewerCount = null;
+    onair.likes = null;
+    sawReconnecting = false;
+  } else if (byChannel) {
+    onair.streamId = null;
+  }
+  sendWatch();
+}
+
+rt.on('open', () => {
+  onair.connected = true;
+  // `watch` is sent again by the client after each reconnect; answers follow.
+  watchPending = true;
+  if (byChannel) rt.directory();
+});
+rt.on('close', () => {
+  onair.connected = false;
+});
+
+rt.on('subscribed', (msg) => {
+  const s = msg.stream;
+  if (!s) return;
+  const ours = onair.streamId != null ? s.id === onair.streamId : String(s.id) === ref || (s.host && s.host.username === ref.toLowerCase());
+  if (!ours) return;
+  watchPending = false;
+  if (onair.streamId == null || String(s.id) !== ref) {
+    // Opened by channel: from now on follow this stream by its id.
+    if (rt.streams.has(ref) && ref !== String(s.id)) {
+      const entry = rt.streams.get(ref);
+      rt.streams.delete(ref);
+      rt.streams.set(String(s.id), entry);
+    }
+  }
+  onair.streamId = s.id;
+  onair.chatSettings = msg.chat || null;
+  composer.setSettings(msg.chat || null);
+  setText(els.chatModes, describeSettings(msg.chat));
+  chat.load(s.id);
+  applyInfo(s, 'subscribed');
+});
+
+rt.on('error', (msg) => {
+  if (msg.id != null) return;
+  const err = errorFromBody(msg.error, msg.status || 0);
+  // Errors of a watch carry no id: while ours is unanswered, this is its answer.
+  if (watchPending && [401, 403, 404].includes(err.status)) {
+    watchPending = false;
+    watchRefused(err);
+  } else {
+    console.warn('[onair] server:', msg.error);
+  }
+});
+
+rt.on('stream_status', (msg) => {
+  const s = msg.stream;
+  if (!s) return;
+  if (s.id === onair.streamId) {
+    applyInfo(s, 'stream_status');
+    return;
+  }
+  // Directory events (pages opened by channel): the host's next stream.
+  if (byChannel && s.host && s.host.username === ref.toLowerCase()) {
+    const cur = onair.info;
+    const curOver = !cur || onair.streamId == null || !['scheduled', 'live'].includes(cur.state) || onair.status === 'offline';
+    const better = s.state === 'live' || (s.state === 'scheduled' && curOver);
+    if (better && (curOver || (cur.state === 'scheduled' && s.state === 'live'))) {
+      rejoinWatch(s.id);
+    }
+  }
+});
+
+rt.on('viewer_count', (msg) => {
+  if (msg.stream_id !== onair.streamId) return;
+  onair.viewerCount = msg.viewers;
+  onair.viewerCountSource = 'viewer_count';
+  renderViewerCount();
+});
+
+rt.on('likes', (msg) => {
+  if (msg.stream_id !== onair.streamId) return;
+  onair.likes = msg.likes;
+  onair.likesSource = 'likes';
+  renderLikes();
+});
+
+rt.on('chat_message', (msg) => {
+  if (msg.message && msg.message.stream_id === onair.streamId) chat.add(msg.message);
+});
+
+rt.on('chat_deleted', (msg) => {
+  if (msg.stream_id === onair.streamId) chat.remove(msg.message_id);
+});
+
+rt.on('chat_settings', (msg) => {
+  if (!msg.settings || !onair.info || msg.settings.host_id !== onair.info.host.id) return;
+  onair.chatSettings = msg.settings;
+  composer.setSettings(msg.settings);
+  setText(els.chatModes, describeSettings(msg.settings));
+});
+
+rt.on('moderation', (msg) => {
+  const me = currentUser();
+  if (!me || msg.user_id !== me.id) return;
+  if (msg.action === 'timeout') {
+    const ms = msg.until ? new Date(msg.until).getTime() - Date.now() : 0;
+    if (ms > 0) composer.wait(ms, 'A moderator timed you out.');
+  } else if (msg.action === 'ban') {
+    composer.lastError = 'You are banned from this channel’s chat.';
+    composer.renderState();
+  } else if (msg.action === 'untimeout' || msg.action === 'unban') {
+    composer.waitUntil = 0;
+    composer.lastError = null;
+    composer.renderState();
+    toast('You may chat again', 'ok');
+  }
+});
+
+showReminders(rt);
+
 // ---------------------------------------------------------------- wiring
 
 function init() {
   const name = onair.stream || 'Stream';
   setText(els.streamTitle, name);
   setText(els.channelName, name);
-  setText(els.avatar, (name.trim()[0] || 'S').toUpperCase());
+  setText(els.avatar, initial(name));
+  onair.viewerKey = viewerKey();
+  renderAccount();
 
   const q = new URLSearchParams(window.location.search).get('layer');
   if (q && LAYERS.includes(q)) {
@@ -704,7 +1043,8 @@ function init() {
   }
 
   els.layer.addEventListener('change', () => setLayer(els.layer.value));
-  els.retry.addEventListener('click', () => connect());
+  els.retry.addEventListener('click', () => retryNow());
+  els.like.addEventListener('click', () => like());
   els.unmute.addEventListener('click', () => setMuted(false));
   els.muteToggle.addEventListener('click', () => setMuted(!els.video.muted));
   els.play.addEventListener('click', () => {
@@ -761,8 +1101,17 @@ function init() {
   });
 
   renderMute();
+  renderLikes();
   setPhase('idle');
-  connect();
+  if (!ref) {
+    setPhase('error');
+    showOverlay({ title: 'No stream selected', text: 'Open a link of the form /watch/<stream>.', icon: 'error' });
+    return;
+  }
+  showOverlay({ title: 'Connecting…', text: `Looking up ${name}.`, spinner: true });
+  setPhase('connecting');
+  sendWatch();
+  rt.connect();
 }
 
 function toggleFullscreen() {

@@ -39,6 +39,19 @@ export async function launchChromium(run) {
       const ctx = await browser.newContext({ viewport: VIEWPORT, permissions: ['camera', 'microphone'] });
       return run.addPage(name, playwrightPage(await ctx.newPage()));
     },
+    /**
+     * A fresh context (one user: its pages share storage and login) whose
+     * `newPage(name)` opens registered pages in it, and `adopt(name, page)`
+     * registers a page the context opened itself (a link with target=_blank).
+     */
+    async newContext(options = {}) {
+      const ctx = await browser.newContext({ viewport: VIEWPORT, permissions: ['camera', 'microphone'], ...options });
+      return {
+        raw: ctx,
+        newPage: async (name) => run.addPage(name, playwrightPage(await ctx.newPage())),
+        adopt: (name, page) => run.addPage(name, playwrightPage(page)),
+      };
+    },
   };
 }
 
