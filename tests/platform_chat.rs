@@ -188,6 +188,9 @@ async fn moderators_and_the_socket() {
     assert_eq!((err["type"].as_str(), err["error"]["code"].as_str(), err["status"].as_u64()), (Some("error"), Some("empty"), Some(422)));
     let mut anon = Ws::connect(server.http_addr, None).await;
     assert_eq!(anon.chat(sid, "me too").await["error"]["code"], "unauthorized");
+    anon.send(json!({ "type": "subscribe", "stream": "nobody", "id": 7 })).await;
+    let refused = anon.next_of("error", 5).await;
+    assert_eq!((refused["id"].as_i64(), refused["stream"].as_str(), refused["error"]["code"].as_str()), (Some(7), Some("nobody"), Some("not_found")), "says which request failed");
     anon.send(json!({ "type": "dance" })).await;
     assert_eq!(anon.next_of("error", 5).await["error"]["code"], "bad_message");
 

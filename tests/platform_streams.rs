@@ -312,6 +312,8 @@ async fn reminders_reach_the_socket_and_a_signed_webhook() {
     let sid = id(&s);
     assert_eq!(api.post(&format!("/api/streams/{sid}/reminder"), Some(&vic.token), json!({})).await.status, 204);
     assert_eq!(api.post(&format!("/api/streams/{sid}/reminder"), Some(&vic.token), json!({})).await.status, 204, "idempotent");
+    let mine = api.get("/api/me/reminders", Some(&vic.token)).await.json();
+    assert_eq!(mine.as_array().map(|a| a.iter().map(|s| s["id"].as_i64().unwrap()).collect::<Vec<_>>()), Some(vec![sid]));
     let mut vic_ws = Ws::connect(server.http_addr, Some(&vic.token)).await;
 
     // Going live half an hour early (within the hour): the scheduled stream goes live.
@@ -319,6 +321,7 @@ async fn reminders_reach_the_socket_and_a_signed_webhook() {
     assert_eq!(p.answer.header("x-onair-stream"), Some(sid.to_string().as_str()));
     let rem = vic_ws.next_of("reminder", 10).await;
     assert_eq!((rem["stream"]["id"].as_i64(), rem["stream"]["title"].as_str()), (Some(sid), Some("Premiere")));
+    assert_eq!(api.get("/api/me/reminders", Some(&vic.token)).await.json(), json!([]), "a reminder is spent once it fired");
 
     assert!(common::wait_until(10, || got.lock().unwrap().len() >= 2).await, "two webhooks: {:?}", got.lock().unwrap());
     let now = onair::clock::now_ms() / 1000;

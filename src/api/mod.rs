@@ -92,6 +92,7 @@ fn api(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
         .routes(routes!(users::me))
+        .routes(routes!(users::reminders))
         .routes(routes!(users::list_keys, users::create_key))
         .routes(routes!(users::rotate_key))
         .routes(routes!(users::revoke_key))

@@ -29,6 +29,24 @@ pub async fn me(Auth(who): Auth) -> Json<User> {
     Json(who.user)
 }
 
+/// The scheduled streams the caller asked to be reminded of, soonest first.
+#[utoipa::path(get, path = "/api/me/reminders", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = [Stream]), (status = 401, body = ErrorBody)))]
+pub async fn reminders(State(app): State<AppState>, Auth(who): Auth) -> Result<Json<Vec<Stream>>, ApiError> {
+    let ids: Vec<(i64,)> = sqlx::query_as(
+        "SELECT r.stream_id FROM reminders r JOIN streams s ON s.id = r.stream_id WHERE r.user_id = $1 AND r.notified_at IS NULL AND s.state = 'scheduled' ORDER BY s.scheduled_at",
+    )
+    .bind(who.id())
+    .fetch_all(&app.pool)
+    .await
+    .map_err(ApiError::internal)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for (id,) in ids {
+        out.push(app.stream(id).await?);
+    }
+    Ok(Json(out))
+}
+
 /// What making a key takes.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

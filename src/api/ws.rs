@@ -2,9 +2,11 @@
 //!
 //! Client to server, JSON with a `type`:
 //! - `auth` `{token}`: log in on this socket (or pass `?token=` on the URL);
-//! - `subscribe` / `unsubscribe` `{stream}`: a stream's events (id or channel);
+//! - `subscribe` / `unsubscribe` `{stream, id?}`: a stream's events (id or
+//!   channel); answered `subscribed {id, asked, stream, chat}` or
+//!   `error {id, stream, error}`;
 //! - `directory`: every stream's `stream_status` (the live directory page);
-//! - `watch` / `unwatch` `{stream, viewer?}`: subscribe, and count as an open
+//! - `watch` / `unwatch` `{stream, viewer?, id?}`: subscribe, and count as an open
 //!   watch page (`viewer` is the page's key, shared with its WHEP session);
 //! - `chat` `{stream, text, kind?, product?, id?}` and `react` `{stream, emoji, id?}`:
 //!   answered `ack {id, message}` or `error {id, error}` (the same codes as HTTP);
@@ -41,6 +43,8 @@ enum ClientMsg {
     },
     Subscribe {
         stream: serde_json::Value,
+        #[serde(default)]
+        id: Option<serde_json::Value>,
     },
     Unsubscribe {
         stream: serde_json::Value,
@@ -49,6 +53,8 @@ enum ClientMsg {
         stream: serde_json::Value,
         #[serde(default)]
         viewer: Option<String>,
+        #[serde(default)]
+        id: Option<serde_json::Value>,
     },
     Unwatch {
         stream: serde_json::Value,
@@ -107,6 +113,13 @@ fn stream_ref(v: &serde_json::Value) -> String {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// An error answering a subscribe or watch: says which stream was refused.
+fn error_reply_for(id: &Option<serde_json::Value>, stream: &serde_json::Value, e: &ApiError) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(&error_reply(id, e)).unwrap_or_default();
+    v["stream"] = stream.clone();
+    v.to_string()
 }
 
 fn error_reply(id: &Option<serde_json::Value>, e: &ApiError) -> String {
@@ -219,9 +232,9 @@ impl Session {
                 }
                 Err(e) => conn.reply(error_reply(&None, &e)),
             },
-            ClientMsg::Subscribe { stream } => {
-                if let Err(e) = self.subscribe(conn, &stream_ref(&stream)).await {
-                    conn.reply(error_reply(&None, &e));
+            ClientMsg::Subscribe { stream, id } => {
+                if let Err(e) = self.subscribe(conn, &stream, &id).await {
+                    conn.reply(error_reply_for(&id, &stream, &e));
                 }
             }
             ClientMsg::Unsubscribe { stream } => {
@@ -230,7 +243,7 @@ impl Session {
                     self.unwatch(s.id, conn);
                 }
             }
-            ClientMsg::Watch { stream, viewer } => match self.subscribe(conn, &stream_ref(&stream)).await {
+            ClientMsg::Watch { stream, viewer, id: nonce } => match self.subscribe(conn, &stream, &nonce).await {
                 Ok(id) => {
                     if self.watching.insert(id, ()).is_none() {
                         // One watched stream per page connection counts.
@@ -249,7 +262,7 @@ impl Session {
                         self.app.analytics.page_joined(id, conn.id, info);
                     }
                 }
-                Err(e) => conn.reply(error_reply(&None, &e)),
+                Err(e) => conn.reply(error_reply_for(&nonce, &stream, &e)),
             },
             ClientMsg::Unwatch { stream } => {
                 if let Ok(Some(s)) = self.app.resolve_stream(&stream_ref(&stream)).await {
@@ -290,15 +303,16 @@ impl Session {
         self.app.chat.post(id, who, msg).await
     }
 
-    async fn subscribe(&mut self, conn: &Connection, stream: &str) -> Result<i64, ApiError> {
-        let s = self.app.resolve_stream(stream).await?.ok_or_else(|| ApiError::not_found(format!("no stream '{stream}'")))?;
+    async fn subscribe(&mut self, conn: &Connection, asked: &serde_json::Value, nonce: &Option<serde_json::Value>) -> Result<i64, ApiError> {
+        let stream = stream_ref(asked);
+        let s = self.app.resolve_stream(&stream).await?.ok_or_else(|| ApiError::not_found(format!("no stream '{stream}'")))?;
         access::check_watch(&self.app.membership, &s, self.who.as_ref()).await?;
         self.join(conn, Topic::Stream(s.id));
         self.join(conn, Topic::Channel(s.host.id));
         let mut chat = self.app.chat.moderation.rules(s.host.id).await?.settings.clone();
         chat.banned_words.clear();
         let id = s.id;
-        conn.reply(serde_json::json!({ "type": "subscribed", "stream": s, "chat": chat }).to_string());
+        conn.reply(serde_json::json!({ "type": "subscribed", "id": nonce, "asked": asked, "stream": s, "chat": chat }).to_string());
         Ok(id)
     }
 }

@@ -190,6 +190,10 @@ pub struct Stream {
     #[serde(serialize_with = "crate::clock::json::ms")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+    /// Last changed at (state, details): of two copies, the later one wins.
+    #[serde(serialize_with = "crate::clock::json::ms")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: i64,
 }
 
 impl Stream {
@@ -255,6 +259,7 @@ fn stream_of(row: &SqliteRow) -> Result<Stream, sqlx::Error> {
         replay_available: state == State::Archived,
         watch_url: format!("/watch/{id}"),
         created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
     })
 }
 
