@@ -364,17 +364,23 @@ export async function copyText(text) {
   return ok;
 }
 
-/** Small transient notification in the bottom corner. */
-export function toast(message, kind = 'info', ms = 3500) {
-  let host = document.getElementById('toasts');
+/** A polite live region (made once) that notices are appended to. */
+export function noticeHost(id, className) {
+  let host = document.getElementById(id);
   if (!host) {
     host = document.createElement('div');
-    host.id = 'toasts';
-    host.className = 'toasts';
+    host.id = id;
+    host.className = className;
     host.setAttribute('role', 'status');
     host.setAttribute('aria-live', 'polite');
     document.body.appendChild(host);
   }
+  return host;
+}
+
+/** Small transient notification in the bottom corner. */
+export function toast(message, kind = 'info', ms = 3500) {
+  const host = noticeHost('toasts', 'toasts');
   const el = document.createElement('div');
   el.className = `toast toast-${kind}`;
   el.textContent = message;

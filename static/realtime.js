@@ -13,7 +13,7 @@
 //
 // Nothing here polls: every number the pages show comes from events.
 
-import { OnAirError, errorFromBody, wsUrl, backoff } from './common.js';
+import { OnAirError, errorFromBody, wsUrl, backoff, noticeHost } from './common.js';
 import { freshAccessToken, refreshLogin, isLoggedIn, currentUser, onLoginChange } from './session.js';
 
 const HEARTBEAT_MS = 30000;
@@ -360,15 +360,7 @@ export class Realtime {
 export function showReminders(rt) {
   rt.on('reminder', (msg) => {
     const s = msg.stream || {};
-    let host = document.getElementById('reminders');
-    if (!host) {
-      host = document.createElement('div');
-      host.id = 'reminders';
-      host.className = 'reminders';
-      host.setAttribute('role', 'status');
-      host.setAttribute('aria-live', 'polite');
-      document.body.appendChild(host);
-    }
+    const host = noticeHost('reminders', 'reminders');
     const box = document.createElement('div');
     box.className = 'reminder';
     const text = document.createElement('span');

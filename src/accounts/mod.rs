@@ -234,6 +234,19 @@ pub fn sha256_hex(s: &str) -> String {
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A new refresh token of login session `sid`, stored (hashed) in `tx`.
+async fn issue_refresh(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, sid: i64, now: i64) -> Result<String, ApiError> {
+    let token = random_token("rt_");
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
+        .bind(sha256_hex(&token))
+        .bind(sid)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .db()?;
+    Ok(token)
+}
+
 fn bad_login() -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", "wrong username or password")
 }
@@ -347,14 +360,7 @@ impl Accounts {
             .fetch_one(&mut *tx)
             .await
             .db()?;
-        let refresh = random_token("rt_");
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
-            .bind(sha256_hex(&refresh))
-            .bind(sid)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .db()?;
+        let refresh = issue_refresh(&mut tx, sid, now).await?;
         tx.commit().await.db()?;
         Ok(self.pair(user, sid, refresh))
     }
@@ -395,14 +401,7 @@ impl Accounts {
             self.revoke_session(sid).await?;
             return Err(ApiError::new(StatusCode::UNAUTHORIZED, "refresh_token_reused", "this refresh token was already used; the login was ended for safety"));
         }
-        let next = random_token("rt_");
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
-            .bind(sha256_hex(&next))
-            .bind(sid)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .db()?;
+        let next = issue_refresh(&mut tx, sid, now).await?;
         tx.commit().await.db()?;
         let user = self.user(user_id).await?.ok_or_else(invalid)?;
         Ok(self.pair(user, sid, next))
