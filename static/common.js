@@ -530,7 +530,7 @@ export const STATE_LABEL = {
   scheduled: 'Scheduled',
   live: 'Live',
   ended: 'Ended',
-  archived: 'Replay kept',
+  archived: 'Saved',
   cancelled: 'Cancelled',
   error: 'Failed',
 };

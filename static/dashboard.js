@@ -211,7 +211,7 @@ function rowSub(s) {
   } else if (s.state === 'ended' || s.state === 'archived') {
     parts.push(`Ended ${formatWhen(s.ended_at)}`);
     if (s.peak_viewers) parts.push(`peak ${formatNumber(s.peak_viewers)}`);
-    parts.push(s.replay_available ? 'replay kept' : 'no replay');
+    parts.push(s.saved ? 'saved' : 'not saved');
   } else if (s.state === 'error') {
     parts.push(s.error || 'It did not start');
   }
@@ -238,10 +238,10 @@ function renderRow(s) {
     acts.push(actionButton('delete', 'Delete', { cls: 'btn-danger', confirm: 'Delete for good?' }));
   } else if (s.state === 'live') {
     acts.push(h('a.btn.btn-sm', { href: `/publish?stream=${s.id}`, target: '_blank', rel: 'noopener', dataset: { action: 'studio' } }, 'Studio'));
-    acts.push(actionButton('end-save', 'End · keep replay', { cls: 'btn-danger', confirm: 'End and keep the replay?' }));
-    acts.push(actionButton('end-discard', 'End · no replay', { cls: 'btn-danger', confirm: 'End without a replay?' }));
+    acts.push(actionButton('end-save', 'End · save', { cls: 'btn-danger', confirm: 'End the stream and save it?' }));
+    acts.push(actionButton('end-discard', 'End · don\'t save', { cls: 'btn-danger', confirm: 'End the stream without saving it?' }));
   } else {
-    if (s.state === 'ended') acts.push(actionButton('archive', 'Keep replay'));
+    if (s.state === 'ended') acts.push(actionButton('archive', 'Save'));
     if (s.state === 'ended' || s.state === 'archived') acts.push(actionButton('summary', 'Figures'));
     acts.push(actionButton('delete', 'Delete', { cls: 'btn-danger', confirm: 'Delete for good?' }));
   }
@@ -449,7 +449,7 @@ async function endLive(save, btn) {
     const s = await api(`/api/streams/${liveId}/end`, { method: 'POST', body: { save } });
     upsert(s);
     renderStreams();
-    toast(save ? 'Stream ended; the replay is kept' : 'Stream ended', 'ok');
+    toast(save ? 'Stream ended and saved' : 'Stream ended', 'ok');
   } catch (err) {
     els.liveError.textContent = describeError(err);
     els.liveError.hidden = false;

@@ -121,7 +121,7 @@ function thumb(s, section) {
   } else if (section === 'upcoming') {
     badges.append(h('span.badge', {}, formatWhen(s.scheduled_at)));
   } else if (section === 'recent') {
-    badges.append(h('span.badge', {}, s.replay_available ? 'Replay kept' : 'Ended'));
+    badges.append(h('span.badge', {}, s.saved ? 'Saved' : 'Ended'));
   }
   a.append(badges);
   return a;
@@ -142,7 +142,7 @@ function subline(s, section) {
   }
   const parts = [`Ended ${timeAgo(s.ended_at || s.started_at)}`];
   if (s.peak_viewers) parts.push(`peak ${formatNumber(s.peak_viewers)} watching`);
-  return h('span.stream-sub', {}, parts.join(' · '), h('span.chip', { class: s.replay_available ? 'chip-ok' : '' }, s.replay_available ? 'Replay' : 'No replay'));
+  return h('span.stream-sub', {}, parts.join(' · '), h('span.chip', { class: s.saved ? 'chip-ok' : '' }, s.saved ? 'Saved' : 'Not saved'));
 }
 
 function renderCard(id) {

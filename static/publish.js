@@ -653,7 +653,7 @@ function endStream() {
   const me = currentUser();
   if (wasLive && me && isHost(me) && stream && /^\d+$/.test(stream)) {
     // Logged in as the host: end it for viewers now (otherwise the server
-    // waits a grace period for the video to come back). The replay is kept.
+    // waits a grace period for the video to come back). The stream is saved.
     return deleted.then(async () => {
       try {
         const s = await api(`/api/streams/${stream}/end`, { method: 'POST', body: { save: true } });

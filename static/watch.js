@@ -377,7 +377,7 @@ function applyStatus(s) {
   onair.status = 'ended';
   streamEnded('status', {
     title: 'The stream has ended',
-    text: `Thanks for watching${s.host ? ` ${hostName(s)}` : ''}.${s.replay_available ? ' The host kept a replay of it.' : ''}${byChannel ? ' Their next stream plays here by itself.' : ''}`,
+    text: `Thanks for watching${s.host ? ` ${hostName(s)}` : ''}.${s.saved ? ' The host saved it.' : ''}${byChannel ? ' Their next stream plays here by itself.' : ''}`,
   });
 }
 

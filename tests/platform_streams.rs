@@ -152,11 +152,11 @@ async fn a_real_whip_publish_drives_the_state_machine() {
     assert_eq!(s["end_reason"], "publisher_left");
     let ended_at = onair::clock::parse_rfc3339(s["ended_at"].as_str().unwrap()).unwrap();
     assert!((ended_at - left).abs() < 1000, "ended when the publisher left, not when the grace ran out: {ended_at} vs {left}");
-    assert_eq!(s["replay_available"], false);
+    assert_eq!(s["saved"], false);
 
-    // The host keeps it for replay; then deletes it.
+    // The host saves it; then deletes it.
     let r = api.post(&format!("/api/streams/{sid}/archive"), Some(&ana.token), json!({})).await;
-    assert_eq!((r.status, r.json()["state"].as_str(), r.json()["replay_available"].as_bool()), (200, Some("archived"), Some(true)));
+    assert_eq!((r.status, r.json()["state"].as_str(), r.json()["saved"].as_bool()), (200, Some("archived"), Some(true)));
     let recent = api.get("/api/streams?type=recent", None).await.json();
     assert_eq!(recent["streams"][0]["id"], sid);
     assert_eq!(api.delete(&format!("/api/streams/{sid}"), Some(&ana.token)).await.status, 204);
@@ -186,7 +186,7 @@ async fn ending_by_api_one_live_stream_per_host_and_media_that_never_comes() {
     let v = peer::watch(server.http_addr, "ana", WatchOpts::default()).await.expect("watch the channel");
     assert!(common::wait_until(10, || v.video().len() > 5).await);
 
-    // The host ends it (no replay): publisher and viewers are disconnected.
+    // The host ends it (not saved): publisher and viewers are disconnected.
     let r = api.post(&format!("/api/streams/{a}/end"), Some(&ana.token), json!({ "save": false })).await;
     assert_eq!((r.status, r.json()["state"].as_str(), r.json()["end_reason"].as_str()), (200, Some("ended"), Some("host")), "{}", r.body);
     assert!(common::wait_until(10, || server.sfu.live_streams().is_empty()).await, "the publisher was closed");

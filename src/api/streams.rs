@@ -78,7 +78,7 @@ pub async fn start(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndInput {
-    /// Keep it for replay (archived; default) or not (ended).
+    /// Save it (archived, kept with its chat and figures; default) or not (ended).
     #[serde(default)]
     pub save: Option<bool>,
 }
@@ -93,7 +93,7 @@ pub async fn end(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<S
     app.lifecycle.end(&s, save).await.map(Json)
 }
 
-/// Keeps an ended stream for replay.
+/// Saves an ended stream (archived).
 #[utoipa::path(post, path = "/api/streams/{id}/archive", tag = "streams", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Stream id")),
     responses((status = 200, body = Stream), (status = 409, body = ErrorBody)))]

@@ -6,7 +6,7 @@
 //! - Publisher gone: media `reconnecting` for the grace period; a publish
 //!   within it resumes the same stream, else `-> ended` (at the moment the
 //!   publisher left).
-//! - The host ends it: `-> archived` (save, kept for replay) or `-> ended`;
+//! - The host ends it: `-> archived` (saved) or `-> ended`;
 //!   an ended stream can still be archived, or deleted.
 //! - `scheduled -> cancelled` by the host. A recurring stream's next
 //!   occurrence is made when this one goes live or is cancelled.
@@ -266,7 +266,7 @@ impl Lifecycle {
         });
     }
 
-    /// The host ends a live stream now; `save` archives it for replay.
+    /// The host ends a live stream now; `save` archives it.
     pub async fn end(&self, s: &Stream, save: bool) -> Result<Stream, ApiError> {
         if s.state != State::Live {
             return Err(conflict("bad_state", format!("a {} stream cannot be ended", s.state.as_str())));
@@ -299,7 +299,7 @@ impl Lifecycle {
         Ok(s)
     }
 
-    /// Keeps an ended stream for replay.
+    /// Saves an ended stream (archived).
     pub async fn archive(&self, s: &Stream) -> Result<Stream, ApiError> {
         let r = sqlx::query("UPDATE streams SET state = 'archived', updated_at = $1 WHERE id = $2 AND state = 'ended'").bind(now_ms()).bind(s.id).execute(self.inner.streams.pool()).await.db()?;
         if r.rows_affected() == 0 {

@@ -33,9 +33,9 @@ pub enum State {
     Scheduled,
     /// On the air.
     Live,
-    /// Over; no replay kept.
+    /// Over; not saved.
     Ended,
-    /// Over and kept for replay.
+    /// Over and saved by the host (for replay once recording exists).
     Archived,
     /// Called off before it went live.
     Cancelled,
@@ -182,8 +182,9 @@ pub struct Stream {
     pub likes: i64,
     /// Chat messages.
     pub chat_messages: i64,
-    /// Archived: kept for replay.
-    pub replay_available: bool,
+    /// The host saved it (archived): it stays listed with its chat and
+    /// figures, for the replay once recording exists. No media is recorded yet.
+    pub saved: bool,
     /// The watch page.
     pub watch_url: String,
     /// Made at.
@@ -256,7 +257,7 @@ fn stream_of(row: &SqliteRow) -> Result<Stream, sqlx::Error> {
         peak_viewers: row.try_get("peak_viewers")?,
         likes: row.try_get("likes")?,
         chat_messages: row.try_get("chat_messages")?,
-        replay_available: state == State::Archived,
+        saved: state == State::Archived,
         watch_url: format!("/watch/{id}"),
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
