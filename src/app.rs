@@ -28,6 +28,8 @@ pub struct Limits {
     pub writes_ip: Limiter<IpAddr>,
     /// API writes per user.
     pub writes_user: Limiter<i64>,
+    /// WHIP/WHEP offers per IP (each makes a peer connection).
+    pub media_ip: Limiter<IpAddr>,
 }
 
 /// Every service of the platform.
@@ -78,6 +80,7 @@ impl App {
             auth: Limiter::new(Rate::per_minute(auth, auth)),
             writes_ip: Limiter::new(Rate { per_sec: writes * 5.0, burst: writes * 25.0 }),
             writes_user: Limiter::new(Rate { per_sec: writes, burst: writes * 5.0 }),
+            media_ip: Limiter::new(Rate { per_sec: settings.media_offers_per_second as f64, burst: settings.media_offers_per_second as f64 * 10.0 }),
         };
         let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits });
         let weak = Arc::downgrade(&app);
@@ -89,6 +92,7 @@ impl App {
                 app.limits.auth.prune();
                 app.limits.writes_ip.prune();
                 app.limits.writes_user.prune();
+                app.limits.media_ip.prune();
             }
         });
         Ok(app)

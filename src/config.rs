@@ -54,6 +54,9 @@ pub struct SettingsArgs {
     /// API writes per second per IP and per user [default: 20].
     #[arg(long, env = "ONAIR_WRITE_RATE", global = true)]
     pub write_rate: Option<u32>,
+    /// WHIP/WHEP offers (new media sessions) per second per IP [default: 10].
+    #[arg(long, env = "ONAIR_MEDIA_RATE", global = true)]
+    pub media_rate: Option<u32>,
 }
 
 /// The config file's shape; every key is optional.
@@ -73,6 +76,7 @@ struct FileSettings {
     host_signup: Option<bool>,
     auth_rate: Option<u32>,
     write_rate: Option<u32>,
+    media_rate: Option<u32>,
 }
 
 /// Settings of the platform around the SFU.
@@ -88,11 +92,13 @@ pub struct PlatformSettings {
     pub auth_per_minute: u32,
     /// API writes per second per IP and per user (burst: five seconds' worth).
     pub writes_per_second: u32,
+    /// WHIP/WHEP offers per second per IP (burst: ten seconds' worth).
+    pub media_offers_per_second: u32,
 }
 
 impl Default for PlatformSettings {
     fn default() -> Self {
-        PlatformSettings { reconnect_grace: Duration::from_secs(15), media_wait: Duration::from_secs(600), host_signup: true, auth_per_minute: 30, writes_per_second: 20 }
+        PlatformSettings { reconnect_grace: Duration::from_secs(15), media_wait: Duration::from_secs(600), host_signup: true, auth_per_minute: 30, writes_per_second: 20, media_offers_per_second: 10 }
     }
 }
 
@@ -147,6 +153,7 @@ impl Settings {
                 host_signup: args.host_signup.or(file.host_signup).unwrap_or(pd.host_signup),
                 auth_per_minute: args.auth_rate.or(file.auth_rate).unwrap_or(pd.auth_per_minute).max(1),
                 writes_per_second: args.write_rate.or(file.write_rate).unwrap_or(pd.writes_per_second).max(1),
+                media_offers_per_second: args.media_rate.or(file.media_rate).unwrap_or(pd.media_offers_per_second).max(1),
             },
         })
     }

@@ -24,7 +24,8 @@ fn viewer_offer() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_sessions_come_back() {
-    let server = common::start_server(2).await;
+    // 1,000 offers a round from one address: far past the default per-IP rate.
+    let server = common::start_server_with(common::temp_dir("churn"), |a| a.media_rate = Some(100_000)).await;
     let key = server.host_key("churn").await.unwrap();
     let publisher = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("publish");
     assert!(common::wait_until(10, || publisher.connected()).await);

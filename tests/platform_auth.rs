@@ -159,6 +159,7 @@ async fn auth_and_writes_are_rate_limited() {
     let server = common::start_server_with(dir, |a| {
         a.auth_rate = Some(5);
         a.write_rate = Some(2);
+        a.media_rate = Some(1);
     })
     .await;
     let api = Api::new(server.http_addr);
@@ -184,6 +185,19 @@ async fn auth_and_writes_are_rate_limited() {
     for _ in 0..20 {
         assert_eq!(api.get("/api/streams", None).await.status, 200);
     }
+
+    // New media sessions per IP: a burst of ten at 1/s (each offer costs a
+    // peer connection, answered or not).
+    let offer = "v=0\r\n";
+    let mut codes = Vec::new();
+    for _ in 0..11 {
+        codes.push(common::http::post_sdp(server.http_addr, "/whep/ana", None, offer).await.status);
+    }
+    assert_eq!(&codes[..10], &[404; 10], "not live: {codes:?}");
+    assert_eq!(codes[10], 429, "{codes:?}");
+    let r = common::http::post_sdp(server.http_addr, "/whip", Some("sk_x"), offer).await;
+    assert_eq!((r.status, r.error_code().as_str()), (429, "rate_limited"));
+    assert_eq!(common::http::request(server.http_addr, "DELETE", "/whep/ana/0123456789abcdef", &[], b"").await.status, 404, "only offers count");
     server.stop().await;
 }
 

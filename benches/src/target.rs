@@ -274,6 +274,8 @@ impl OnairProcess {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--http-addr", "127.0.0.1:0", "--media-port", "0", "--media-bind", &media_bind.to_string(), "--workers", &workers.to_string()])
+            // Hundreds of viewers join from this one address.
+            .args(["--media-rate", "100000"])
             .args(extra)
             .env("ONAIR_LOG", std::env::var("ONAIR_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::piped())

@@ -136,12 +136,18 @@ pub async fn user_named(app: &AppState, name: &str) -> Result<User, ApiError> {
     app.accounts.lookup(name).await?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "user_not_found", format!("no user '{name}'")))
 }
 
-/// Per-IP limits on auth, per-IP and per-user limits on every other write.
+/// Per-IP limits on auth and on new media sessions (WHIP/WHEP offers), per-IP
+/// and per-user limits on every other write.
 async fn limits(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let path = req.uri().path();
     let write = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
-    if write && path.starts_with("/api/") {
+    let offer = *req.method() == Method::POST && (path == "/whip" || (path.starts_with("/whep/") && path.matches('/').count() == 2));
+    if offer {
+        if let Some(wait) = ip.and_then(|ip| app.limits.media_ip.check(&ip).err()) {
+            return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many new media sessions from this address; slow down").retry_after(wait.as_millis() as u64 + 1).into_response();
+        }
+    } else if write && path.starts_with("/api/") {
         let over = if path.starts_with("/api/auth/") && path != "/api/auth/logout" {
             ip.and_then(|ip| app.limits.auth.check(&ip).err())
         } else {
@@ -188,8 +194,8 @@ pub fn router(app: AppState, static_dir: &Path) -> Router {
         .with_state(app.clone());
     api.merge(misc)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
-        .layer(axum::middleware::from_fn_with_state(app, limits))
         .merge(signaling)
+        .layer(axum::middleware::from_fn_with_state(app, limits))
         .merge(pages)
         .fallback(not_found)
 }
