@@ -240,5 +240,25 @@ async fn openapi_documents_every_route() {
         assert!(schemas.contains_key(s), "schema {s}");
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // Every reference resolves (clients and schema-driven fuzzers load it).
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r.to_owned());
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(all.len() > 50, "{}", all.len());
+    for r in all {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected reference {r}"));
+        assert!(schemas.contains_key(name), "{r} is referenced but not defined");
+    }
     server.stop().await;
 }

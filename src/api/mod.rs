@@ -69,7 +69,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "OnAir API", description = "The live-streaming platform around OnAir's SFU. WHIP/WHEP media signaling is documented in the README."),
     modifiers(&BearerAuth),
-    components(schemas(crate::realtime::Event, ErrorBody)),
+    components(schemas(crate::realtime::Event, ErrorBody, crate::streams::ListType)),
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "users", description = "Profiles and following"),
