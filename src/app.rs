@@ -117,7 +117,7 @@ impl App {
     /// one they moderate: 403 otherwise.
     pub async fn owned_stream(&self, id: i64, who: &Principal, team: bool) -> Result<Stream, ApiError> {
         let s = self.stream(id).await?;
-        let ok = if team { access::can_moderate(&self.membership, s.host.id, who).await? } else { s.host.id == who.id() || who.role() == Role::Admin };
+        let ok = if team { access::can_moderate(&self.membership, s.host.id, &who.user).await? } else { s.host.id == who.id() || who.role() == Role::Admin };
         if ok {
             Ok(s)
         } else {

@@ -72,7 +72,7 @@ impl Gate {
             self.app.keys.peek(bearer).await? == Some(s.host.id)
         } else {
             let who = self.app.accounts.authenticate(bearer).await?;
-            access::can_moderate(&self.app.membership, s.host.id, &who).await?
+            access::can_moderate(&self.app.membership, s.host.id, &who.user).await?
         };
         if allowed {
             Ok(s.media_name())

@@ -43,22 +43,21 @@ impl Membership {
         Membership { pool }
     }
 
+    /// Runs an insert or delete; true if it changed a row (false: it was
+    /// already so).
+    async fn one_row<'q>(&self, q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>) -> Result<bool, ApiError> {
+        Ok(q.execute(&self.pool).await.db()?.rows_affected() == 1)
+    }
+
     /// Follows `host`; false if already following.
     pub async fn follow(&self, user: i64, host: i64) -> Result<bool, ApiError> {
-        let r = sqlx::query("INSERT INTO follows (follower_id, host_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(user)
-            .bind(host)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await
-            .db()?;
-        Ok(r.rows_affected() == 1)
+        let q = sqlx::query("INSERT INTO follows (follower_id, host_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").bind(user).bind(host).bind(now_ms());
+        self.one_row(q).await
     }
 
     /// Stops following; false if not following.
     pub async fn unfollow(&self, user: i64, host: i64) -> Result<bool, ApiError> {
-        let r = sqlx::query("DELETE FROM follows WHERE follower_id = $1 AND host_id = $2").bind(user).bind(host).execute(&self.pool).await.db()?;
-        Ok(r.rows_affected() == 1)
+        self.one_row(sqlx::query("DELETE FROM follows WHERE follower_id = $1 AND host_id = $2").bind(user).bind(host)).await
     }
 
     /// Since when `user` follows `host` (ms), if they do.
@@ -131,14 +130,8 @@ impl Membership {
 
     /// The host gives `user` a ticket; false if they had one.
     pub async fn gift_ticket(&self, stream: i64, user: i64) -> Result<bool, ApiError> {
-        let r = sqlx::query("INSERT INTO tickets (stream_id, user_id, source, price, created_at) VALUES ($1, $2, 'gift', 0, $3) ON CONFLICT DO NOTHING")
-            .bind(stream)
-            .bind(user)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await
-            .db()?;
-        Ok(r.rows_affected() == 1)
+        let q = sqlx::query("INSERT INTO tickets (stream_id, user_id, source, price, created_at) VALUES ($1, $2, 'gift', 0, $3) ON CONFLICT DO NOTHING").bind(stream).bind(user).bind(now_ms());
+        self.one_row(q).await
     }
 
     /// Whether `user` moderates `host`'s channel.
@@ -154,20 +147,13 @@ impl Membership {
 
     /// Appoints a channel moderator; false if already one.
     pub async fn add_moderator(&self, host: i64, user: i64) -> Result<bool, ApiError> {
-        let r = sqlx::query("INSERT INTO channel_moderators (host_id, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(host)
-            .bind(user)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await
-            .db()?;
-        Ok(r.rows_affected() == 1)
+        let q = sqlx::query("INSERT INTO channel_moderators (host_id, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").bind(host).bind(user).bind(now_ms());
+        self.one_row(q).await
     }
 
     /// Removes a channel moderator; false if not one.
     pub async fn remove_moderator(&self, host: i64, user: i64) -> Result<bool, ApiError> {
-        let r = sqlx::query("DELETE FROM channel_moderators WHERE host_id = $1 AND user_id = $2").bind(host).bind(user).execute(&self.pool).await.db()?;
-        Ok(r.rows_affected() == 1)
+        self.one_row(sqlx::query("DELETE FROM channel_moderators WHERE host_id = $1 AND user_id = $2").bind(host).bind(user)).await
     }
 
     /// A channel's moderators (user ids).

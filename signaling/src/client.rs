@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, Extensions, HeaderMap, Uri};
 
 /// Header a page sends with its viewer key (one per browser), so that its
 /// WebRTC session and its open page count as one viewer.
@@ -86,12 +86,20 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+impl Client {
+    /// Reads a client from a request's head (the peer address comes from
+    /// axum's `ConnectInfo`, when the server was started with it).
+    pub fn of_request(headers: &HeaderMap, uri: &Uri, extensions: &Extensions) -> Client {
+        let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        Client::from_parts_sync(headers, uri.query(), peer)
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-        Ok(Client::from_parts_sync(&parts.headers, parts.uri.query(), peer))
+        Ok(Client::of_request(&parts.headers, &parts.uri, &parts.extensions))
     }
 }
 

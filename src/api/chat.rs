@@ -64,7 +64,7 @@ pub async fn delete(State(app): State<AppState>, Auth(who): Auth, Path((sid, mid
 /// The channel of `host` if `who` moderates it.
 async fn moderated(app: &AppState, host: &str, who: &Principal) -> Result<User, ApiError> {
     let h = super::user_named(app, host).await?;
-    if access::can_moderate(&app.membership, h.id, who).await? {
+    if access::can_moderate(&app.membership, h.id, &who.user).await? {
         Ok(h)
     } else {
         Err(ApiError::forbidden(format!("you do not moderate {}'s channel", h.username)))
@@ -187,7 +187,7 @@ async fn target(app: &AppState, host: &User, user: &str, who: &Principal) -> Res
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "cannot_target_host", "the host cannot be banned or timed out in their own channel"));
     }
     let acting_as_owner = who.id() == host.id || who.role() == crate::accounts::Role::Admin;
-    if !acting_as_owner && access::can_moderate(&app.membership, host.id, &crate::accounts::Principal { user: t.clone(), session_id: 0 }).await? {
+    if !acting_as_owner && access::can_moderate(&app.membership, host.id, &t).await? {
         return Err(ApiError::forbidden("only the host may act against one of their moderators"));
     }
     Ok(t)

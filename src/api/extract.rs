@@ -24,8 +24,7 @@ pub struct Auth(pub Principal);
 pub struct MaybeAuth(pub Option<Principal>);
 
 fn client_of(parts: &Parts) -> Client {
-    let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
-    Client::from_parts_sync(&parts.headers, parts.uri.query(), peer)
+    Client::of_request(&parts.headers, &parts.uri, &parts.extensions)
 }
 
 impl FromRequestParts<AppState> for Auth {

@@ -13,10 +13,9 @@ pub mod streams;
 pub mod users;
 pub mod ws;
 
-use std::net::SocketAddr;
 use std::path::Path;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -139,7 +138,8 @@ pub async fn user_named(app: &AppState, name: &str) -> Result<User, ApiError> {
 /// Per-IP limits on auth and on new media sessions (WHIP/WHEP offers), per-IP
 /// and per-user limits on every other write.
 async fn limits(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let client = onair_signaling::Client::of_request(req.headers(), req.uri(), req.extensions());
+    let ip = client.ip;
     let path = req.uri().path();
     let write = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
     let offer = *req.method() == Method::POST && (path == "/whip" || (path.starts_with("/whep/") && path.matches('/').count() == 2));
@@ -152,13 +152,7 @@ async fn limits(State(app): State<AppState>, req: Request, next: Next) -> Respon
             ip.and_then(|ip| app.limits.auth.check(&ip).err())
         } else {
             let by_ip = ip.and_then(|ip| app.limits.writes_ip.check(&ip).err());
-            let user = req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .and_then(|t| app.accounts.verify(t).ok())
-                .map(|c| c.sub);
+            let user = client.bearer.as_deref().and_then(|t| app.accounts.verify(t).ok()).map(|c| c.sub);
             by_ip.or_else(|| user.and_then(|u| app.limits.writes_user.check(&u).err()))
         };
         if let Some(wait) = over {

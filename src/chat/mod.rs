@@ -229,9 +229,10 @@ impl Chat {
             return Err(Rejection::ChatClosed.to_api());
         }
         let host = stream.host.id;
-        let is_team = access::can_moderate(&self.membership, host, who).await?;
-        access::check_watch(&self.membership, &stream, Some(who)).await?;
+        let is_team = access::can_moderate(&self.membership, host, &who.user).await?;
         if !is_team {
+            // The host's team may always watch; for others, ask (once).
+            access::check_watch(&self.membership, &stream, Some(who)).await?;
             match self.moderation.restriction(host, who.id()).await? {
                 Some(Restriction::Banned) => return Err(Rejection::Banned.to_api()),
                 Some(Restriction::TimedOut(until)) => return Err(Rejection::TimedOut(until).to_api()),
@@ -390,7 +391,7 @@ impl Chat {
 
     /// A moderator removes a message.
     pub async fn delete(&self, stream: &Stream, message_id: i64, who: &Principal) -> Result<(), ApiError> {
-        if !access::can_moderate(&self.membership, stream.host.id, who).await? {
+        if !access::can_moderate(&self.membership, stream.host.id, &who.user).await? {
             return Err(ApiError::forbidden("only the host and moderators may delete messages"));
         }
         let r: Option<(Option<i64>,)> = sqlx::query_as("UPDATE chat_messages SET deleted_at = $1, deleted_by = $2 WHERE id = $3 AND stream_id = $4 AND deleted_at IS NULL RETURNING user_id")

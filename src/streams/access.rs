@@ -9,17 +9,17 @@
 use axum::http::StatusCode;
 use onair_signaling::ApiError;
 
-use crate::accounts::Principal;
+use crate::accounts::{Principal, User};
 use crate::membership::Membership;
 use crate::streams::{Stream, Visibility};
 
 /// Whether `who` may manage the stream's channel: the host, a channel
 /// moderator, or staff.
-pub async fn can_moderate(m: &Membership, host_id: i64, who: &Principal) -> Result<bool, ApiError> {
-    if who.id() == host_id || who.role().is_staff() {
+pub async fn can_moderate(m: &Membership, host_id: i64, who: &User) -> Result<bool, ApiError> {
+    if who.id == host_id || who.role.is_staff() {
         return Ok(true);
     }
-    m.is_channel_moderator(who.id(), host_id).await
+    m.is_channel_moderator(who.id, host_id).await
 }
 
 /// Ok if `who` may watch `s`.
@@ -31,7 +31,7 @@ pub async fn check_watch(m: &Membership, s: &Stream, who: Option<&Principal>) ->
         let what = if s.visibility == Visibility::Ticketed { "a ticket" } else { "a subscription" };
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "login_required", format!("this stream needs {what}: log in first")));
     };
-    if can_moderate(m, s.host.id, who).await? {
+    if can_moderate(m, s.host.id, &who.user).await? {
         return Ok(());
     }
     match s.visibility {
