@@ -29,7 +29,7 @@ use crate::clock::now_ms;
 use crate::db::DbResult;
 use crate::membership::Membership;
 use crate::realtime::{Event, Hub, Topic};
-use crate::streams::{access, no_stream, State, Stream, StreamStore};
+use crate::streams::{access, no_stream, Stream, StreamStore};
 use moderation::{Moderation, Restriction};
 use rules::{Rejection, Sender, REACTIONS};
 
@@ -408,11 +408,6 @@ impl Chat {
         self.moderation.log(stream.host.id, Some(stream.id), who.id(), author, Some(message_id), "delete_message", None, "").await?;
         self.hub.publish(Topic::Stream(stream.id), &Event::ChatDeleted { stream_id: stream.id, message_id });
         Ok(())
-    }
-
-    /// Whether the stream's state allows chat (for pages: scheduled and live).
-    pub fn open_for(stream: &Stream) -> bool {
-        matches!(stream.state, State::Scheduled | State::Live)
     }
 }
 
