@@ -44,7 +44,7 @@ async fn run(publisher: &str, stream: &str) -> ScriptRun {
         "e2e-firefox.mjs",
         &[
             "--base", &url, "--key", &key, "--stream", stream, "--publisher", publisher,
-            "--timeout-ms", "100000", "--check-end", "--screenshots", shots.to_str().unwrap(),
+            "--timeout-ms", "150000", "--check-end", "--screenshots", shots.to_str().unwrap(),
         ],
     )
     .await;

@@ -82,14 +82,17 @@ async function main() {
   const first = await openWatch(run, watch, { base, stream: args.stream });
 
   // Wait until the publisher's page reports every layer it sends with a size,
-  // so that the low layer's width can be compared with the top one.
+  // so that the low layer's width can be compared with the top one. Firefox
+  // turns a layer on only once its send-side estimate affords it: on an idle
+  // machine all three start at once, but with the CPU contended it starts
+  // with q (and h) and its estimate took ~27 s to reach f here.
   run.step = 'publisher layers';
   const { layers } = await pollUntil(
     run,
     'publisher reports its layers',
     () => publisherLayers(pub),
     (p) => Object.values(p.layers).length > 0 && Object.values(p.layers).every((l) => l.width > 0),
-    Math.min(10000, run.remaining()),
+    Math.min(45000, run.remaining()),
   );
   const topWidth = await publisherTopWidth(pub);
   run.note(`publisher layers ${JSON.stringify(layers)}; top width ${topWidth}`);

@@ -70,7 +70,14 @@ export function puppeteerPage(page) {
     evaluate: (fn, arg) => page.evaluate(fn, arg),
     waitFor: (fn, arg, timeout) => page.waitForFunction(fn, { timeout, polling: POLL_MS }, arg),
     fill: (sel, value, timeout) => page.locator(sel).setTimeout(timeout).fill(value),
-    click: (sel, timeout) => page.locator(sel).setTimeout(timeout).click(),
+    // Not a locator click: its "stable box" check waits on animation frames,
+    // which a busy headless Firefox can stop delivering to a page that is
+    // not in front (seen: End never clicked while the page was live).
+    click: async (sel, timeout) => {
+      const el = await page.waitForSelector(sel, { visible: true, timeout });
+      await el.click();
+      await el.dispose();
+    },
     select: async (sel, value, timeout) => {
       await page.waitForSelector(sel, { timeout });
       const picked = await page.select(sel, value);
