@@ -146,6 +146,8 @@ impl Settings {
                 workers: args.workers.or(file.workers).unwrap_or(defaults.workers),
                 ice_servers,
                 worker_queue: defaults.worker_queue,
+                // Set from the reconnect grace by `Server::start`.
+                publisher_hold: defaults.publisher_hold,
             },
             platform: PlatformSettings {
                 reconnect_grace: secs(args.reconnect_grace, file.reconnect_grace, pd.reconnect_grace),

@@ -26,7 +26,12 @@ impl Server {
     /// Opens the database, starts the SFU workers, the platform and HTTP.
     pub async fn start(settings: Settings) -> Result<Server, String> {
         let pool = crate::db::open(&settings.data_dir).await?;
-        let sfu = Sfu::start(settings.media.clone()).map_err(|e| format!("cannot bind media port {}: {e}", settings.media.media_port))?;
+        let mut media = settings.media.clone();
+        // The SFU keeps a departed publisher's viewers through the platform's
+        // reconnect grace (the lifecycle ends the stream when it is over; the
+        // extra seconds only make the SFU's own deadline a backstop).
+        media.publisher_hold = settings.platform.reconnect_grace + std::time::Duration::from_secs(5);
+        let sfu = Sfu::start(media).map_err(|e| format!("cannot bind media port {}: {e}", settings.media.media_port))?;
         let app = App::start(pool, sfu.clone(), settings.platform.clone()).await?;
         let listener = TcpListener::bind(settings.http_addr).await.map_err(|e| format!("cannot listen on {}: {e}", settings.http_addr))?;
         let http_addr = listener.local_addr().map_err(|e| e.to_string())?;

@@ -327,8 +327,17 @@ function applyStatus(s) {
   const media = s.media_state;
   if (s.state === 'live' && media === 'receiving') {
     onair.status = 'live';
-    const rejoin = sawReconnecting;
+    const back = sawReconnecting;
     sawReconnecting = false;
+    if (back && onair.pc && connectionState(onair.pc) === 'connected') {
+      // The server kept our connection while the host was away: their new
+      // video arrives on it (from their next keyframe), no need to join again.
+      console.info('[onair] the stream is receiving again on the same connection');
+      setPhase('live');
+      hideOverlay();
+      return;
+    }
+    const rejoin = back;
     if (rejoin || (!onair.pc && !inFlight)) {
       // First time, or the host's video is back after a drop: join (again).
       if (rejoin) console.info('[onair] the stream is receiving again: joining again');

@@ -2,7 +2,9 @@
 //! registers, schedules a stream on the dashboard, makes a stream key, goes
 //! live and publishes the fake camera from the studio; a viewer (another
 //! browser context) finds it on the directory, watches, chats, and likes;
-//! the host sees the chat, deletes the message, and ends the stream. Driven
+//! the host sees the chat, deletes the message, reloads the studio mid-stream
+//! and goes live again (the viewer plays on, on the same connection), and
+//! ends the stream. Driven
 //! through the UI by `tests/browser/platform.mjs` (playwright-core).
 //!
 //! Needs `/usr/bin/chromium` (or `$CHROMIUM`), node, and `npm ci` in
@@ -38,6 +40,14 @@ async fn a_host_goes_live_from_the_dashboard_and_a_viewer_watches_chats_and_like
     assert_eq!(r["chat_seen_by_host"], true, "{r}");
     assert_eq!(r["chat_deleted_seen"], true, "{r}");
     assert_eq!(r["likes"], 1, "{r}");
+    // The studio reloaded mid-stream and went live again: the viewer saw
+    // "Reconnecting" and then played on, on the same WHEP session.
+    let rc = &r["reconnect"];
+    eprintln!("through the studio's reconnect: {rc}");
+    assert_eq!(rc["session_after"], rc["session_before"], "the viewer keeps its session through the host's reconnect: {r}");
+    assert_eq!(rc["whep_joins_after"], rc["whep_joins_before"], "no second WHEP join: {r}");
+    assert_eq!(rc["overlay_hidden"], true, "the Reconnecting overlay is gone: {r}");
+    assert!(rc["frames_after"].as_u64() > rc["frames_before"].as_u64(), "frames decode again: {r}");
     assert_eq!(r["dashboard_likes"], 1, "{r}");
     assert_eq!(r["ended_seen_by_viewer"], true, "{r}");
     let summary = &r["summary"];

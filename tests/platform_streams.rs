@@ -1,6 +1,7 @@
 //! Streams over real HTTP, WebSocket and WebRTC: scheduling and recurrence
 //! across a DST change, the state machine driven by a real WHIP publish and
-//! its disconnect, ending, one live stream per host, access rules on WHEP,
+//! its disconnect (a WebRTC viewer held through the reconnect), ending, one
+//! live stream per host, access rules on WHEP,
 //! reminders over the socket and a signed webhook, restart.
 
 mod common;
@@ -129,15 +130,33 @@ async fn a_real_whip_publish_drives_the_state_machine() {
     let lists = api.get("/api/streams?type=live", None).await.json();
     assert_eq!((lists["counts"]["live"].as_i64(), lists["streams"][0]["id"].as_i64()), (Some(1), Some(sid)));
 
+    // A WebRTC viewer watches.
+    let viewer = peer::watch(server.http_addr, &sid.to_string(), WatchOpts::default()).await.expect("watch");
+    assert!(common::wait_until(10, || viewer.video().len() > 20 && !viewer.audio().is_empty()).await, "viewer gets media");
+
     // The publisher drops; it comes back within the grace: the same stream resumes.
     assert_eq!(common::http::request(server.http_addr, "DELETE", &p.location, &[], b"").await.status, 200);
     p.stop().await;
     let gone = ws.next_where(5, |v| v["type"] == "stream_status").await.unwrap();
     assert_eq!((gone["stream"]["state"].as_str(), gone["stream"]["media_state"].as_str()), (Some("live"), Some("reconnecting")));
+    let before = (viewer.video().len(), viewer.video().last().unwrap().clone(), viewer.audio().last().unwrap().clone());
     let again = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("republish");
     assert_eq!(again.answer.header("x-onair-stream"), Some(sid.to_string().as_str()), "resumes, no new stream");
     let back = ws.next_where(10, |v| v["type"] == "stream_status" && v["stream"]["media_state"] == "receiving").await.expect("resumed");
     assert_eq!(back["stream"]["id"], sid);
+    // The viewer was held through the drop: the new publisher's media reaches
+    // it on the same connection, from a keyframe, numbered on from before.
+    assert!(common::wait_until(10, || viewer.video().len() > before.0 + 20).await, "the held viewer gets the new publisher's video");
+    assert!(viewer.connected(), "the viewer's connection was kept: {:?}", viewer.state());
+    let video = viewer.video();
+    let first_new = &video[before.0];
+    assert_eq!(first_new.ssrc, before.1.ssrc, "same track toward the viewer");
+    assert_eq!(first_new.seq, before.1.seq.wrapping_add(1), "sequence numbers continue across the publisher's return");
+    assert!(first_new.is_vp8_keyframe(), "forwarding resumes at a keyframe");
+    assert!(first_new.ts.wrapping_sub(before.1.ts) < 90_000 * 30, "the timestamp moves on, not back: {} -> {}", before.1.ts, first_new.ts);
+    let audio = viewer.audio();
+    let first_audio = audio.iter().find(|a| a.at > before.2.at && a.seq != before.2.seq).expect("audio again");
+    assert_eq!(first_audio.seq, before.2.seq.wrapping_add(1), "audio numbering continues too");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(api.get(&format!("/api/streams/{sid}"), None).await.json()["state"], "live", "the grace timer of the first drop did not end it");
     let systems = ws.seen.iter().filter(|v| v["type"] == "chat_message" && v["message"]["kind"] == "system").count();
@@ -153,6 +172,9 @@ async fn a_real_whip_publish_drives_the_state_machine() {
     let ended_at = onair::clock::parse_rfc3339(s["ended_at"].as_str().unwrap()).unwrap();
     assert!((ended_at - left).abs() < 1000, "ended when the publisher left, not when the grace ran out: {ended_at} vs {left}");
     assert_eq!(s["saved"], false);
+    // With the stream over, the server lets the held viewer go.
+    assert!(common::wait_until(10, || !viewer.connected()).await, "viewer closed at the end: {:?}", viewer.state());
+    viewer.stop().await;
 
     // The host saves it; then deletes it.
     let r = api.post(&format!("/api/streams/{sid}/archive"), Some(&ana.token), json!({})).await;

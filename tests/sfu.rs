@@ -170,7 +170,9 @@ async fn lost_packets_are_retransmitted_from_the_sfu_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_leaving_ends_the_stream_and_frees_its_viewers() {
-    let server = common::start_server(2).await;
+    // The viewers are held for the publisher through the reconnect grace (1 s
+    // here), then let go.
+    let server = common::start_server_with(common::temp_dir("bye"), |a| a.reconnect_grace = Some(1)).await;
     let key = server.host_key("bye").await.unwrap();
     let publisher = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("publish");
     let stream_id = publisher.answer.header("x-onair-stream").unwrap().to_owned();
@@ -188,15 +190,25 @@ async fn publisher_leaving_ends_the_stream_and_frees_its_viewers() {
 
     let res = http::request(server.http_addr, "DELETE", &publisher.location, &[], b"").await;
     assert_eq!(res.status, 200, "{}", res.body);
-    assert!(common::wait_until(5, || server.sfu.session_count() == 0).await, "sessions left: {}", server.sfu.session_count());
-    let mut ended = false;
-    while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_secs(2), events.recv()).await {
-        if e == (onair_media::SfuEvent::StreamEnded { stream: stream_id.clone() }) {
-            ended = true;
-            break;
+    let mut seen = Vec::new();
+    while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
+        match e {
+            onair_media::SfuEvent::PublisherLeft { ref stream } | onair_media::SfuEvent::StreamEnded { ref stream } if *stream == stream_id => {
+                let end = matches!(e, onair_media::SfuEvent::StreamEnded { .. });
+                seen.push(e);
+                if end {
+                    break;
+                }
+            }
+            _ => {}
         }
     }
-    assert!(ended, "no StreamEnded event");
+    assert_eq!(
+        seen,
+        [onair_media::SfuEvent::PublisherLeft { stream: stream_id.clone() }, onair_media::SfuEvent::StreamEnded { stream: stream_id.clone() }],
+        "the publisher leaves, then (after the grace) the stream ends"
+    );
+    assert!(common::wait_until(5, || server.sfu.session_count() == 0).await, "sessions left: {}", server.sfu.session_count());
     // Viewers' connections are closed by the server.
     assert!(common::wait_until(10, || !v1.connected() && !v2.connected()).await, "viewers still connected: {:?} {:?}", v1.state(), v2.state());
     let res = http::get_auth(server.http_addr, "/api/streams/bye/health", &key).await;
@@ -216,7 +228,11 @@ async fn publisher_leaving_ends_the_stream_and_frees_its_viewers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_that_vanishes_is_timed_out() {
-    let server = common::start_server(1).await;
+    let server = common::start_server_with(common::temp_dir("gone"), |a| {
+        a.workers = Some(1);
+        a.reconnect_grace = Some(1);
+    })
+    .await;
     let key = server.host_key("gone").await.unwrap();
     let publisher = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("publish");
     assert!(common::wait_until(10, || publisher.connected()).await);
@@ -337,7 +353,7 @@ async fn many_viewers_joining_at_once_cost_the_publisher_one_keyframe() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn speaking_and_stream_end_are_pushed_over_the_health_socket() {
+async fn speaking_and_the_publisher_leaving_are_pushed_over_the_health_socket() {
     use futures_util::StreamExt;
     let server = common::start_server(2).await;
     let key = server.host_key("talk").await.unwrap();
@@ -367,20 +383,20 @@ async fn speaking_and_stream_end_are_pushed_over_the_health_socket() {
     let audio = h["publisher"]["tracks"].as_array().unwrap().iter().find(|t| t["kind"] == "audio").cloned().unwrap();
     assert_eq!(audio["speaking"], true, "{h}");
 
-    // Ending the stream reaches the socket at once, not at the next snapshot.
+    // The publisher leaving reaches the socket at once, not at the next snapshot.
     let res = http::request(server.http_addr, "DELETE", &publisher.location, &[], b"").await;
     assert_eq!(res.status, 200);
-    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+    let left = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(Ok(msg)) = ws.next().await {
             let v: serde_json::Value = serde_json::from_str(msg.to_text().unwrap_or("{}")).unwrap_or_default();
-            if v["event"]["type"] == "stream_ended" {
+            if v["event"]["type"] == "publisher_left" {
                 return true;
             }
         }
         false
     })
     .await;
-    assert_eq!(ended, Ok(true), "no stream_ended event");
+    assert_eq!(left, Ok(true), "no publisher_left event");
     publisher.stop().await;
     server.stop().await;
 }

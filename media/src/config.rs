@@ -1,6 +1,7 @@
 //! Media settings: where the UDP sockets bind and what the SFU announces.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 /// An ICE server handed to clients (STUN or TURN).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -31,6 +32,11 @@ pub struct MediaConfig {
     pub ice_servers: Vec<IceServer>,
     /// How long a viewer's outgoing queue from another worker may grow (packets).
     pub worker_queue: usize,
+    /// How long a stream whose publisher left keeps its viewers, waiting for
+    /// the publisher to come back (a network drop, an encoder restart). A
+    /// publish of the same stream within it takes the viewers over without
+    /// them renegotiating. Zero ends the stream as soon as its publisher goes.
+    pub publisher_hold: Duration,
 }
 
 impl Default for MediaConfig {
@@ -42,6 +48,7 @@ impl Default for MediaConfig {
             workers: 0,
             ice_servers: Vec::new(),
             worker_queue: 4096,
+            publisher_hold: Duration::ZERO,
         }
     }
 }

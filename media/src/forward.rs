@@ -232,6 +232,15 @@ impl DownTrack {
         self.rewriter.reset();
         self.source = None;
     }
+
+    /// The stream's publisher was replaced: forget the old one's packets
+    /// too (its SSRCs and sequence numbers may come back meaning others).
+    fn new_publisher(&mut self) {
+        self.pause();
+        if let Some(log) = &mut self.sent {
+            *log = SentLog::default();
+        }
+    }
 }
 
 /// How long a viewer waits between two keyframe requests of its own.
@@ -470,6 +479,16 @@ impl Viewer {
     pub fn await_keyframe(&mut self) {
         if let Some(t) = self.video.as_mut() {
             t.pause();
+        }
+        self.current = None;
+        self.last_keyframe_request_us = None;
+    }
+
+    /// The stream's publisher came back as a new session: both tracks start
+    /// over from its packets (video at its next keyframe), numbered on.
+    pub fn publisher_changed(&mut self) {
+        for t in [self.video.as_mut(), self.audio.as_mut()].into_iter().flatten() {
+            t.new_publisher();
         }
         self.current = None;
         self.last_keyframe_request_us = None;

@@ -120,7 +120,7 @@ impl Harness {
     fn open(&mut self, stream: &str, role: Role, cap: LayerCap, offer: &str) -> Result<(SessionId, String), SfuError> {
         let id = SessionId(self.shared.new_id());
         let shared_stream = match role {
-            Role::Publisher => self.shared.register_stream(stream, id, 0)?,
+            Role::Publisher => self.shared.register_stream(stream, id, 0)?.0,
             Role::Viewer => self.shared.live_stream(stream)?,
         };
         let (reply, mut rx) = oneshot::channel();

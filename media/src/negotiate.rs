@@ -67,6 +67,33 @@ pub struct StreamCodecs {
     pub audio: Option<RTCRtpCodecParameters>,
 }
 
+impl StreamCodecs {
+    /// Whether viewers negotiated for `self` can be fed `other` as they are:
+    /// each kind `self` has is either absent in `other` or the same codec
+    /// (for H.264, the same profile and packetization mode too).
+    pub fn same_media(&self, other: &StreamCodecs) -> bool {
+        fn same(a: &Option<RTCRtpCodecParameters>, b: &Option<RTCRtpCodecParameters>) -> bool {
+            let (Some(a), Some(b)) = (a, b) else { return true };
+            let (a, b) = (&a.rtp_codec, &b.rtp_codec);
+            a.mime_type.eq_ignore_ascii_case(&b.mime_type)
+                && a.clock_rate == b.clock_rate
+                && a.channels == b.channels
+                && (!a.mime_type.eq_ignore_ascii_case("video/H264") || h264_kind(&a.sdp_fmtp_line) == h264_kind(&b.sdp_fmtp_line))
+        }
+        same(&self.video, &other.video) && same(&self.audio, &other.audio)
+    }
+}
+
+/// An H.264 fmtp line's profile (first byte of `profile-level-id`) and
+/// packetization mode: what a decoder set up for one needs of the other.
+fn h264_kind(fmtp: &str) -> (String, String) {
+    let param = |name: &str| {
+        fmtp.split(';').filter_map(|kv| kv.trim().split_once('=')).find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.to_ascii_lowercase()).unwrap_or_default()
+    };
+    let profile = param("profile-level-id");
+    (profile.get(..2).unwrap_or("").to_owned(), param("packetization-mode"))
+}
+
 /// Quick checks on an offer before any WebRTC state is built, so that bad
 /// input gets a precise message.
 pub fn check_offer(sdp: &str) -> Result<(), SfuError> {
@@ -312,5 +339,24 @@ mod tests {
         assert!(matches!(check_offer(&huge), Err(SfuError::BadOffer(m)) if m.contains("bytes")));
         let ok = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
         assert!(check_offer(ok).is_ok());
+    }
+
+    fn codec(mime: &str, pt: u8, fmtp: &str) -> Option<RTCRtpCodecParameters> {
+        let rtp_codec = RTCRtpCodec { mime_type: mime.into(), clock_rate: 90_000, channels: 0, sdp_fmtp_line: fmtp.into(), rtcp_feedback: vec![] };
+        Some(RTCRtpCodecParameters { rtp_codec, payload_type: pt })
+    }
+
+    #[test]
+    fn a_returning_publisher_keeps_its_viewers_only_with_the_same_codecs() {
+        let vp8 = StreamCodecs { video: codec("video/VP8", 96, ""), audio: None };
+        let vp8_other_pt = StreamCodecs { video: codec("video/vp8", 120, ""), audio: None };
+        let h264 = |fmtp: &str| StreamCodecs { video: codec("video/H264", 102, fmtp), audio: None };
+        assert!(vp8.same_media(&vp8_other_pt), "payload types are per viewer");
+        assert!(!vp8.same_media(&h264("")), "another codec");
+        let base = h264("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f");
+        assert!(base.same_media(&h264("profile-level-id=42e034;packetization-mode=1")), "only the level differs");
+        assert!(!base.same_media(&h264("profile-level-id=640c1f;packetization-mode=1")), "high profile");
+        assert!(!base.same_media(&h264("profile-level-id=42e01f;packetization-mode=0")), "packetization mode");
+        assert!(vp8.same_media(&StreamCodecs::default()), "nothing new to feed is not a mismatch");
     }
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use dashmap::DashMap;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::info;
 
 use crate::cache::StreamCache;
 use crate::config::MediaConfig;
@@ -56,7 +57,11 @@ pub enum Role {
 pub enum SfuEvent {
     /// A publisher's connection is up: the stream is live.
     StreamLive { stream: String },
-    /// The publisher left: the stream ended and its viewers were closed.
+    /// The publisher's connection went away. With a publisher hold the
+    /// stream waits for it (its viewers stay); without one `StreamEnded` follows.
+    PublisherLeft { stream: String },
+    /// The stream ended (its publisher left and did not come back within the
+    /// hold, or the platform ended it): its viewers were closed.
     StreamEnded { stream: String },
     /// A viewer's connection is up.
     ViewerJoined { stream: String, session: String },
@@ -76,6 +81,7 @@ impl SfuEvent {
     pub fn stream(&self) -> &str {
         match self {
             SfuEvent::StreamLive { stream }
+            | SfuEvent::PublisherLeft { stream }
             | SfuEvent::StreamEnded { stream }
             | SfuEvent::ViewerJoined { stream, .. }
             | SfuEvent::ViewerLeft { stream, .. }
@@ -105,8 +111,11 @@ pub struct StreamShared {
     pub layers_seen: AtomicU64,
     /// What the publisher negotiated; viewers get the same.
     pub codecs: Mutex<StreamCodecs>,
-    /// Set when the publisher has gone.
+    /// Set when the stream is over (no viewer may join it any more).
     pub ended: AtomicBool,
+    /// Set when the publisher's connection is gone but the stream is held
+    /// for it (see `MediaConfig::publisher_hold`).
+    pub publisher_gone: AtomicBool,
     /// Recent video packets (written by the publisher's worker only).
     pub cache: Mutex<StreamCache>,
 }
@@ -124,6 +133,7 @@ impl StreamShared {
             layers_seen: AtomicU64::new(0),
             codecs: Mutex::new(StreamCodecs::default()),
             ended: AtomicBool::new(false),
+            publisher_gone: AtomicBool::new(false),
             cache: Mutex::new(StreamCache::default()),
         }
     }
@@ -177,14 +187,23 @@ impl Shared {
         }
     }
 
-    /// Claims `name` for a new publisher session; fails if it is live already.
-    pub fn register_stream(&self, name: &str, publisher: SessionId, worker: usize) -> Result<Arc<StreamShared>, SfuError> {
+    /// Claims `name` for a new publisher session; fails if it is live
+    /// already. A stream held for its departed publisher is taken over: it is
+    /// returned second, for its viewers to move to the new one.
+    pub fn register_stream(&self, name: &str, publisher: SessionId, worker: usize) -> Result<(Arc<StreamShared>, Option<Arc<StreamShared>>), SfuError> {
         let stream = Arc::new(StreamShared::new(self.new_id(), name, publisher, worker));
         match self.streams.entry(name.to_owned()) {
-            dashmap::Entry::Occupied(_) => Err(SfuError::StreamBusy(name.to_owned())),
+            dashmap::Entry::Occupied(mut o) => {
+                let held = o.get();
+                if !held.publisher_gone.load(Ordering::Relaxed) || held.ended.load(Ordering::Relaxed) {
+                    return Err(SfuError::StreamBusy(name.to_owned()));
+                }
+                let old = o.insert(stream.clone());
+                Ok((stream, Some(old)))
+            }
             dashmap::Entry::Vacant(v) => {
                 v.insert(stream.clone());
-                Ok(stream)
+                Ok((stream, None))
             }
         }
     }
@@ -363,8 +382,16 @@ impl Sfu {
     /// Ends a stream from the platform's side (the host ended it): closes its
     /// publisher, which closes its viewers. False if it is not live.
     pub async fn end_stream(&self, stream: &str) -> bool {
-        let Some(publisher) = self.shared.streams.get(stream).map(|s| s.publisher) else { return false };
-        self.close(publisher).await.is_ok()
+        let Some(shared) = self.shared.streams.get(stream).map(|s| s.clone()) else { return false };
+        if shared.publisher_gone.load(Ordering::Relaxed) {
+            // Held for a publisher that is not coming back: end it here.
+            if !shared.ended.swap(true, Ordering::Relaxed) {
+                crate::worker::end_everywhere(&self.shared, self.workers.iter().map(|w| &w.commands), &shared, true);
+            }
+            return true;
+        }
+        let Some(worker) = self.shared.sessions.get(&shared.publisher).map(|s| s.worker) else { return false };
+        self.ask(worker, |reply| Command::Close { id: shared.publisher, end_stream: true, reply }).await.is_ok()
     }
 
     /// Names of live streams.
@@ -392,14 +419,33 @@ impl Sfu {
         crate::negotiate::check_offer(offer)?;
         let worker = self.pick_worker();
         let session = SessionId(self.shared.new_id());
-        let shared = self.shared.register_stream(stream, session, worker)?;
+        let (shared, held) = self.shared.register_stream(stream, session, worker)?;
         let offer = offer.to_owned();
         let res = self
             .ask(worker, |reply| Command::Open { id: session, stream: shared.clone(), role: Role::Publisher, cap: LayerCap::Auto, offer, reply })
             .await
             .and_then(|r| r);
-        if res.is_err() {
-            self.shared.streams.remove_if(stream, |_, s| s.publisher == session);
+        match (&res, held) {
+            (Err(_), held) => {
+                self.shared.streams.remove_if(stream, |_, s| s.publisher == session);
+                if let Some(held) = held {
+                    // Still held for a publisher: the next attempt may take it.
+                    self.shared.streams.entry(stream.to_owned()).or_insert(held);
+                }
+            }
+            (Ok(_), Some(held)) => {
+                // The publisher is back: its viewers move to the new session's
+                // stream (same tracks, continuous numbering, from its next
+                // keyframe), unless the codecs changed under them. `ended`
+                // first, so that no viewer joins the old one after the move.
+                held.ended.store(true, Ordering::Relaxed);
+                let keep = held.codecs.lock().expect("codecs lock").same_media(&shared.codecs.lock().expect("codecs lock"));
+                info!(stream, session = %session, keep, "publisher back: viewers move to it");
+                for w in self.workers.iter() {
+                    let _ = w.commands.send(Command::Adopt { old: held.clone(), new: shared.clone(), keep });
+                }
+            }
+            (Ok(_), None) => {}
         }
         res.map(|sdp| SessionAnswer { session, sdp })
     }
@@ -420,7 +466,7 @@ impl Sfu {
     /// Ends a session (WHIP/WHEP DELETE). Ending a publisher ends its stream.
     pub async fn close(&self, session: SessionId) -> Result<(), SfuError> {
         let worker = self.shared.sessions.get(&session).map(|s| s.worker).ok_or(SfuError::SessionNotFound)?;
-        self.ask(worker, |reply| Command::Close { id: session, reply }).await
+        self.ask(worker, |reply| Command::Close { id: session, end_stream: false, reply }).await
     }
 
     /// The role and stream of a session.

@@ -71,14 +71,19 @@ pub(crate) enum Command {
         offer: String,
         reply: oneshot::Sender<Result<String, SfuError>>,
     },
-    Close { id: SessionId, reply: oneshot::Sender<()> },
+    /// Closes a session; `end_stream` on a publisher ends its stream at once
+    /// (the platform ended it) instead of holding it for a reconnect.
+    Close { id: SessionId, end_stream: bool, reply: oneshot::Sender<()> },
     SetCap { id: SessionId, cap: LayerCap, reply: oneshot::Sender<Result<LayerState, SfuError>> },
     Candidate { id: SessionId, candidate: String, reply: oneshot::Sender<Result<(), SfuError>> },
     Health { stream: u64, reply: oneshot::Sender<Vec<PeerHealth>> },
     /// A viewer elsewhere wants a keyframe of `layer` from this worker's publisher.
     Keyframe { publisher: SessionId, layer: Layer },
-    /// The stream's publisher is gone: close its viewers here.
+    /// The stream is over: close its viewers here.
     EndStream { stream: u64 },
+    /// A held stream's publisher is back as `new`: its viewers here move to
+    /// `new` (or are closed, when `keep` is false: the codecs changed).
+    Adopt { old: Arc<StreamShared>, new: Arc<StreamShared>, keep: bool },
     Shutdown,
 }
 
@@ -306,6 +311,9 @@ pub(crate) struct Worker<T: Transmit> {
     viewers_of: HashMap<u64, Vec<SessionId>>,
     epoch: Instant,
     actions: Vec<Action>,
+    /// Streams whose publisher left from this worker, held until the
+    /// deadline for it to come back (see `MediaConfig::publisher_hold`).
+    held: Vec<(Arc<StreamShared>, Instant)>,
 }
 
 impl Worker<SocketTx> {
@@ -383,6 +391,7 @@ impl<T: Transmit> Worker<T> {
             viewers_of: HashMap::new(),
             epoch: Instant::now(),
             actions: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -401,7 +410,10 @@ impl<T: Transmit> Worker<T> {
                 let r = self.open(id, stream, role, cap, &offer);
                 let _ = reply.send(r);
             }
-            Command::Close { id, reply } => {
+            Command::Close { id, end_stream, reply } => {
+                if let Some(p) = self.peers.get(&id).filter(|p| end_stream && matches!(p.role, PeerRole::Publisher(_))) {
+                    p.stream.ended.store(true, Ordering::Relaxed);
+                }
                 self.close(id, "closed by request");
                 let _ = reply.send(());
             }
@@ -440,7 +452,52 @@ impl<T: Transmit> Worker<T> {
                     self.close(id, "stream ended");
                 }
             }
+            Command::Adopt { old, new, keep } => self.adopt(&old, &new, keep),
             Command::Shutdown => {}
+        }
+    }
+
+    /// Moves this worker's viewers of `old` to `new` (see [`Command::Adopt`]).
+    fn adopt(&mut self, old: &Arc<StreamShared>, new: &Arc<StreamShared>, keep: bool) {
+        let Some(ids) = self.viewers_of.remove(&old.id) else { return };
+        old.viewer_workers.fetch_and(!(1 << self.index), Ordering::Relaxed);
+        if !keep {
+            for id in ids {
+                self.close(id, "the publisher came back with other codecs");
+            }
+            return;
+        }
+        for id in &ids {
+            if let Some(peer) = self.peers.get_mut(id) {
+                peer.stream = new.clone();
+                if let PeerRole::Viewer(vp) = &mut peer.role {
+                    // The new publisher's packets are a new source: forward
+                    // from its first keyframe on, numbered on from the old one.
+                    vp.publisher_changed();
+                    vp.retarget(new);
+                }
+            }
+            if let Some(mut info) = self.shared.sessions.get_mut(id) {
+                info.stream = new.clone();
+            }
+        }
+        new.viewer_workers.fetch_or(1 << self.index, Ordering::Relaxed);
+        self.viewers_of.entry(new.id).or_default().extend(ids);
+    }
+
+    /// Ends held streams whose publisher did not come back in time.
+    fn expire_held(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.held.len() {
+            if self.held[i].1 <= now || self.held[i].0.ended.load(Ordering::Relaxed) {
+                let (stream, _) = self.held.swap_remove(i);
+                if !stream.ended.swap(true, Ordering::Relaxed) {
+                    info!(worker = self.index, stream = %stream.name, "publisher did not come back: stream ended");
+                    end_everywhere(&self.shared, self.cmd_txs.iter(), &stream, true);
+                }
+            } else {
+                i += 1;
+            }
         }
     }
 
@@ -515,15 +572,21 @@ impl<T: Transmit> Worker<T> {
         match peer.role {
             PeerRole::Publisher(_) => {
                 Metrics::dec(&self.shared.metrics.publishers);
-                stream.ended.store(true, Ordering::Relaxed);
-                self.shared.streams.remove_if(&stream.name, |_, s| s.id == stream.id);
-                for tx in self.cmd_txs.iter() {
-                    let _ = tx.send(Command::EndStream { stream: stream.id });
+                let hold = self.shared.config.publisher_hold;
+                // `ended` set already: the platform ended the stream.
+                if hold.is_zero() || why == "shutdown" || stream.ended.load(Ordering::Relaxed) {
+                    stream.ended.store(true, Ordering::Relaxed);
+                    end_everywhere(&self.shared, self.cmd_txs.iter(), &stream, peer.connected);
+                } else {
+                    // Viewers stay; a publish of this stream within the hold
+                    // takes them over (see `Sfu::publish`).
+                    stream.publisher_gone.store(true, Ordering::Relaxed);
+                    self.held.push((stream.clone(), Instant::now() + hold));
+                    if peer.connected {
+                        self.shared.emit(SfuEvent::PublisherLeft { stream: stream.name.clone() });
+                    }
                 }
-                if peer.connected {
-                    self.shared.emit(SfuEvent::StreamEnded { stream: stream.name.clone() });
-                }
-                info!(worker = self.index, session = %id, stream = %stream.name, why, "publisher left");
+                info!(worker = self.index, session = %id, stream = %stream.name, why, held = !stream.ended.load(Ordering::Relaxed), "publisher left");
             }
             PeerRole::Viewer(_) => {
                 Metrics::dec(&self.shared.metrics.viewers);
@@ -793,6 +856,7 @@ impl<T: Transmit> Worker<T> {
     }
 
     pub(crate) fn on_second(&mut self, now: Instant) {
+        self.expire_held(now);
         let now_us = self.now_us();
         let mut stale = Vec::new();
         let mut wants = Vec::new();
@@ -833,6 +897,24 @@ impl<T: Transmit> Worker<T> {
             self.actions.push(Action::Keyframe(s, l));
         }
         self.apply_actions();
+    }
+}
+
+/// Ends `stream` for good (its `ended` already set by the caller, once):
+/// it leaves the directory, every worker closes its viewers, and the
+/// platform hears `StreamEnded` when `announce`.
+pub(crate) fn end_everywhere<'a>(
+    shared: &Shared,
+    workers: impl Iterator<Item = &'a mpsc::UnboundedSender<Command>>,
+    stream: &StreamShared,
+    announce: bool,
+) {
+    shared.streams.remove_if(&stream.name, |_, s| s.id == stream.id);
+    for tx in workers {
+        let _ = tx.send(Command::EndStream { stream: stream.id });
+    }
+    if announce {
+        shared.emit(SfuEvent::StreamEnded { stream: stream.name.clone() });
     }
 }
 

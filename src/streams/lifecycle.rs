@@ -4,8 +4,9 @@
 //!   `receiving`), or the host starts it by API (media `waiting`; if nothing
 //!   arrives within the media wait, `-> error`).
 //! - Publisher gone: media `reconnecting` for the grace period; a publish
-//!   within it resumes the same stream, else `-> ended` (at the moment the
-//!   publisher left).
+//!   within it resumes the same stream, and its WebRTC viewers with it (the
+//!   SFU holds them; they never renegotiate), else `-> ended` (at the moment
+//!   the publisher left).
 //! - The host ends it: `-> archived` (saved) or `-> ended`;
 //!   an ended stream can still be archived, or deleted.
 //! - `scheduled -> cancelled` by the host. A recurring stream's next
@@ -121,7 +122,9 @@ impl Lifecycle {
         let Ok(id) = e.stream().parse::<i64>() else { return };
         match &e {
             SfuEvent::StreamLive { .. } => self.media_arrived(id).await,
-            SfuEvent::StreamEnded { .. } => self.media_lost(id).await,
+            // With the SFU's publisher hold, `PublisherLeft` comes first; the
+            // end is only news if the lifecycle missed the departure.
+            SfuEvent::PublisherLeft { .. } | SfuEvent::StreamEnded { .. } => self.media_lost(id).await,
             SfuEvent::ViewerJoined { session, .. } => {
                 if let Ok(s) = session.parse() {
                     self.inner.analytics.webrtc_joined(id, s);
@@ -260,6 +263,8 @@ impl Lifecycle {
                     if let Err(e) = me.finish(&s, "publisher_left", false, left_at).await {
                         tracing::error!(stream = id, "ending: {e}");
                     }
+                    // The SFU still holds the viewers for the publisher: let them go.
+                    me.inner.sfu.end_stream(&s.media_name()).await;
                 }
                 _ => {}
             }

@@ -110,6 +110,20 @@ async function register(page, { username, role, next }) {
   );
 }
 
+/** In the studio: picks the host's key `keyId` and clicks Go live; waits until live (or an error). */
+async function studioGoesLive(studio, keyId) {
+  run.step = 'pick the key in the studio';
+  await waitFor(studio, 'the key picker lists the key', (id) => {
+    const o = document.querySelector(`#key-select option[value="${id}"]`);
+    return !document.querySelector('#key-picker').hidden && o && !o.disabled;
+  }, String(keyId));
+  await studio.select('#key-select', String(keyId), run.remaining());
+  run.step = 'publish';
+  await waitFor(studio, 'Go live enabled (camera open, key set)', () => !document.querySelector('#go-live').disabled);
+  await studio.click('#go-live', run.remaining());
+  await waitFor(studio, 'the studio is live', () => window.onair.state === 'live' || window.onair.state === 'error', null, 30000);
+}
+
 async function main() {
   run.step = 'launch';
   const chromium = await launchChromium(run);
@@ -162,17 +176,7 @@ async function main() {
   await popup.waitForLoadState('load', { timeout: run.remaining() });
   await waitFor(studio, 'studio ready', () => window.onair && window.onair.page === 'publish');
 
-  run.step = 'pick the key in the studio';
-  await waitFor(studio, 'the key picker lists the new key', (id) => {
-    const o = document.querySelector(`#key-select option[value="${id}"]`);
-    return !document.querySelector('#key-picker').hidden && o && !o.disabled;
-  }, String(key.id));
-  await studio.select('#key-select', String(key.id), run.remaining());
-
-  run.step = 'publish';
-  await waitFor(studio, 'Go live enabled (camera open, key set)', () => !document.querySelector('#go-live').disabled);
-  await studio.click('#go-live', run.remaining());
-  await waitFor(studio, 'the studio is live', () => window.onair.state === 'live' || window.onair.state === 'error', null, 30000);
+  await studioGoesLive(studio, key.id);
   const pub = await studio.evaluate(() => ({ state: window.onair.state, stream: window.onair.stream, error: window.onair.error }));
   if (pub.state !== 'live') throw new Error(`studio ended in ${pub.state}: ${pub.error && pub.error.message}`);
   if (pub.stream !== String(streamId)) throw new Error(`the publish went live on stream ${pub.stream}, not the started ${streamId}`);
@@ -240,6 +244,29 @@ async function main() {
   await waitFor(viewer, 'the like count rises on the watch page', () => window.onair.likes === 1 && window.onair.likesSource === 'likes' && document.querySelector('#like-count').textContent === '1');
   await waitFor(dash, 'the like count rises on the dashboard', () => window.onair.live.likes === 1 && document.querySelector('#fig-likes').textContent === '1');
 
+  // ------------------------------------------------------------ the studio reloads mid-stream
+  // Its video drops (the page's pagehide ends its WHIP session) and the host
+  // goes live again within the reconnect grace: the watch page shows
+  // "Reconnecting" and then plays on, on the connection it already had.
+  run.step = 'studio reloads';
+  const beforeDrop = await viewer.evaluate(() => ({ session: window.onair.session, joins: window.onair.whepJoins }));
+  await viewer.evaluate(() => {
+    window.__sawReconnecting = false;
+    window.__reconnectWatch = setInterval(() => { if (window.onair.status === 'reconnecting') window.__sawReconnecting = true; }, 50);
+  });
+  await popup.reload({ waitUntil: 'load', timeout: run.remaining() });
+  await waitFor(studio, 'studio ready again', () => window.onair && window.onair.page === 'publish');
+  await waitFor(viewer, 'the viewer sees the host reconnecting', () => window.__sawReconnecting === true, null, 15000);
+  await studioGoesLive(studio, key.id);
+  if ((await onair(studio, 'state')) !== 'live') throw new Error('the studio did not go live again');
+  await waitFor(dash, 'the dashboard sees the video again', () => window.onair.live.media_state === 'receiving');
+  run.step = 'the viewer plays on';
+  const framesBefore = (await sampleVideo(viewer)).framesDecoded;
+  await waitFor(viewer, 'the watch page is live again', () => window.onair.phase === 'live' && window.onair.status === 'live');
+  const resumed = await pollUntil(run, 'frames decode again', () => sampleVideo(viewer), (v) => v.framesDecoded > framesBefore + 30, 20000);
+  const afterDrop = await viewer.evaluate(() => ({ session: window.onair.session, joins: window.onair.whepJoins, overlay: !document.querySelector('#overlay') || document.querySelector('#overlay').hidden }));
+  run.note(`viewer through the reconnect: ${JSON.stringify({ beforeDrop, afterDrop, framesBefore, framesAfter: resumed.framesDecoded })}`);
+
   run.step = 'final state';
   const final = await sampleVideo(viewer);
   const result = {
@@ -254,6 +281,16 @@ async function main() {
     chat_deleted_seen: true,
     likes: await onair(viewer, 'likes'),
     dashboard_likes: (await onair(dash, 'live')).likes,
+    reconnect: {
+      saw_reconnecting: true,
+      session_before: beforeDrop.session,
+      session_after: afterDrop.session,
+      whep_joins_before: beforeDrop.joins,
+      whep_joins_after: afterDrop.joins,
+      overlay_hidden: afterDrop.overlay,
+      frames_before: framesBefore,
+      frames_after: resumed.framesDecoded,
+    },
   };
 
   run.step = 'screenshots';
