@@ -96,11 +96,21 @@ export function describeError(err) {
 }
 
 /** Fetches /api/config and returns RTCPeerConnection iceServers ([] on any problem). */
-export async function getIceServers() {
+/** The server's public settings (`GET /api/config`); null when unreachable. */
+export async function getConfig() {
   try {
     const resp = await fetch('/api/config', { cache: 'no-store' });
     if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
-    const cfg = await resp.json();
+    return await resp.json();
+  } catch (err) {
+    console.warn('[onair] could not load /api/config:', err);
+    return null;
+  }
+}
+
+export async function getIceServers() {
+  try {
+    const cfg = await getConfig();
     const list = Array.isArray(cfg && cfg.ice_servers) ? cfg.ice_servers : [];
     return list
       .map((s) => {

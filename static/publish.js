@@ -5,6 +5,7 @@ import {
   errorFromResponse,
   describeError,
   getIceServers,
+  getConfig,
   waitForIceGathering,
   preferCodec,
   resolveLocation,
@@ -37,7 +38,15 @@ const KEY_STORE = 'onair.streamKey';
 const CAM_STORE = 'onair.cameraId';
 const MIC_STORE = 'onair.microphoneId';
 const CONNECT_TIMEOUT_MS = 15000;
-const DISCONNECT_GRACE_MS = 5000;
+const DISCONNECT_GRACE_MS = 3000;
+/**
+ * A live stream whose connection died goes back on air by itself: the server
+ * holds the stream and its viewers for the publisher during its reconnect
+ * grace (`reconnect_grace_seconds` in /api/config), so the studio publishes
+ * again after these delays while that grace lasts (less a margin).
+ */
+const RECONNECT_DELAYS_MS = [0, 1000, 2000, 3000];
+const RECONNECT_MARGIN_MS = 2000;
 
 const els = {
   body: document.body,
@@ -117,6 +126,7 @@ const onair = {
   stats: null, // { layers: {q,h,f}, video_bitrate_bps, audio_bitrate_bps, ... }
   healthConnected: false, // the health socket (viewer count, server-side layers)
   endedByServer: false, // the server ended the stream while we published
+  reconnects: 0, // times the studio got back on air by itself after a drop
   keys: [], // the logged-in host's keys: [{id, label, prefix, saved}]
   keyId: null, // the picked key's id
   target: null, // the stream of ?stream= (when logged in)
@@ -142,6 +152,7 @@ let camOff = false;
 const STATUS_LABEL = {
   idle: 'Offline',
   connecting: 'Connecting…',
+  reconnecting: 'Reconnecting…',
   live: 'LIVE',
   ended: 'Ended',
   error: 'Error',
@@ -152,13 +163,13 @@ function setState(state) {
   els.body.dataset.state = state;
   els.status.dataset.state = state;
   setText(els.statusText, STATUS_LABEL[state] || state);
-  const busy = state === 'connecting' || state === 'live';
+  const busy = state === 'connecting' || state === 'live' || state === 'reconnecting';
   els.statusTime.hidden = state !== 'live';
   els.badgeLive.hidden = state !== 'live';
   els.badgeTime.hidden = state !== 'live';
   els.badgeViewers.hidden = state !== 'live';
 
-  els.goLive.hidden = state === 'live';
+  els.goLive.hidden = state === 'live' || state === 'reconnecting';
   els.goLiveSpinner.hidden = state !== 'connecting';
   setText(els.goLiveLabel, state === 'connecting' ? 'Connecting…' : state === 'ended' ? 'Go live again' : 'Go live');
   els.end.hidden = !busy;
@@ -566,7 +577,11 @@ function onConnectionChange(pc) {
 
 function wentLive() {
   clearTimeout(connectTimer);
-  onair.startedAt = Date.now();
+  const back = reconnect;
+  reconnect = null;
+  // Back after a drop: the same broadcast goes on (its clock too).
+  onair.startedAt = back ? back.startedAt : Date.now();
+  if (back) onair.reconnects += 1;
   setState('live');
   const stream = onair.stream;
   if (stream) {
@@ -580,7 +595,52 @@ function wentLive() {
     startHealth(stream, els.key.value.trim());
   }
   startClock();
-  toast(stream ? `You’re live on “${stream}”` : 'You’re live', 'ok');
+  if (back) toast('Back on air', 'ok');
+  else toast(stream ? `You’re live on “${stream}”` : 'You’re live', 'ok');
+}
+
+/** While live, or getting back on air: `{ since, tries, startedAt, graceMs, timer }`. */
+let reconnect = null;
+
+/** Whether `err` (while getting back on air) may pass with another try. */
+function worthRetrying(err) {
+  const status = (err && err.status) || 0;
+  // 409: the server has not yet let go of the dead session (it does after a few silent seconds).
+  return status === 0 || status >= 500 || status === 409 || status === 429;
+}
+
+/**
+ * The connection of a live stream died (or a try to get back failed): publish
+ * again while the server still holds the stream, else fail as before.
+ */
+function lostWhileLive(err, step) {
+  const now = Date.now();
+  if (!reconnect) reconnect = { since: now, tries: 0, startedAt: onair.startedAt, graceMs: null, timer: null };
+  const r = reconnect;
+  const limitMs = (r.graceMs ?? 15000) - RECONNECT_MARGIN_MS;
+  if (!worthRetrying(err) || now - r.since >= limitMs || r.tries >= 2 * RECONNECT_DELAYS_MS.length) {
+    reconnect = null;
+    setState('live'); // so that the failure reads "Your stream was interrupted"
+    fail(err, step, { final: true });
+    return;
+  }
+  console.warn(`[onair] ${describeError(err)} Reconnecting (try ${r.tries + 1})…`);
+  if (r.tries === 0) toast('Connection lost. Reconnecting…', 'info');
+  const delay = RECONNECT_DELAYS_MS[Math.min(r.tries, RECONNECT_DELAYS_MS.length - 1)];
+  r.tries += 1;
+  teardown(); // the DELETE lets the server hold the stream for us at once
+  setState('reconnecting');
+  setText(els.connState, 'Reconnecting…');
+  r.timer = setTimeout(() => {
+    r.timer = null;
+    if (reconnect === r) goLive();
+  }, delay);
+  if (r.graceMs == null) {
+    getConfig().then((cfg) => {
+      const s = cfg && Number(cfg.reconnect_grace_seconds);
+      if (Number.isFinite(s) && s > 0) r.graceMs = s * 1000;
+    });
+  }
 }
 
 function teardown({ notifyServer = true } = {}) {
@@ -616,7 +676,12 @@ const STEP_TITLE = {
   answer: 'The server’s answer was not usable',
 };
 
-function fail(err, step) {
+function fail(err, step, { final = false } = {}) {
+  // A live stream's connection died, or a try to get back on air failed.
+  if (!final && ((onair.state === 'live' && step === 'media') || reconnect)) {
+    lostWhileLive(err, step);
+    return;
+  }
   const wasLive = onair.state === 'live';
   const expected = err && err.status >= 400 && err.status < 500;
   (expected ? console.warn : console.error)(`[onair] publish failed at ${step}:`, err);
@@ -640,8 +705,10 @@ function fail(err, step) {
 
 /** Ends the stream; resolves once the server has seen the DELETE. */
 function endStream() {
-  if (onair.state !== 'connecting' && onair.state !== 'live') return Promise.resolve();
-  const wasLive = onair.state === 'live';
+  if (onair.state !== 'connecting' && onair.state !== 'live' && onair.state !== 'reconnecting') return Promise.resolve();
+  if (reconnect) clearTimeout(reconnect.timer);
+  const wasLive = onair.state === 'live' || reconnect !== null;
+  reconnect = null;
   const duration = onair.startedAt ? Date.now() - onair.startedAt : 0;
   attemptId++;
   const stream = onair.stream;

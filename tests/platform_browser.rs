@@ -3,8 +3,9 @@
 //! live and publishes the fake camera from the studio; a viewer (another
 //! browser context) finds it on the directory, watches, chats, and likes;
 //! the host sees the chat, deletes the message, reloads the studio mid-stream
-//! and goes live again (the viewer plays on, on the same connection), and
-//! ends the stream. Driven
+//! and goes live again (the viewer plays on, on the same connection), the
+//! server loses the studio's session and the studio gets back on air by
+//! itself (the viewer plays on again), and the host ends the stream. Driven
 //! through the UI by `tests/browser/platform.mjs` (playwright-core).
 //!
 //! Needs `/usr/bin/chromium` (or `$CHROMIUM`), node, and `npm ci` in
@@ -48,6 +49,17 @@ async fn a_host_goes_live_from_the_dashboard_and_a_viewer_watches_chats_and_like
     assert_eq!(rc["whep_joins_after"], rc["whep_joins_before"], "no second WHEP join: {r}");
     assert_eq!(rc["overlay_hidden"], true, "the Reconnecting overlay is gone: {r}");
     assert!(rc["frames_after"].as_u64() > rc["frames_before"].as_u64(), "frames decode again: {r}");
+    // Then the server lost the studio's session: the studio published again
+    // by itself (same broadcast clock) and the viewer played on.
+    let d = &r["studio_drop"];
+    eprintln!("through the studio's dropped connection: {d}");
+    assert_eq!(d["studio_reconnects"], 1, "{r}");
+    assert_eq!(d["new_session"], true, "{r}");
+    assert_eq!(d["started_at_kept"], true, "the studio's live clock goes on: {r}");
+    assert_eq!(d["viewer_session"], rc["session_before"], "still the viewer's first session: {r}");
+    assert_eq!(d["viewer_whep_joins"], 1, "{r}");
+    assert_eq!(d["viewer_phase"], "live", "{r}");
+    assert!(d["frames_after"].as_u64() > d["frames_before"].as_u64(), "{r}");
     assert_eq!(r["dashboard_likes"], 1, "{r}");
     assert_eq!(r["ended_seen_by_viewer"], true, "{r}");
     let summary = &r["summary"];

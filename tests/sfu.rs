@@ -227,6 +227,40 @@ async fn publisher_leaving_ends_the_stream_and_frees_its_viewers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_publish_takes_over_from_a_silent_publisher_and_keeps_its_viewers() {
+    let server = common::start_server(2).await;
+    let key = server.host_key("blip").await.unwrap();
+    let first = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("publish");
+    assert!(common::wait_until(10, || first.connected()).await);
+    let viewer = peer::watch(server.http_addr, "blip", WatchOpts::default()).await.unwrap();
+    assert!(common::wait_until(10, || viewer.video().len() > 20).await);
+
+    // The encoder's network drops: no DELETE, its session just goes quiet.
+    let dropped = std::time::Instant::now();
+    first.stop().await;
+    let early = peer::publish(server.http_addr, &key, PublishOpts::default()).await;
+    if dropped.elapsed() < Duration::from_secs(2) {
+        let refused = early.err().expect("a publisher that was sending a moment ago keeps its stream");
+        assert_eq!(refused.error_code(), "stream_busy");
+    }
+    // Once it has been silent for a few seconds, the encoder's reconnect takes over.
+    tokio::time::sleep(Duration::from_millis(3500).saturating_sub(dropped.elapsed())).await;
+    let before = viewer.video();
+    let last = before.last().unwrap().clone();
+    let second = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("the reconnect takes over");
+    assert!(common::wait_until(10, || second.connected()).await);
+    assert!(common::wait_until(10, || viewer.video().len() > before.len() + 20).await, "the viewer gets the new publisher's video");
+    assert!(viewer.connected(), "the viewer kept its connection: {:?}", viewer.state());
+    let resumed = &viewer.video()[before.len()];
+    assert_eq!((resumed.ssrc, resumed.seq), (last.ssrc, last.seq.wrapping_add(1)), "one continuous track");
+    assert!(resumed.is_vp8_keyframe());
+    assert_eq!(server.sfu.session_count(), 2, "the silent session was closed, the new one and the viewer remain");
+    second.stop().await;
+    viewer.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_that_vanishes_is_timed_out() {
     let server = common::start_server_with(common::temp_dir("gone"), |a| {
         a.workers = Some(1);

@@ -6,7 +6,8 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use dashmap::DashMap;
 use serde::Serialize;
@@ -92,6 +93,22 @@ impl SfuEvent {
     }
 }
 
+/// Milliseconds on a process-wide monotonic clock (comparable across workers).
+pub fn mono_ms() -> u64 {
+    mono_ms_at(Instant::now())
+}
+
+/// [`mono_ms`] of an instant already taken.
+pub fn mono_ms_at(at: Instant) -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    at.saturating_duration_since(*EPOCH.get_or_init(Instant::now)).as_millis() as u64
+}
+
+/// A publisher that has sent no media for this long loses its stream to a
+/// new publish with the stream's key (an encoder reconnecting after a
+/// network drop must not wait for the server to notice the old session died).
+pub const STALE_PUBLISHER_MS: u64 = 3_000;
+
 /// Shared state of one live stream, seen by every worker.
 #[derive(Debug)]
 pub struct StreamShared {
@@ -116,6 +133,9 @@ pub struct StreamShared {
     /// Set when the publisher's connection is gone but the stream is held
     /// for it (see `MediaConfig::publisher_hold`).
     pub publisher_gone: AtomicBool,
+    /// When the publisher's last RTP packet arrived ([`mono_ms`]; the
+    /// stream's creation until the first).
+    pub media_at_ms: AtomicU64,
     /// Recent video packets (written by the publisher's worker only).
     pub cache: Mutex<StreamCache>,
 }
@@ -134,6 +154,7 @@ impl StreamShared {
             codecs: Mutex::new(StreamCodecs::default()),
             ended: AtomicBool::new(false),
             publisher_gone: AtomicBool::new(false),
+            media_at_ms: AtomicU64::new(mono_ms()),
             cache: Mutex::new(StreamCache::default()),
         }
     }
@@ -417,6 +438,16 @@ impl Sfu {
     /// Starts publishing `stream` with a WHIP offer.
     pub async fn publish(&self, stream: &str, offer: &str) -> Result<SessionAnswer, SfuError> {
         crate::negotiate::check_offer(offer)?;
+        let current = self.shared.streams.get(stream).map(|s| s.clone());
+        if let Some(current) = current.filter(|s| !s.publisher_gone.load(Ordering::Relaxed) && !s.ended.load(Ordering::Relaxed)) {
+            let silent_ms = mono_ms().saturating_sub(current.media_at_ms.load(Ordering::Relaxed));
+            if silent_ms >= STALE_PUBLISHER_MS {
+                // Its connection is surely gone: close it (the stream is then
+                // held, see `MediaConfig::publisher_hold`) and take over below.
+                info!(stream, old = %current.publisher, silent_ms, "a new publish takes over from a silent publisher");
+                let _ = self.close(current.publisher).await;
+            }
+        }
         let worker = self.pick_worker();
         let session = SessionId(self.shared.new_id());
         let (shared, held) = self.shared.register_stream(stream, session, worker)?;

@@ -653,9 +653,14 @@ impl<T: Transmit> Worker<T> {
         // Events first: a track's OnOpen is queued with its first packet, and
         // the packet needs the track's receiver.
         Self::pump_events(id, peer, &mut self.actions);
+        let mut media_seen = false;
         while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
             match message {
                 RTCMessage::RtpPacket(track_id, packet) => {
+                    if !media_seen {
+                        media_seen = true;
+                        peer.stream.media_at_ms.store(crate::sfu::mono_ms_at(now), Ordering::Relaxed);
+                    }
                     if let Some(fp) = peer.on_rtp(&track_id, packet, now_us, metrics) {
                         let mask = peer.stream.viewer_workers.load(Ordering::Relaxed);
                         self.actions.push(Action::Fanout(fp, mask));

@@ -195,7 +195,8 @@ pub fn router(app: AppState, static_dir: &Path) -> Router {
 }
 
 async fn config(State(app): State<AppState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "ice_servers": app.sfu.ice_servers() }))
+    // The studio retries a dropped publish for as long as the stream is held for it.
+    Json(serde_json::json!({ "ice_servers": app.sfu.ice_servers(), "reconnect_grace_seconds": app.settings.reconnect_grace.as_secs() }))
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {

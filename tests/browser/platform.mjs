@@ -267,6 +267,22 @@ async function main() {
   const afterDrop = await viewer.evaluate(() => ({ session: window.onair.session, joins: window.onair.whepJoins, overlay: !document.querySelector('#overlay') || document.querySelector('#overlay').hidden }));
   run.note(`viewer through the reconnect: ${JSON.stringify({ beforeDrop, afterDrop, framesBefore, framesAfter: resumed.framesDecoded })}`);
 
+  // ------------------------------------------------------------ the studio's connection drops
+  // The server loses the studio's session (as when the host's network
+  // drops): the studio notices, publishes again by itself, and the viewer
+  // plays on, still on its one connection.
+  run.step = 'studio connection drops';
+  const drop = await studio.evaluate(() => ({ location: window.onair.location, key: document.querySelector('#stream-key').value, started: window.onair.startedAt }));
+  const del = await fetch(drop.location, { method: 'DELETE', headers: { Authorization: `Bearer ${drop.key}` } });
+  if (del.status !== 200) throw new Error(`DELETE of the studio's session: ${del.status}`);
+  await waitFor(studio, 'the studio is back on air by itself', () => window.onair.reconnects === 1 && window.onair.state === 'live', null, 30000);
+  await waitFor(dash, 'the dashboard sees the video again', () => window.onair.live.media_state === 'receiving');
+  const framesBeforeDrop = (await sampleVideo(viewer)).framesDecoded;
+  const afterBlip = await pollUntil(run, 'frames decode after the drop', () => sampleVideo(viewer), (v) => v.framesDecoded > framesBeforeDrop + 30, 20000);
+  const blip = await viewer.evaluate(() => ({ session: window.onair.session, joins: window.onair.whepJoins, phase: window.onair.phase }));
+  const studioAfter = await studio.evaluate(() => ({ location: window.onair.location, started: window.onair.startedAt, clock: document.querySelector('#status-time') && document.querySelector('#status-time').textContent }));
+  run.note(`through the studio's drop: ${JSON.stringify({ drop: { ...drop, key: undefined }, studioAfter, blip, framesBeforeDrop, framesAfter: afterBlip.framesDecoded })}`);
+
   run.step = 'final state';
   const final = await sampleVideo(viewer);
   const result = {
@@ -290,6 +306,16 @@ async function main() {
       overlay_hidden: afterDrop.overlay,
       frames_before: framesBefore,
       frames_after: resumed.framesDecoded,
+    },
+    studio_drop: {
+      studio_reconnects: await onair(studio, 'reconnects'),
+      new_session: studioAfter.location !== drop.location,
+      started_at_kept: studioAfter.started === drop.started,
+      viewer_session: blip.session,
+      viewer_whep_joins: blip.joins,
+      viewer_phase: blip.phase,
+      frames_before: framesBeforeDrop,
+      frames_after: afterBlip.framesDecoded,
     },
   };
 
