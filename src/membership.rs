@@ -1,10 +1,18 @@
 //! What a user is to a host's channel: follower, subscriber, ticket holder,
 //! moderator. Chat modes and stream access ask here.
 //!
+//! Chat asks who moderates and who subscribes on every message, so those two
+//! answers are cached per (user, host); every write here drops its entry.
+//! (One process owns the database; several would need to tell each other.)
+//!
 //! Until the payment side exists, subscriptions and tickets come from the
 //! host as gifts (`source = 'gift'`); the rules that read them do not care
 //! where they came from.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
 use onair_signaling::ApiError;
 use serde::Serialize;
 use sqlx::SqlitePool;
@@ -31,16 +39,58 @@ pub struct Subscription {
     pub expires_at: i64,
 }
 
+/// Answers about (user, host) pairs, remembered until a write changes them.
+#[derive(Default)]
+struct Cache<V> {
+    map: DashMap<(i64, i64), V>,
+    /// Bumped by every write, so that a read that raced with one does not
+    /// store what it saw before it.
+    generation: AtomicU64,
+}
+
+/// More pairs than this and the cache starts over (it only saves reads).
+const CACHE_MAX: usize = 100_000;
+
+impl<V: Copy> Cache<V> {
+    fn get(&self, key: (i64, i64)) -> Option<V> {
+        self.map.get(&key).map(|v| *v)
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Remembers `value`, read from the database after `generation()` was `seen`.
+    fn put(&self, key: (i64, i64), value: V, seen: u64) {
+        if self.map.len() >= CACHE_MAX {
+            self.map.clear();
+        }
+        self.map.insert(key, value);
+        if self.generation() != seen {
+            self.map.remove(&key); // a write came in between: it may be stale
+        }
+    }
+
+    fn forget(&self, key: (i64, i64)) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.map.remove(&key);
+    }
+}
+
 /// Membership queries.
 #[derive(Clone)]
 pub struct Membership {
     pool: SqlitePool,
+    /// (user, host) -> moderates the channel.
+    moderators: Arc<Cache<bool>>,
+    /// (user, host) -> the latest subscription's end (0: none).
+    subscriptions: Arc<Cache<i64>>,
 }
 
 impl Membership {
     /// On this pool.
     pub fn new(pool: SqlitePool) -> Self {
-        Membership { pool }
+        Membership { pool, moderators: Default::default(), subscriptions: Default::default() }
     }
 
     /// Runs an insert or delete; true if it changed a row (false: it was
@@ -79,14 +129,23 @@ impl Membership {
 
     /// Whether `user` has a subscription to `host` running now.
     pub async fn is_subscriber(&self, user: i64, host: i64) -> Result<bool, ApiError> {
-        let r: Option<(i64,)> = sqlx::query_as("SELECT id FROM subscriptions WHERE user_id = $1 AND host_id = $2 AND expires_at > $3 LIMIT 1")
-            .bind(user)
-            .bind(host)
-            .bind(now_ms())
-            .fetch_optional(&self.pool)
-            .await
-            .db()?;
-        Ok(r.is_some())
+        let key = (user, host);
+        let expires_at = match self.subscriptions.get(key) {
+            Some(e) => e,
+            None => {
+                let seen = self.subscriptions.generation();
+                let r: (Option<i64>,) = sqlx::query_as("SELECT MAX(expires_at) FROM subscriptions WHERE user_id = $1 AND host_id = $2")
+                    .bind(user)
+                    .bind(host)
+                    .fetch_one(&self.pool)
+                    .await
+                    .db()?;
+                let e = r.0.unwrap_or(0);
+                self.subscriptions.put(key, e, seen);
+                e
+            }
+        };
+        Ok(expires_at > now_ms())
     }
 
     /// The host gives `user` a subscription for `days`; a running one is extended.
@@ -119,6 +178,7 @@ impl Membership {
             }
         };
         tx.commit().await.db()?;
+        self.subscriptions.forget((user, host));
         Ok(Subscription { user_id: user, host_id: host, source: "gift".into(), expires_at })
     }
 
@@ -136,24 +196,33 @@ impl Membership {
 
     /// Whether `user` moderates `host`'s channel.
     pub async fn is_channel_moderator(&self, user: i64, host: i64) -> Result<bool, ApiError> {
+        if let Some(m) = self.moderators.get((user, host)) {
+            return Ok(m);
+        }
+        let seen = self.moderators.generation();
         let r: Option<(i64,)> = sqlx::query_as("SELECT user_id FROM channel_moderators WHERE host_id = $1 AND user_id = $2")
             .bind(host)
             .bind(user)
             .fetch_optional(&self.pool)
             .await
             .db()?;
+        self.moderators.put((user, host), r.is_some(), seen);
         Ok(r.is_some())
     }
 
     /// Appoints a channel moderator; false if already one.
     pub async fn add_moderator(&self, host: i64, user: i64) -> Result<bool, ApiError> {
         let q = sqlx::query("INSERT INTO channel_moderators (host_id, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").bind(host).bind(user).bind(now_ms());
-        self.one_row(q).await
+        let changed = self.one_row(q).await;
+        self.moderators.forget((user, host));
+        changed
     }
 
     /// Removes a channel moderator; false if not one.
     pub async fn remove_moderator(&self, host: i64, user: i64) -> Result<bool, ApiError> {
-        self.one_row(sqlx::query("DELETE FROM channel_moderators WHERE host_id = $1 AND user_id = $2").bind(host).bind(user)).await
+        let changed = self.one_row(sqlx::query("DELETE FROM channel_moderators WHERE host_id = $1 AND user_id = $2").bind(host).bind(user)).await;
+        self.moderators.forget((user, host));
+        changed
     }
 
     /// A channel's moderators (user ids).

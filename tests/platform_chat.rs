@@ -224,6 +224,9 @@ async fn moderators_and_the_socket() {
     assert_eq!(api.post("/api/channels/ana/timeouts", Some(&bob.token), json!({ "user": "vic", "seconds": 5 })).await.status, 403);
     assert_eq!(api.delete("/api/channels/ana/timeouts/vic", Some(&mod1.token)).await.status, 204);
     assert_eq!(vic_ws.chat(sid, "back").await["type"], "ack");
+    // Losing the role takes effect at once (chat remembers who moderates).
+    assert_eq!(api.delete("/api/channels/ana/moderators/modtwo", Some(&ana.token)).await.status, 204);
+    assert_eq!(api.post("/api/channels/ana/timeouts", Some(&mod2.token), json!({ "user": "vic", "seconds": 5 })).await.status, 403, "no longer a moderator");
 
     // Slow mode reaches the room as settings, and as a system message only
     // while live (this stream is not).
