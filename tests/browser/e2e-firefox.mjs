@@ -20,7 +20,7 @@
 
 import {
   Run,
-  parseArgs,
+  scriptArgs,
   goLive,
   openWatch,
   publisherLayers,
@@ -44,27 +44,13 @@ const SPEC = {
   'check-end': 'bool',
 };
 
-let args;
-try {
-  args = { timeoutMs: 90000, checkEnd: false, publisher: 'firefox', ...parseArgs(process.argv.slice(2), SPEC) };
-} catch (err) {
-  process.stderr.write(`${err.message}\n${USAGE}\n`);
-  process.stdout.write(`${JSON.stringify({ ok: false, step: 'args', error: err.message })}\n`);
-  process.exit(2);
-}
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
-const missing = ['base', 'key', 'stream'].filter((k) => !args[k]);
-let argError = missing.length ? `missing --${missing.join(', --')}` : null;
-if (!argError && (!Number.isFinite(args.timeoutMs) || args.timeoutMs <= 0)) argError = 'bad --timeout-ms';
-if (!argError && !['firefox', 'chromium'].includes(args.publisher)) argError = 'bad --publisher';
-if (argError) {
-  process.stderr.write(`${argError}\n${USAGE}\n`);
-  process.stdout.write(`${JSON.stringify({ ok: false, step: 'args', error: argError })}\n`);
-  process.exit(2);
-}
+const args = scriptArgs({
+  spec: SPEC,
+  usage: USAGE,
+  defaults: { timeoutMs: 90000, checkEnd: false, publisher: 'firefox' },
+  required: ['base', 'key', 'stream'],
+  check: (a) => (['firefox', 'chromium'].includes(a.publisher) ? null : 'bad --publisher'),
+});
 const base = args.base.replace(/\/+$/, '');
 const run = new Run(args).arm();
 

@@ -11,7 +11,7 @@
 
 import {
   Run,
-  parseArgs,
+  scriptArgs,
   goLive,
   openWatch,
   publisherTopWidth,
@@ -25,25 +25,7 @@ const USAGE =
   'usage: node e2e.mjs --base URL --key KEY --stream NAME [--screenshots DIR] [--timeout-ms MS] [--check-end]';
 const SPEC = { base: 'string', key: 'string', stream: 'string', screenshots: 'string', 'timeout-ms': 'number', 'check-end': 'bool' };
 
-let args;
-try {
-  args = { timeoutMs: 60000, checkEnd: false, ...parseArgs(process.argv.slice(2), SPEC) };
-} catch (err) {
-  process.stderr.write(`${err.message}\n${USAGE}\n`);
-  process.stdout.write(`${JSON.stringify({ ok: false, step: 'args', error: err.message })}\n`);
-  process.exit(2);
-}
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
-const missing = ['base', 'key', 'stream'].filter((k) => !args[k]);
-if (missing.length || !Number.isFinite(args.timeoutMs) || args.timeoutMs <= 0) {
-  const error = missing.length ? `missing --${missing.join(', --')}` : 'bad --timeout-ms';
-  process.stderr.write(`${error}\n${USAGE}\n`);
-  process.stdout.write(`${JSON.stringify({ ok: false, step: 'args', error })}\n`);
-  process.exit(2);
-}
+const args = scriptArgs({ spec: SPEC, usage: USAGE, defaults: { timeoutMs: 60000, checkEnd: false }, required: ['base', 'key', 'stream'] });
 const base = args.base.replace(/\/+$/, '');
 const run = new Run(args).arm();
 

@@ -45,6 +45,37 @@ export function parseArgs(argv, spec) {
   return out;
 }
 
+/**
+ * A script's arguments (see `parseArgs`), over `defaults`; or the script
+ * ends here. `--help` prints `usage`. A bad argument, a missing `required`
+ * flag, a bad `--timeout-ms` or the message `check(args)` returns is printed
+ * with the usage on stderr, and as the one-line JSON failure on stdout
+ * (step `args`), exit code 2.
+ */
+export function scriptArgs({ spec, usage, defaults = {}, required = [], check = () => null }) {
+  const refuse = (error) => {
+    process.stderr.write(`${error}\n${usage}\n`);
+    process.stdout.write(`${JSON.stringify({ ok: false, step: 'args', error })}\n`);
+    process.exit(2);
+  };
+  let args;
+  try {
+    args = { ...defaults, ...parseArgs(process.argv.slice(2), spec) };
+  } catch (err) {
+    refuse(err.message);
+  }
+  if (args.help) {
+    process.stdout.write(`${usage}\n`);
+    process.exit(0);
+  }
+  const missing = required.filter((k) => !args[k]);
+  if (missing.length) refuse(`missing --${missing.join(', --')}`);
+  if (!Number.isFinite(args.timeoutMs) || args.timeoutMs <= 0) refuse('bad --timeout-ms');
+  const bad = check(args);
+  if (bad) refuse(bad);
+  return args;
+}
+
 // ------------------------------------------------------------------ page adapters
 
 /** Wraps a playwright-core Page. */

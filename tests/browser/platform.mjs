@@ -24,30 +24,13 @@
 
 import path from 'node:path';
 import fs from 'node:fs';
-import { Run, parseArgs, sampleVideo, pollUntil, sleep } from './harness.mjs';
+import { Run, scriptArgs, sampleVideo, pollUntil, sleep } from './harness.mjs';
 import { launchChromium } from './browsers.mjs';
 
 const USAGE = 'usage: node platform.mjs --base URL [--screenshots DIR] [--timeout-ms MS]';
 const SPEC = { base: 'string', screenshots: 'string', 'timeout-ms': 'number' };
 
-let args;
-try {
-  args = { timeoutMs: 120000, ...parseArgs(process.argv.slice(2), SPEC) };
-} catch (err) {
-  process.stderr.write(`${err.message}\n${USAGE}\n`);
-  process.stdout.write(`${JSON.stringify({ ok: false, step: 'args', error: err.message })}\n`);
-  process.exit(2);
-}
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
-if (!args.base || !Number.isFinite(args.timeoutMs) || args.timeoutMs <= 0) {
-  const error = !args.base ? 'missing --base' : 'bad --timeout-ms';
-  process.stderr.write(`${error}\n${USAGE}\n`);
-  process.stdout.write(`${JSON.stringify({ ok: false, step: 'args', error })}\n`);
-  process.exit(2);
-}
+const args = scriptArgs({ spec: SPEC, usage: USAGE, defaults: { timeoutMs: 120000 }, required: ['base'] });
 const base = args.base.replace(/\/+$/, '');
 const run = new Run(args).arm();
 
@@ -257,6 +240,7 @@ async function main() {
   await popup.reload({ waitUntil: 'load', timeout: run.remaining() });
   await waitFor(studio, 'studio ready again', () => window.onair && window.onair.page === 'publish');
   await waitFor(viewer, 'the viewer sees the host reconnecting', () => window.__sawReconnecting === true, null, 15000);
+  await viewer.evaluate(() => clearInterval(window.__reconnectWatch));
   await studioGoesLive(studio, key.id);
   if ((await onair(studio, 'state')) !== 'live') throw new Error('the studio did not go live again');
   await waitFor(dash, 'the dashboard sees the video again', () => window.onair.live.media_state === 'receiving');
