@@ -109,8 +109,12 @@ export async function getConfig() {
 }
 
 export async function getIceServers() {
+  return iceServersOf(await getConfig());
+}
+
+/** The usable ICE servers of a `/api/config` answer (none when it is null). */
+export function iceServersOf(cfg) {
   try {
-    const cfg = await getConfig();
     const list = Array.isArray(cfg && cfg.ice_servers) ? cfg.ice_servers : [];
     return list
       .map((s) => {
@@ -127,7 +131,7 @@ export async function getIceServers() {
       })
       .filter(Boolean);
   } catch (err) {
-    console.warn('[onair] /api/config unavailable, using no ICE servers:', err);
+    console.warn('[onair] unusable ice_servers in /api/config, using none:', err);
     return [];
   }
 }

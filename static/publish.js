@@ -4,8 +4,8 @@ import {
   OnAirError,
   errorFromResponse,
   describeError,
-  getIceServers,
   getConfig,
+  iceServersOf,
   waitForIceGathering,
   preferCodec,
   resolveLocation,
@@ -453,7 +453,10 @@ async function goLive() {
     }
 
     step = 'setup';
-    const iceServers = await getIceServers();
+    const cfg = await getConfig();
+    const iceServers = iceServersOf(cfg);
+    const grace = cfg && Number(cfg.reconnect_grace_seconds);
+    if (Number.isFinite(grace) && grace > 0) serverGraceMs = grace * 1000;
     if (attempt !== attemptId) return;
     const pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
     onair.pc = pc;
@@ -599,8 +602,10 @@ function wentLive() {
   else toast(stream ? `You’re live on “${stream}”` : 'You’re live', 'ok');
 }
 
-/** While live, or getting back on air: `{ since, tries, startedAt, graceMs, timer }`. */
+/** While live, or getting back on air: `{ since, tries, startedAt, timer }`. */
 let reconnect = null;
+/** How long the server holds a stream for its publisher (from /api/config at go live). */
+let serverGraceMs = 15000;
 
 /** Whether `err` (while getting back on air) may pass with another try. */
 function worthRetrying(err) {
@@ -615,13 +620,11 @@ function worthRetrying(err) {
  */
 function lostWhileLive(err, step) {
   const now = Date.now();
-  if (!reconnect) reconnect = { since: now, tries: 0, startedAt: onair.startedAt, graceMs: null, timer: null };
+  if (!reconnect) reconnect = { since: now, tries: 0, startedAt: onair.startedAt, timer: null };
   const r = reconnect;
-  const limitMs = (r.graceMs ?? 15000) - RECONNECT_MARGIN_MS;
-  if (!worthRetrying(err) || now - r.since >= limitMs || r.tries >= 2 * RECONNECT_DELAYS_MS.length) {
+  if (!worthRetrying(err) || now - r.since >= serverGraceMs - RECONNECT_MARGIN_MS || r.tries >= 2 * RECONNECT_DELAYS_MS.length) {
     reconnect = null;
-    setState('live'); // so that the failure reads "Your stream was interrupted"
-    fail(err, step, { final: true });
+    fail(err, step, { final: true, wasLive: true });
     return;
   }
   console.warn(`[onair] ${describeError(err)} Reconnecting (try ${r.tries + 1})…`);
@@ -635,12 +638,6 @@ function lostWhileLive(err, step) {
     r.timer = null;
     if (reconnect === r) goLive();
   }, delay);
-  if (r.graceMs == null) {
-    getConfig().then((cfg) => {
-      const s = cfg && Number(cfg.reconnect_grace_seconds);
-      if (Number.isFinite(s) && s > 0) r.graceMs = s * 1000;
-    });
-  }
 }
 
 function teardown({ notifyServer = true } = {}) {
@@ -676,13 +673,12 @@ const STEP_TITLE = {
   answer: 'The server’s answer was not usable',
 };
 
-function fail(err, step, { final = false } = {}) {
+function fail(err, step, { final = false, wasLive = onair.state === 'live' } = {}) {
   // A live stream's connection died, or a try to get back on air failed.
   if (!final && ((onair.state === 'live' && step === 'media') || reconnect)) {
     lostWhileLive(err, step);
     return;
   }
-  const wasLive = onair.state === 'live';
   const expected = err && err.status >= 400 && err.status < 500;
   (expected ? console.warn : console.error)(`[onair] publish failed at ${step}:`, err);
   const message = describeError(err);
