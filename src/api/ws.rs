@@ -117,19 +117,23 @@ fn stream_ref(v: &serde_json::Value) -> String {
 
 /// An error answering a subscribe or watch: says which stream was refused.
 fn error_reply_for(id: &Option<serde_json::Value>, stream: &serde_json::Value, e: &ApiError) -> String {
-    let mut v: serde_json::Value = serde_json::from_str(&error_reply(id, e)).unwrap_or_default();
-    v["stream"] = stream.clone();
-    v.to_string()
+    let mut body = error_body(id, e);
+    body["stream"] = stream.clone();
+    body.to_string()
 }
 
 fn error_reply(id: &Option<serde_json::Value>, e: &ApiError) -> String {
+    error_body(id, e).to_string()
+}
+
+fn error_body(id: &Option<serde_json::Value>, e: &ApiError) -> serde_json::Value {
     let mut body = e.body();
     body["type"] = "error".into();
     body["status"] = e.status.as_u16().into();
     if let Some(id) = id {
         body["id"] = id.clone();
     }
-    body.to_string()
+    body
 }
 
 impl Session {
