@@ -30,6 +30,9 @@ pub struct Limits {
     pub writes_user: Limiter<i64>,
     /// WHIP/WHEP offers per IP (each makes a peer connection).
     pub media_ip: Limiter<IpAddr>,
+    /// Requests on WHIP/WHEP session URLs (trickle, layer, DELETE) per IP:
+    /// a session URL cannot be guessed, and nobody gets to try fast.
+    pub session_ip: Limiter<IpAddr>,
 }
 
 /// Every service of the platform.
@@ -81,6 +84,10 @@ impl App {
             writes_ip: Limiter::new(Rate { per_sec: writes * 5.0, burst: writes * 25.0 }),
             writes_user: Limiter::new(Rate { per_sec: writes, burst: writes * 5.0 }),
             media_ip: Limiter::new(Rate { per_sec: settings.media_offers_per_second as f64, burst: settings.media_offers_per_second as f64 * 10.0 }),
+            // A session's URL sees a few trickled candidates, a layer change
+            // now and then, one DELETE: twice the offer rate (20 a second
+            // by default, bursts of 100) leaves every real client room.
+            session_ip: Limiter::new(Rate { per_sec: settings.media_offers_per_second as f64 * 2.0, burst: settings.media_offers_per_second as f64 * 10.0 }),
         };
         let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits });
         let weak = Arc::downgrade(&app);
@@ -93,6 +100,7 @@ impl App {
                 app.limits.writes_ip.prune();
                 app.limits.writes_user.prune();
                 app.limits.media_ip.prune();
+                app.limits.session_ip.prune();
             }
         });
         Ok(app)

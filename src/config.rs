@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use onair_media::{IceServer, MediaConfig};
+use onair_media::{IceServer, MediaConfig, TurnAuth};
 use serde::Deserialize;
 
 /// Settings as flags (each also read from its `ONAIR_*` variable).
@@ -57,6 +57,22 @@ pub struct SettingsArgs {
     /// WHIP/WHEP offers (new media sessions) per second per IP [default: 10].
     #[arg(long, env = "ONAIR_MEDIA_RATE", global = true)]
     pub media_rate: Option<u32>,
+    /// Media sessions the server holds at most [default: 10000].
+    #[arg(long, env = "ONAIR_MAX_SESSIONS", global = true)]
+    pub max_sessions: Option<usize>,
+    /// Media sessions one worker holds at most; 0 = derived from the total [default: 0].
+    #[arg(long, env = "ONAIR_MAX_SESSIONS_PER_WORKER", global = true)]
+    pub max_sessions_per_worker: Option<usize>,
+    /// Media sessions one client network (IPv4 address, IPv6 /64) holds at most [default: 200].
+    #[arg(long, env = "ONAIR_MAX_SESSIONS_PER_NETWORK", global = true)]
+    pub max_sessions_per_network: Option<usize>,
+    /// Secret shared with the TURN server (coturn `static-auth-secret`): TURN
+    /// servers in --ice-servers then get short-lived credentials.
+    #[arg(long, env = "ONAIR_TURN_SECRET", global = true, hide_env_values = true)]
+    pub turn_secret: Option<String>,
+    /// Seconds short-lived TURN credentials stay valid [default: 3600].
+    #[arg(long, env = "ONAIR_TURN_TTL", global = true)]
+    pub turn_ttl: Option<u64>,
 }
 
 /// The config file's shape; every key is optional.
@@ -77,6 +93,11 @@ struct FileSettings {
     auth_rate: Option<u32>,
     write_rate: Option<u32>,
     media_rate: Option<u32>,
+    max_sessions: Option<usize>,
+    max_sessions_per_worker: Option<usize>,
+    max_sessions_per_network: Option<usize>,
+    turn_secret: Option<String>,
+    turn_ttl: Option<u64>,
 }
 
 /// Settings of the platform around the SFU.
@@ -148,6 +169,14 @@ impl Settings {
                 worker_queue: defaults.worker_queue,
                 // Set from the reconnect grace by `Server::start`.
                 publisher_hold: defaults.publisher_hold,
+                max_sessions: args.max_sessions.or(file.max_sessions).unwrap_or(defaults.max_sessions).max(1),
+                max_sessions_per_worker: args.max_sessions_per_worker.or(file.max_sessions_per_worker).unwrap_or(defaults.max_sessions_per_worker),
+                max_sessions_per_network: args.max_sessions_per_network.or(file.max_sessions_per_network).unwrap_or(defaults.max_sessions_per_network).max(1),
+                connect_timeout: defaults.connect_timeout,
+                turn: args.turn_secret.clone().or(file.turn_secret).filter(|s| !s.is_empty()).map(|secret| TurnAuth {
+                    secret,
+                    ttl: Duration::from_secs(args.turn_ttl.or(file.turn_ttl).unwrap_or(3600).max(60)),
+                }),
             },
             platform: PlatformSettings {
                 reconnect_grace: secs(args.reconnect_grace, file.reconnect_grace, pd.reconnect_grace),

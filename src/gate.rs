@@ -119,4 +119,11 @@ impl Platform for Gate {
     fn resolve<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Option<String>> {
         Box::pin(async move { self.app.resolve_stream(path).await.ok().flatten().map(|s| s.media_name()) })
     }
+
+    fn principal(&self, bearer: &str) -> String {
+        match self.app.accounts.verify(bearer) {
+            Ok(claims) => format!("user:{}", claims.sub),
+            Err(_) => bearer.to_owned(),
+        }
+    }
 }

@@ -61,7 +61,8 @@ impl Server {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        self.sfu.shutdown();
+        // Every peer is told (DTLS close), then the worker threads end.
+        self.sfu.stop(std::time::Duration::from_secs(5)).await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task).await;
         self.app.pool.close().await;
     }

@@ -208,10 +208,15 @@ export function sessionFromLocation(loc) {
   }
 }
 
-/** Fire-and-forget DELETE of a WHIP/WHEP session (survives page unload). */
-export function deleteSession(url) {
+/**
+ * Fire-and-forget DELETE of a WHIP/WHEP session (survives page unload). A
+ * session opened with a bearer credential (stream key, access token) is
+ * ended only with the same one.
+ */
+export function deleteSession(url, bearer) {
   if (!url) return Promise.resolve();
-  return fetch(url, { method: 'DELETE', keepalive: true }).then(
+  const headers = bearer ? { Authorization: `Bearer ${bearer}` } : {};
+  return fetch(url, { method: 'DELETE', keepalive: true, headers }).then(
     () => undefined,
     () => undefined,
   );

@@ -114,6 +114,7 @@ const onair = {
   pc: null,
   session: null, // WHIP session id (last segment of Location)
   location: null, // absolute URL of the WHIP session resource
+  bearer: null, // the stream key the session was opened with (its DELETE needs it)
   stream: null, // stream name from X-OnAir-Stream
   watchUrl: null,
   error: null, // { code, status, message } of the last failure
@@ -505,11 +506,12 @@ async function goLive() {
     const loc = resp.headers.get('Location');
     if (!loc) throw new OnAirError('The server accepted the stream but did not return a session URL.', { code: 'no_location' });
     onair.location = resolveLocation(loc);
+    onair.bearer = key; // the session is ended only with the key that opened it
     onair.session = sessionFromLocation(loc);
     onair.stream = resp.headers.get('X-OnAir-Stream') || onair.stream;
     const answer = await resp.text();
     if (attempt !== attemptId) {
-      deleteSession(onair.location);
+      deleteSession(onair.location, onair.bearer);
       return;
     }
 
@@ -650,7 +652,7 @@ function teardown({ notifyServer = true } = {}) {
     health.close();
     health = null;
   }
-  const deleted = notifyServer && onair.location ? deleteSession(onair.location) : Promise.resolve();
+  const deleted = notifyServer && onair.location ? deleteSession(onair.location, onair.bearer) : Promise.resolve();
   if (onair.pc) {
     try {
       onair.pc.close();
@@ -1068,7 +1070,7 @@ els.copyLink.addEventListener('click', async () => {
 els.shareLink.addEventListener('focus', () => els.shareLink.select());
 
 window.addEventListener('pagehide', () => {
-  if (onair.location) deleteSession(onair.location);
+  if (onair.location) deleteSession(onair.location, onair.bearer);
 });
 
 els.keySelect.addEventListener('change', () => {

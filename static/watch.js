@@ -24,7 +24,7 @@ import {
   showEl,
   layerName,
 } from './common.js';
-import { currentUser, freshAccessToken, loginUrl, renderAccount, viewerKey } from './session.js';
+import { accessToken, currentUser, freshAccessToken, loginUrl, renderAccount, viewerKey } from './session.js';
 import { Realtime, showReminders } from './realtime.js';
 import { ChatView, ChatComposer, describeSettings, refusalText } from './chat.js';
 
@@ -132,6 +132,7 @@ const onair = {
   pc: null,
   session: null, // WHEP session id (last segment of Location)
   location: null, // absolute URL of the WHEP session resource
+  authed: false, // the WHEP session was opened with an access token (its DELETE/layer calls send one)
   stream: ref, // as in the URL: a stream id or the host's username
   streamId: null, // the stream's id once the server named it
   info: null, // the Stream object (from `subscribed` / `stream_status`)
@@ -486,7 +487,7 @@ async function connect() {
     const resp = await fetch(url, { method: 'POST', headers, body: pc.localDescription.sdp });
     if (attempt !== attemptId) {
       pc.close();
-      if (resp.ok && resp.headers.get('Location')) deleteSession(resolveLocation(resp.headers.get('Location')));
+      if (resp.ok && resp.headers.get('Location')) deleteSession(resolveLocation(resp.headers.get('Location')), token);
       return;
     }
     if (!resp.ok) throw await errorFromResponse(resp);
@@ -495,6 +496,7 @@ async function connect() {
     const answer = await resp.text();
 
     onair.pc = pc;
+    onair.authed = Boolean(token);
     onair.location = resolveLocation(loc);
     onair.session = sessionFromLocation(loc);
     onair.whepJoins += 1;
@@ -628,6 +630,15 @@ function streamEnded(reason, { title, text }) {
   showOverlay({ title, text, icon: 'ended' });
 }
 
+/**
+ * The credential of the WHEP session's requests: a session opened while
+ * logged in is changed or ended only by the same login (any of its tokens:
+ * the latest one, since the page refreshes them).
+ */
+function sessionBearer() {
+  return onair.authed ? accessToken() : null;
+}
+
 /** Leaves the stream (no automatic rejoin); resolves once the server has seen the DELETE. */
 function stop() {
   attemptId++;
@@ -635,7 +646,7 @@ function stop() {
   stopped = true;
   clearTimeout(retryTimer);
   clearInterval(countdownTimer);
-  const deleted = onair.location ? deleteSession(onair.location) : Promise.resolve();
+  const deleted = onair.location ? deleteSession(onair.location, sessionBearer()) : Promise.resolve();
   closePeer({ notifyServer: false });
   setPhase('idle');
   setText(els.statusLine, 'Stopped');
@@ -656,7 +667,7 @@ function closePeer({ notifyServer }) {
   clearTimeout(disconnectTimer);
   disconnectTimer = null;
   stopStats();
-  if (notifyServer && onair.location) deleteSession(onair.location);
+  if (notifyServer && onair.location) deleteSession(onair.location, sessionBearer());
   if (onair.pc) {
     try {
       onair.pc.close();
@@ -737,9 +748,12 @@ async function setLayer(layer, { silent = false } = {}) {
   const u = new URL(onair.location);
   u.pathname = `${u.pathname.replace(/\/$/, '')}/layer`;
   try {
+    const headers = { 'Content-Type': 'application/json' };
+    const bearer = sessionBearer();
+    if (bearer) headers.Authorization = `Bearer ${bearer}`;
     const resp = await fetch(u.toString(), {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers,
       body: JSON.stringify({ max_layer: layer }),
     });
     if (!resp.ok) throw await errorFromResponse(resp);
@@ -1106,7 +1120,7 @@ function init() {
   els.stage.addEventListener('touchstart', poke, { passive: true });
 
   window.addEventListener('pagehide', () => {
-    if (onair.location) deleteSession(onair.location);
+    if (onair.location) deleteSession(onair.location, sessionBearer());
   });
 
   renderMute();

@@ -188,7 +188,13 @@ async fn publisher_leaving_ends_the_stream_and_frees_its_viewers() {
     assert_eq!(second.status, 409, "{}", second.body);
     assert_eq!(second.error_code(), "stream_busy");
 
+    // The session is ended only with the key that opened it (RFC 9725).
     let res = http::request(server.http_addr, "DELETE", &publisher.location, &[], b"").await;
+    assert_eq!((res.status, res.error_code().as_str()), (401, "unauthorized"), "{}", res.body);
+    let res = http::request(server.http_addr, "DELETE", &publisher.location, &[("Authorization", "Bearer sk_someone_else")], b"").await;
+    assert_eq!((res.status, res.error_code().as_str()), (403, "forbidden"), "{}", res.body);
+    assert_eq!(server.sfu.session_count(), 3, "still publishing");
+    let res = http::delete_auth(server.http_addr, &publisher.location, &key).await;
     assert_eq!(res.status, 200, "{}", res.body);
     let mut seen = Vec::new();
     while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
@@ -407,7 +413,10 @@ async fn speaking_and_the_publisher_leaving_are_pushed_over_the_health_socket() 
             seen.push(v["event"].clone());
         }
     }
-    let session = publisher.location.rsplit('/').next().unwrap().to_owned();
+    // Events name the session by its tag: its URL (a capability) never leaves its owner.
+    let secret = publisher.location.rsplit('/').next().unwrap();
+    let session = secret.parse::<onair_media::SessionId>().unwrap().tag().to_string();
+    assert!(!seen.iter().any(|e| e.to_string().contains(secret)), "{seen:?}");
     let speaking = seen.iter().find(|e| e["type"] == "speaking").unwrap();
     assert_eq!(speaking["speaking"], true, "{seen:?}");
     assert_eq!(speaking["session"], session.as_str());
@@ -418,7 +427,7 @@ async fn speaking_and_the_publisher_leaving_are_pushed_over_the_health_socket() 
     assert_eq!(audio["speaking"], true, "{h}");
 
     // The publisher leaving reaches the socket at once, not at the next snapshot.
-    let res = http::request(server.http_addr, "DELETE", &publisher.location, &[], b"").await;
+    let res = http::delete_auth(server.http_addr, &publisher.location, &key).await;
     assert_eq!(res.status, 200);
     let left = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(Ok(msg)) = ws.next().await {

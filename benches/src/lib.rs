@@ -21,6 +21,7 @@
 //! - [`report`]: JSON, a table, an SVG plot;
 //! - [`chat`]: chat fan-out to thousands of sockets, and chat ingest.
 
+pub mod abuse;
 pub mod chat;
 pub mod http;
 pub mod janus;

@@ -21,7 +21,8 @@ pub fn run(args: SettingsArgs, chat_users: Option<usize>) -> Result<(), String> 
     rt.block_on(async move {
         let server = onair::server::Server::start(settings).await?;
         let key = server.host_key(STREAM).await?;
-        let mut ready = serde_json::json!({ "http": server.http_addr.to_string(), "key": key });
+        let media: Vec<String> = server.sfu.media_addrs().iter().map(|a| a.to_string()).collect();
+        let mut ready = serde_json::json!({ "http": server.http_addr.to_string(), "key": key, "media": media });
         if let Some(n) = chat_users {
             ready["chat"] = chat_setup(&server, n).await.map_err(|e| e.to_string())?;
         }

@@ -19,7 +19,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::forward::{Fanout, Kind};
+use crate::packet::{Fanout, Kind};
 use crate::layer::Layer;
 
 /// Packets kept per source: a few seconds of a 2.5 Mbit/s layer. A NACK for
@@ -208,7 +208,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::forward::ForwardPacket;
+    use crate::packet::ForwardPacket;
 
     fn pkt(layer: Layer, ssrc: u32, seq: u16, ts: u32, key: bool) -> Fanout {
         Arc::new(ForwardPacket::test_video(layer, ssrc, seq, ts, key, Bytes::from_static(b"x")))

@@ -39,11 +39,11 @@ pub async fn create(
     let cap = parse_cap(q.max_layer.as_deref())?;
     let offer = crate::sdpfrag::read_body(&headers, body, "application/sdp").await?;
     let stream = state.platform.authorize_play(&path, &client).await?;
-    let answer = state.sfu.play(&stream, &offer, cap).await?;
+    let answer = state.sfu.play(&stream, &offer, cap, crate::whip::requester(&state, &client)).await?;
     state.platform.viewer_opened(&stream, answer.session, &client);
-    let location = format!("/whep/{path}/{}", answer.session);
+    let location = format!("/whep/{path}/{}", answer.session.secret());
     let layer_link = format!("<{location}/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\"");
-    let mut res = created(&state, location, answer.sdp, &[]);
+    let mut res = created(&state, answer.session, location, answer.sdp, &[]);
     if let Ok(v) = axum::http::HeaderValue::from_str(&layer_link) {
         res.headers_mut().append(axum::http::header::LINK, v);
     }
@@ -51,8 +51,8 @@ pub async fn create(
 }
 
 /// `DELETE /whep/{stream}/{session}`.
-pub async fn delete(State(state): State<Signaling>, Path((stream, session)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
-    let id = session_of(&state, &session, Role::Viewer, Some(&stream)).await?;
+pub async fn delete(State(state): State<Signaling>, Path((stream, session)): Path<(String, String)>, client: Client) -> Result<StatusCode, ApiError> {
+    let id = session_of(&state, &session, Role::Viewer, Some(&stream), &client).await?;
     state.sfu.close(id).await?;
     Ok(StatusCode::OK)
 }
@@ -61,10 +61,11 @@ pub async fn delete(State(state): State<Signaling>, Path((stream, session)): Pat
 pub async fn patch(
     State(state): State<Signaling>,
     Path((stream, session)): Path<(String, String)>,
+    client: Client,
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let id = session_of(&state, &session, Role::Viewer, Some(&stream)).await?;
+    let id = session_of(&state, &session, Role::Viewer, Some(&stream), &client).await?;
     trickle(&state, id, &headers, body).await
 }
 
@@ -79,9 +80,10 @@ pub struct LayerRequest {
 pub async fn layer(
     State(state): State<Signaling>,
     Path((stream, session)): Path<(String, String)>,
+    client: Client,
     body: Result<Json<LayerRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<LayerState>, ApiError> {
-    let id = session_of(&state, &session, Role::Viewer, Some(&stream)).await?;
+    let id = session_of(&state, &session, Role::Viewer, Some(&stream), &client).await?;
     let Json(req) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_json", format!("expected {{\"max_layer\": \"auto|q|h|f\"}}: {e}")))?;
     let cap = parse_cap(Some(&req.max_layer))?;
     Ok(Json(state.sfu.set_layer_cap(id, cap).await?))

@@ -143,9 +143,14 @@ async fn limits(State(app): State<AppState>, req: Request, next: Next) -> Respon
     let path = req.uri().path();
     let write = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
     let offer = *req.method() == Method::POST && (path == "/whip" || (path.starts_with("/whep/") && path.matches('/').count() == 2));
+    let session_url = !offer && (path.starts_with("/whip/") || (path.starts_with("/whep/") && path.matches('/').count() >= 3));
     if offer {
         if let Some(wait) = ip.and_then(|ip| app.limits.media_ip.check(&ip).err()) {
             return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many new media sessions from this address; slow down").retry_after(wait.as_millis() as u64 + 1).into_response();
+        }
+    } else if session_url && *req.method() != Method::OPTIONS {
+        if let Some(wait) = ip.and_then(|ip| app.limits.session_ip.check(&ip).err()) {
+            return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests on media sessions from this address; slow down").retry_after(wait.as_millis() as u64 + 1).into_response();
         }
     } else if write && path.starts_with("/api/") {
         let over = if path.starts_with("/api/auth/") && path != "/api/auth/logout" {
@@ -194,9 +199,19 @@ pub fn router(app: AppState, static_dir: &Path) -> Router {
         .fallback(not_found)
 }
 
-async fn config(State(app): State<AppState>) -> Json<serde_json::Value> {
+async fn config(State(app): State<AppState>, client: onair_signaling::Client) -> Json<serde_json::Value> {
+    // TURN relays traffic: its credentials go to logged-in users (and with
+    // every authorized WHIP/WHEP offer), never to anyone who asks.
+    let user = client.bearer.as_deref().and_then(|t| app.accounts.verify(t).ok()).map(|c| c.sub);
+    let ice_servers = match user {
+        Some(id) => {
+            let now = crate::clock::now_ms() as u64 / 1000;
+            onair_signaling::turn::ice_servers_for(app.sfu.ice_servers(), app.sfu.config().turn.as_ref(), &format!("user-{id}"), now)
+        }
+        None => onair_signaling::turn::public_ice_servers(app.sfu.ice_servers()),
+    };
     // The studio retries a dropped publish for as long as the stream is held for it.
-    Json(serde_json::json!({ "ice_servers": app.sfu.ice_servers(), "reconnect_grace_seconds": app.settings.reconnect_grace.as_secs() }))
+    Json(serde_json::json!({ "ice_servers": ice_servers, "reconnect_grace_seconds": app.settings.reconnect_grace.as_secs() }))
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {

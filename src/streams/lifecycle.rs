@@ -125,16 +125,8 @@ impl Lifecycle {
             // With the SFU's publisher hold, `PublisherLeft` comes first; the
             // end is only news if the lifecycle missed the departure.
             SfuEvent::PublisherLeft { .. } | SfuEvent::StreamEnded { .. } => self.media_lost(id).await,
-            SfuEvent::ViewerJoined { session, .. } => {
-                if let Ok(s) = session.parse() {
-                    self.inner.analytics.webrtc_joined(id, s);
-                }
-            }
-            SfuEvent::ViewerLeft { session, .. } | SfuEvent::SessionClosed { session, .. } => {
-                if let Ok(s) = session.parse() {
-                    self.inner.analytics.webrtc_left(s);
-                }
-            }
+            SfuEvent::ViewerJoined { session, .. } => self.inner.analytics.webrtc_joined(id, *session),
+            SfuEvent::ViewerLeft { session, .. } | SfuEvent::SessionClosed { session, .. } => self.inner.analytics.webrtc_left(*session),
             _ => {}
         }
     }
