@@ -82,6 +82,8 @@ pub async fn run(kind: Kind, rate: u32, viewers: usize, window: Duration, worker
 async fn run_on(target: &Arc<Target>, kind: Kind, rate: u32, n: usize, window: Duration) -> Result<AbuseReport, String> {
     let shared = scenario::shared();
     let publisher = scenario::start_publisher(target, crate::publisher::PublishMedia::Vp8, &shared).await?;
+    // As the standard scenario: the platform marks the stream live a moment after its media starts.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let (viewers, errors) = scenario::join(target, &shared, n).await;
     if let Some(e) = errors.first() {
         return Err(format!("{} of {n} viewers could not join: {e}", errors.len()));
