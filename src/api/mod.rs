@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod channels;
 pub mod chat;
 pub mod extract;
 pub mod streams;
@@ -72,6 +73,7 @@ impl Modify for BearerAuth {
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "users", description = "Profiles and following"),
+        (name = "channels", description = "A host's channel: what an unprepared publish goes live with"),
         (name = "stream keys", description = "A host's keys for WHIP publishing"),
         (name = "streams", description = "Creating, scheduling and running streams"),
         (name = "chat", description = "Live chat"),
@@ -90,7 +92,8 @@ fn api(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
-        .routes(routes!(users::me))
+        .routes(routes!(users::me, users::update_me))
+        .routes(routes!(users::put_avatar, users::delete_avatar))
         .routes(routes!(users::reminders))
         .routes(routes!(users::list_keys, users::create_key))
         .routes(routes!(users::rotate_key))
@@ -106,6 +109,9 @@ fn api(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(streams::occurrences))
         .routes(routes!(streams::remind, streams::unremind))
         .routes(routes!(streams::gift_ticket))
+        .routes(routes!(streams::put_thumbnail, streams::delete_thumbnail))
+        .routes(routes!(channels::defaults, channels::update_defaults))
+        .routes(routes!(channels::put_default_thumbnail, channels::delete_default_thumbnail))
         .routes(routes!(chat::history, chat::post))
         .routes(routes!(chat::like))
         .routes(routes!(chat::delete))
@@ -179,10 +185,12 @@ pub fn router(app: AppState, static_dir: &Path) -> Router {
         .route_service("/dashboard", page("dashboard.html"))
         .route_service("/publish", page("publish.html"))
         .route_service("/watch/{stream}", page("watch.html"))
+        .route_service("/c/{username}", page("channel.html"))
         .nest_service("/static", ServeDir::new(static_dir));
     let misc = Router::new()
         .route("/api/openapi.json", get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc) }))
         .route("/api/config", get(config))
+        .route("/images/{name}", get(image))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(app.clone());
@@ -192,6 +200,33 @@ pub fn router(app: AppState, static_dir: &Path) -> Router {
         .layer(axum::middleware::from_fn_with_state(app, limits))
         .merge(pages)
         .fallback(not_found)
+}
+
+/// The body of an image upload, read up to [`crate::images::MAX_BYTES`]
+/// (the JSON body limit does not apply to it).
+pub async fn image_body(body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
+    let max = crate::images::MAX_BYTES;
+    axum::body::to_bytes(body, max).await.map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "image_too_large", format!("images are at most {} MiB", max / 1024 / 1024)))
+}
+
+/// `GET /images/{name}`: an uploaded image. Names are content hashes, so
+/// the name is the ETag and browsers may keep it for a year.
+async fn image(State(app): State<AppState>, axum::extract::Path(name): axum::extract::Path<String>, headers: axum::http::HeaderMap) -> Response {
+    let missing = || ApiError::new(StatusCode::NOT_FOUND, "image_not_found", format!("no image '{name}'")).into_response();
+    let Some((path, _, mime)) = app.images.file(&name) else { return missing() };
+    let etag = format!("\"{}\"", name.split('.').next().unwrap_or_default());
+    let cache = (header::CACHE_CONTROL, "public, max-age=31536000, immutable");
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag.as_str()), cache]).into_response();
+    }
+    match tokio::fs::read(&path).await {
+        Ok(data) => (
+            [(header::CONTENT_TYPE, mime), (header::ETAG, etag.as_str()), cache, (header::X_CONTENT_TYPE_OPTIONS, "nosniff")],
+            data,
+        )
+            .into_response(),
+        Err(_) => missing(),
+    }
 }
 
 async fn config(State(app): State<AppState>) -> Json<serde_json::Value> {
