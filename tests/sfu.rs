@@ -321,7 +321,7 @@ async fn a_joining_viewer_starts_from_the_cached_group_of_pictures() {
     server.stop().await;
 }
 
-/// A publisher that sends one keyframe only (as browsers do, unless asked),
+/// A publisher that sends keyframes only when asked (as browsers do),
 /// once its group of pictures has outgrown a burst. Twelve packets a frame:
 /// that takes under a second, while the keyframe is still fresh enough to show.
 async fn long_gop_publisher(server: &onair::server::Server, key: &str) -> peer::TestPeer {
@@ -350,7 +350,9 @@ async fn a_long_gop_gives_the_cached_keyframe_then_the_next_one() {
 
     let video = viewer.video();
     assert!(video[0].is_vp8_keyframe());
-    assert_eq!(video[0].frame(), Some(1), "the publisher's first and only keyframe, from the cache");
+    // The publisher's first keyframe, or one the SFU's refresh asked for
+    // (every `KEYFRAME_REFRESH`), from the cache: older than the join.
+    assert!(u64::from(video[0].frame().unwrap()) < frame_at_join, "a keyframe from the cache, frame {:?}", video[0].frame());
     // The keyframe's own packets, then straight on to the next keyframe.
     let next = video.iter().position(|r| r.frame().is_some_and(|f| f > 1)).unwrap();
     assert!(video[next].is_vp8_keyframe(), "after the cached keyframe, the viewer waits for a new one");

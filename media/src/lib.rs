@@ -42,4 +42,4 @@ pub use worker::Transmit;
 pub use config::{IceServer, MediaConfig};
 pub use error::SfuError;
 pub use layer::{Layer, LayerCap, Quality};
-pub use sfu::{LayerState, PeerHealth, Role, SessionAnswer, SessionId, Sfu, SfuEvent, StreamHealth};
+pub use sfu::{LayerInfo, LayerState, PeerHealth, Role, SessionAnswer, SessionId, Sfu, SfuEvent, StreamHealth};

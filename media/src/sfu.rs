@@ -75,6 +75,9 @@ pub enum SfuEvent {
     Speaking { stream: String, session: String, speaking: bool },
     /// The loudest publisher of the stream changed (co-host rooms highlight it).
     ActiveSpeaker { stream: String, session: String },
+    /// A viewer now receives another simulcast layer (at the keyframe it
+    /// switched on): what its player decodes from here on.
+    LayerChanged { stream: String, session: String, layer: Layer },
 }
 
 impl SfuEvent {
@@ -88,7 +91,8 @@ impl SfuEvent {
             | SfuEvent::ViewerLeft { stream, .. }
             | SfuEvent::SessionClosed { stream, .. }
             | SfuEvent::Speaking { stream, .. }
-            | SfuEvent::ActiveSpeaker { stream, .. } => stream,
+            | SfuEvent::ActiveSpeaker { stream, .. }
+            | SfuEvent::LayerChanged { stream, .. } => stream,
         }
     }
 }
@@ -172,6 +176,34 @@ impl StreamShared {
         let seen = self.layers_seen.load(Ordering::Relaxed);
         Layer::ALL.iter().copied().find(|l| seen & (1 << l.index()) != 0)
     }
+
+    /// The layers the publisher sends, low to high, with their bitrate and,
+    /// where the codec says it in its keyframes (VP8, H.264), their size.
+    pub fn layers(&self) -> Vec<LayerInfo> {
+        let seen = self.layers_seen.load(Ordering::Relaxed);
+        let cache = self.cache.lock().expect("cache lock");
+        Layer::ALL
+            .iter()
+            .filter(|l| seen & (1 << l.index()) != 0)
+            .map(|&layer| {
+                let size = cache.keyframe_size(layer);
+                LayerInfo { layer, width: size.map(|s| s.0), height: size.map(|s| s.1), bitrate_bps: self.layer_bps[layer.index()].load(Ordering::Relaxed) }
+            })
+            .collect()
+    }
+}
+
+/// One simulcast layer of a stream, as a viewer may choose it.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// `q`, `h` or `f` (a stream without simulcast has `f` only).
+    pub layer: Layer,
+    /// Picture width of its last keyframe, when known.
+    pub width: Option<u32>,
+    /// Picture height of its last keyframe, when known.
+    pub height: Option<u32>,
+    /// The rate it arrives at.
+    pub bitrate_bps: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -503,6 +535,17 @@ impl Sfu {
     /// The role and stream of a session.
     pub fn session(&self, session: SessionId) -> Option<(Role, String)> {
         self.shared.sessions.get(&session).map(|s| (s.role, s.stream.name.clone()))
+    }
+
+    /// The simulcast layers a live stream's publisher sends now.
+    pub fn stream_layers(&self, stream: &str) -> Option<Vec<LayerInfo>> {
+        self.shared.streams.get(stream).map(|s| s.layers())
+    }
+
+    /// A viewer's layer state (cap, current and target layer), unchanged.
+    pub async fn viewer_layer(&self, session: SessionId) -> Result<LayerState, SfuError> {
+        let worker = self.shared.sessions.get(&session).map(|s| s.worker).ok_or(SfuError::SessionNotFound)?;
+        self.ask(worker, |reply| Command::ViewerLayer { id: session, reply }).await.and_then(|r| r)
     }
 
     /// Sets a viewer's layer cap.

@@ -75,6 +75,8 @@ pub(crate) enum Command {
     /// (the platform ended it) instead of holding it for a reconnect.
     Close { id: SessionId, end_stream: bool, reply: oneshot::Sender<()> },
     SetCap { id: SessionId, cap: LayerCap, reply: oneshot::Sender<Result<LayerState, SfuError>> },
+    /// A viewer's layer state, unchanged.
+    ViewerLayer { id: SessionId, reply: oneshot::Sender<Result<LayerState, SfuError>> },
     Candidate { id: SessionId, candidate: String, reply: oneshot::Sender<Result<(), SfuError>> },
     Health { stream: u64, reply: oneshot::Sender<Vec<PeerHealth>> },
     /// A viewer elsewhere wants a keyframe of `layer` from this worker's publisher.
@@ -431,6 +433,14 @@ impl<T: Transmit> Worker<T> {
                 self.request_wanted_keyframes(id);
                 self.apply_actions();
             }
+            Command::ViewerLayer { id, reply } => {
+                let r = match self.peers.get(&id) {
+                    Some(Peer { role: PeerRole::Viewer(vp), .. }) => Ok(LayerState { max_layer: vp.cap.as_str().into(), current_layer: vp.current, target_layer: vp.target }),
+                    Some(_) => Err(SfuError::BadOffer("layers apply to viewers only".into())),
+                    None => Err(SfuError::SessionNotFound),
+                };
+                let _ = reply.send(r);
+            }
             Command::Candidate { id, candidate, reply } => {
                 let r = match self.peers.get_mut(&id) {
                     Some(p) => {
@@ -743,7 +753,9 @@ impl<T: Transmit> Worker<T> {
         for id in viewers {
             let Some(peer) = self.peers.get_mut(id) else { continue };
             if peer.connected {
+                let before = peer.layer();
                 peer.forward(p, now, now_us, &self.shared.metrics, &mut self.tx);
+                announce_layer(&self.shared, peer, before);
             }
         }
     }
@@ -761,9 +773,11 @@ impl<T: Transmit> Worker<T> {
         let Some(layer) = vp.target else { return };
         let gop = peer.stream.cache.lock().expect("cache lock").gop(layer);
         if let Some(gop) = gop {
+            let before = peer.layer();
             for p in &gop.packets {
                 peer.forward(p, now, now_us, &self.shared.metrics, &mut self.tx);
             }
+            announce_layer(&self.shared, peer, before);
             Metrics::add(&self.shared.metrics.first_frames_from_cache, 1);
             if gop.complete {
                 return;
@@ -901,7 +915,34 @@ impl<T: Transmit> Worker<T> {
         for (s, l) in wants {
             self.actions.push(Action::Keyframe(s, l));
         }
+        self.refresh_keyframes();
         self.apply_actions();
+    }
+
+    /// Keeps the keyframe cache fresh: asks each publisher on this worker for
+    /// a keyframe of every layer it sends whose newest one is older than
+    /// [`crate::cache::KEYFRAME_REFRESH`]. An encoder with a shorter keyframe
+    /// interval (OBS, FFmpeg set to 1-2 s) is never asked; a browser, which
+    /// sends keyframes only when asked, gets a request every couple of
+    /// seconds, as if set to that interval. A joining viewer then starts from
+    /// the cache at once instead of waiting a round trip for one.
+    fn refresh_keyframes(&mut self) {
+        let mut due = Vec::new();
+        for peer in self.peers.values() {
+            let PeerRole::Publisher(p) = &peer.role else { continue };
+            if !peer.connected {
+                continue;
+            }
+            let cache = peer.stream.cache.lock().expect("cache lock");
+            for src in p.sources.values().filter(|s| s.kind == Kind::Video && s.codec != Codec::Other) {
+                if cache.keyframe_age(src.layer).is_none_or(|age| age > crate::cache::KEYFRAME_REFRESH) {
+                    due.push((peer.id, src.layer));
+                }
+            }
+        }
+        for (publisher, layer) in due {
+            self.send_pli(publisher, layer);
+        }
     }
 }
 
@@ -1047,7 +1088,12 @@ fn add_down_track(
             ..Default::default()
         }],
     );
-    let sender = pc.add_track(track).map_err(|e| SfuError::Internal(format!("add track: {e}")))?;
+    // The viewer's offer has the codec but not in a form the publisher's
+    // stream matches (an H.264 profile, say): the viewer cannot take this
+    // stream, which is not a server fault (422, not 500).
+    let sender = pc
+        .add_track(track)
+        .map_err(|e| SfuError::UnsupportedCodec(format!("the viewer cannot receive the stream's {} ({}): {e}", codec.rtp_codec.mime_type, codec.rtp_codec.sdp_fmtp_line)))?;
     let codecs = pc.rtp_sender(sender).map(|mut s| s.get_parameters().rtp_parameters.codecs.clone()).unwrap_or_default();
     let pt = codecs
         .iter()
@@ -1061,7 +1107,24 @@ fn add_down_track(
     Ok(track.with_retransmission(rtx))
 }
 
+/// Tells the platform when a viewer's forwarded layer changed (its player
+/// shows what it decodes, not what it asked for).
+fn announce_layer(shared: &Shared, peer: &Peer, before: Option<Layer>) {
+    let now = peer.layer();
+    if let Some(layer) = now.filter(|_| now != before) {
+        shared.emit(SfuEvent::LayerChanged { stream: peer.stream.name.clone(), session: peer.id.to_string(), layer });
+    }
+}
+
 impl Peer {
+    /// The layer a viewer is forwarded now.
+    fn layer(&self) -> Option<Layer> {
+        match &self.role {
+            PeerRole::Viewer(vp) => vp.current,
+            PeerRole::Publisher(_) => None,
+        }
+    }
+
     /// A publisher's RTP packet: classify its SSRC once, then wrap it for fan-out.
     fn on_rtp(&mut self, track_id: &str, packet: rtp::Packet, now_us: u64, metrics: &Metrics) -> Option<Fanout> {
         let PeerRole::Publisher(p) = &mut self.role else { return None };
