@@ -76,6 +76,7 @@ fn assert_watched_and_switched(out: &ScriptRun) {
     let q = r["publisher_layers"]["q"]["width"].as_u64().unwrap_or_else(|| panic!("publisher sends no q layer: {r}"));
     assert!(q.abs_diff(top / 4) <= 1, "q should be 1/4 of the top layer: {r}");
     assert_eq!(low, q, "Low must decode the publisher's q layer: {r}");
+    common::browser::assert_quality_labels(r);
     assert_eq!(r["watch_ended"], true, "the viewer must see the end: {r}");
 }
 

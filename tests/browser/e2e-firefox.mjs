@@ -83,7 +83,7 @@ async function main() {
   const topWidth = await publisherTopWidth(pub);
   run.note(`publisher layers ${JSON.stringify(layers)}; top width ${topWidth}`);
 
-  const { widthAuto, widthLow, widthHigh } = await switchLayers(run, watch, { first, topWidth });
+  const { widthAuto, widthLow, widthHigh, picker, labels } = await switchLayers(run, watch, { first, topWidth });
 
   run.step = 'final state';
   const finalSample = await sampleVideo(watch);
@@ -119,6 +119,8 @@ async function main() {
     width_auto: widthAuto,
     width_low: widthLow,
     width_high: widthHigh,
+    picker,
+    labels,
     publisher_state: pubFinal.state,
   };
 

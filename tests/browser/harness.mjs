@@ -323,7 +323,7 @@ export function sampleVideo(page) {
       frameHeight: 0,
       videoWidth: v ? v.videoWidth : 0,
       videoHeight: v ? v.videoHeight : 0,
-      layer: (o.viewer && o.viewer.layer) || (o.layer && o.layer.current_layer) || null,
+      layer: o.currentLayer || null,
     };
     if (o.pc) {
       try {
@@ -485,6 +485,10 @@ export async function switchLayers(run, watch, { first, topWidth }) {
   const widthAuto = auto.width;
   run.note(`width_auto ${widthAuto}`);
 
+  run.step = 'the picker offers the stream\'s layers';
+  const picker = await pollUntil(run, 'the picker lists High, Medium and Low with their sizes', () => pickerState(watch), (p) => p.visible && p.options.length === 4, Math.min(20000, run.remaining()));
+  run.note(`picker: ${JSON.stringify(picker)}`);
+
   run.step = 'select low';
   await watch.select('#layer', 'q', run.remaining());
   const low = await pollUntil(
@@ -497,6 +501,7 @@ export async function switchLayers(run, watch, { first, topWidth }) {
   const lowSettled = await settle(run, watch, (s) => s.width > 0 && s.width < widthAuto);
   const widthLow = Math.min(low.width, lowSettled.width);
   run.note(`width_low ${widthLow}`);
+  const labelsLow = await labelsMatch(run, watch, 'q', 'Low');
 
   run.step = 'select high';
   await watch.select('#layer', 'f', run.remaining());
@@ -510,7 +515,53 @@ export async function switchLayers(run, watch, { first, topWidth }) {
   const highSettled = await settle(run, watch, (s) => s.width > widthLow);
   const widthHigh = Math.max(high.width, highSettled.width);
   run.note(`width_high ${widthHigh}`);
-  return { widthAuto, widthLow, widthHigh };
+  const labelsHigh = await labelsMatch(run, watch, 'f', 'High');
+  return { widthAuto, widthLow, widthHigh, picker, labels: { low: labelsLow, high: labelsHigh } };
+}
+
+/** The quality picker as shown: visible or not, and its options' values and words. */
+export function pickerState(page) {
+  return page.evaluate(() => {
+    const sel = document.querySelector('#layer');
+    const single = document.querySelector('#layer-single');
+    return {
+      visible: !!sel && !sel.hidden && sel.offsetParent !== null,
+      options: sel ? [...sel.options].map((o) => ({ value: o.value, text: o.textContent })) : [],
+      single: single && !single.hidden ? single.textContent : null,
+      layers: (window.onair && window.onair.layers) || [],
+    };
+  });
+}
+
+/** What the page says is playing, and what the video decodes. */
+export function labels(page) {
+  return page.evaluate(() => {
+    const v = document.querySelector('#video');
+    const text = (sel) => (document.querySelector(sel) ? document.querySelector(sel).textContent : null);
+    return {
+      current_layer: window.onair.currentLayer,
+      badge: text('#badge-layer'),
+      badge_hidden: document.querySelector('#badge-layer').hidden,
+      stat_layer: text('#stat-layer'),
+      video_height: v ? v.videoHeight : 0,
+      layer_events: window.onair.layerEvents,
+    };
+  });
+}
+
+/**
+ * After a switch to `layer`: the server's event says it is received, the
+ * badge shows the decoded height and Playback details the layer's name.
+ */
+async function labelsMatch(run, watch, layer, name) {
+  run.step = `labels follow the switch to ${name}`;
+  return pollUntil(
+    run,
+    `labels say ${name} and the decoded height`,
+    () => labels(watch),
+    (l) => l.current_layer === layer && !l.badge_hidden && l.badge === `${l.video_height}p` && l.stat_layer.startsWith(name),
+    Math.min(10000, run.remaining()),
+  );
 }
 
 /** Clicks End on the publisher and waits for the viewer to show the end. */

@@ -79,3 +79,23 @@ pub async fn run_script(script: &str, args: &[&str]) -> ScriptRun {
 pub fn screenshot_dir(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("onair-shots-{tag}-{}", std::process::id()))
 }
+
+/// Issue 11 items 2 and 3, as `switchLayers` in harness.mjs measured them:
+/// the picker offers the stream's three layers with their sizes, and after
+/// each switch the labels say what is decoded (the server's layer event and
+/// the `<video>`'s height), not what was asked before it.
+pub fn assert_quality_labels(r: &serde_json::Value) {
+    let options: Vec<&str> = r["picker"]["options"].as_array().map(|o| o.iter().filter_map(|o| o["value"].as_str()).collect()).unwrap_or_default();
+    assert_eq!(options, ["auto", "f", "h", "q"], "the picker offers the layers the stream has: {r}");
+    let low_text = r["picker"]["options"][3]["text"].as_str().unwrap_or_default();
+    assert!(low_text.starts_with("Low · ") && low_text.contains('×'), "Low with its size: {r}");
+    for (which, layer, name) in [("low", "q", "Low"), ("high", "f", "High")] {
+        let l = &r["labels"][which];
+        assert_eq!(l["current_layer"], layer, "the server's layer event after choosing {name}: {r}");
+        let height = l["video_height"].as_u64().unwrap_or(0);
+        assert!(height > 0, "{r}");
+        assert_eq!(l["badge"], format!("{height}p"), "the badge is the decoded height: {r}");
+        assert!(l["stat_layer"].as_str().unwrap_or_default().starts_with(name), "Playback details says {name}: {r}");
+    }
+    assert!(r["labels"]["low"]["video_height"].as_u64() < r["labels"]["high"]["video_height"].as_u64(), "{r}");
+}
