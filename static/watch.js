@@ -664,7 +664,11 @@ function wentLive() {
 function streamEnded(reason, { title, text }) {
   console.info(`[onair] stream over (${reason})`);
   clearTimeout(retryTimer);
-  cancelPeer();
+  // The server ends its viewers' sessions with the stream: a DELETE now
+  // would only get a 404.
+  attemptId++;
+  inFlight = false;
+  closePeer({ notifyServer: false });
   setPhase('ended');
   setText(els.connState, 'Closed');
   showOverlay({ title, text, icon: 'ended' });
