@@ -286,6 +286,8 @@ async fn default_bind_on_all_interfaces_works_for_local_clients() {
     let publisher = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("publish");
     assert!(publisher.answer.body.contains("127.0.0.1"), "loopback candidate announced: {}", publisher.answer.body);
     assert!(common::wait_until(10, || publisher.connected()).await, "publisher never connected");
+    // The platform marks it live once the server has seen the connection too.
+    common::wait_for_json(server.http_addr, "/api/users/any", |u| u["live"]["media_state"] == "receiving").await;
     let viewer = peer::watch(server.http_addr, "any", WatchOpts::default()).await.expect("watch");
     assert!(common::wait_until(10, || viewer.video().len() > 30).await, "viewer got {}", viewer.video().len());
     viewer.stop().await;

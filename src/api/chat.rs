@@ -36,6 +36,7 @@ pub async fn history(State(app): State<AppState>, MaybeAuth(who): MaybeAuth, Pat
     responses((status = 201, body = ChatMessage),
               (status = 403, description = "banned, timed_out, subscribers_only, followers_only, ...", body = ErrorBody),
               (status = 422, description = "too_long, empty, duplicate, banned_word", body = ErrorBody),
+              (status = 409, description = "chat_closed: the stream is over", body = ErrorBody),
               (status = 429, description = "rate_limited, slow_mode", body = ErrorBody)))]
 pub async fn post(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>, Body(msg): Body<PostMessage>) -> Result<(StatusCode, Json<ChatMessage>), ApiError> {
     let m = app.chat.post(id(&sid, "stream")?, &who, msg).await?;
@@ -45,7 +46,7 @@ pub async fn post(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<
 /// Likes the stream (a ❤️ reaction).
 #[utoipa::path(post, path = "/api/streams/{id}/like", tag = "chat", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Stream id")),
-    responses((status = 201, body = ChatMessage), (status = 429, body = ErrorBody)))]
+    responses((status = 201, body = ChatMessage), (status = 409, description = "chat_closed", body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn like(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>) -> Result<(StatusCode, Json<ChatMessage>), ApiError> {
     let m = app.chat.post(id(&sid, "stream")?, &who, PostMessage { kind: Kind::Reaction, text: "❤️".into(), product: None }).await?;
     Ok((StatusCode::CREATED, Json(m)))
