@@ -127,6 +127,17 @@ async function main() {
   run.step = 'screenshots';
   await run.screenshots();
 
+  // The watch page on a phone (issue 11 item 10): full-screen video, chat over it.
+  run.step = 'phone layout';
+  await watch.raw.setViewport({ width: 390, height: 844 });
+  await new Promise((r) => setTimeout(r, 800));
+  result.phone = await watch.evaluate(() => {
+    const r = (s) => document.querySelector(s).getBoundingClientRect().toJSON();
+    return { stage: r('#stage'), chat: r('#chat-list'), like: r('#like'), w: innerWidth, h: innerHeight, fit: getComputedStyle(document.querySelector('#video')).objectFit };
+  });
+  if (run.screenshotDir) await watch.screenshot(`${run.screenshotDir}/watch-phone.png`).catch(() => {});
+  await watch.raw.setViewport({ width: 1366, height: 900 });
+
   if (args.checkEnd) {
     result.publisher_state_after_end = await endAndWatchEnd(run, pub, watch);
     result.watch_ended = true;
