@@ -3,10 +3,11 @@
 //! `onair_first_frames_from_cache_total` counter stayed 0).
 //!
 //! Browsers send a keyframe only when asked; the cache gives a joining
-//! viewer a keyframe only while it is at most `MAX_KEYFRAME_AGE` old. So the
-//! SFU asks each publisher for a keyframe of every layer it sends once the
-//! newest is older than `KEYFRAME_REFRESH`: the cache always holds a fresh
-//! one, as with an encoder set to a 2 s keyframe interval.
+//! viewer a keyframe only while it is at most `MAX_KEYFRAME_AGE` old. So
+//! while a stream has no viewers the SFU asks its publisher for a keyframe
+//! of every layer it sends once the newest is older than `KEYFRAME_REFRESH`:
+//! the first viewer starts from the cache. (With viewers it does not: each
+//! refresh would reach all of them; a join then asks, as before.)
 
 mod common;
 

@@ -41,11 +41,11 @@ pub const MAX_GOP_AGE: Duration = Duration::from_secs(1);
 /// to the live one, is worse than waiting one round trip for a fresh one.
 pub const MAX_KEYFRAME_AGE: Duration = Duration::from_secs(3);
 
-/// A publisher whose newest keyframe of a layer is older than this is asked
-/// for a new one (see the worker's `refresh_keyframes`): browsers send
-/// keyframes only when asked, so without this the cache would hold a fresh
-/// one only just after a join had asked, and a viewer joining a running
-/// browser stream would never start from it.
+/// The publisher of a stream without viewers whose newest keyframe of a
+/// layer is older than this is asked for a new one (see the worker's
+/// `refresh_keyframes`): browsers send keyframes only when asked, so without
+/// this the first viewer of a running browser stream never started from the
+/// cache.
 pub const KEYFRAME_REFRESH: Duration = Duration::from_secs(2);
 
 /// Recent packets of one publisher SSRC.

@@ -919,18 +919,21 @@ impl<T: Transmit> Worker<T> {
         self.apply_actions();
     }
 
-    /// Keeps the keyframe cache fresh: asks each publisher on this worker for
-    /// a keyframe of every layer it sends whose newest one is older than
-    /// [`crate::cache::KEYFRAME_REFRESH`]. An encoder with a shorter keyframe
-    /// interval (OBS, FFmpeg set to 1-2 s) is never asked; a browser, which
-    /// sends keyframes only when asked, gets a request every couple of
-    /// seconds, as if set to that interval. A joining viewer then starts from
-    /// the cache at once instead of waiting a round trip for one.
+    /// Keeps the keyframe cache fresh for the next viewer of a stream that
+    /// has none: asks its publisher (on this worker) for a keyframe of every
+    /// layer it sends whose newest one is older than
+    /// [`crate::cache::KEYFRAME_REFRESH`]. Browsers send keyframes only when
+    /// asked, so without this the first viewer of a running stream found a
+    /// stale one and waited a round trip. Streams with viewers are left
+    /// alone: their keyframes would reach every viewer (a burst each time,
+    /// which the automatic layer choice reads as congestion); a join there
+    /// asks, as before. An encoder with a short keyframe interval (OBS,
+    /// FFmpeg at 1-2 s) is never asked.
     fn refresh_keyframes(&mut self) {
         let mut due = Vec::new();
         for peer in self.peers.values() {
             let PeerRole::Publisher(p) = &peer.role else { continue };
-            if !peer.connected {
+            if !peer.connected || peer.stream.viewer_workers.load(Ordering::Relaxed) != 0 {
                 continue;
             }
             let cache = peer.stream.cache.lock().expect("cache lock");
