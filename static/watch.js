@@ -147,6 +147,7 @@ const onair = {
   currentLayer: null, // the layer forwarded to this viewer now
   targetLayer: null,
   layerEvents: 0,
+  layerHistory: [], // the layers received, in order (the last 20 changes)
   qualityLabel: null, // the badge: the decoded picture's height ("720p")
   viewer: null, // (per-viewer health is for the host only now; always null)
   get chatRefusal() {
@@ -820,6 +821,10 @@ function followLayers(location) {
     }
     onair.layerEvents += 1;
     onair.layers = Array.isArray(msg.layers) ? msg.layers : [];
+    if (msg.current_layer && msg.current_layer !== onair.currentLayer) {
+      onair.layerHistory.push(msg.current_layer);
+      if (onair.layerHistory.length > 20) onair.layerHistory.shift();
+    }
     onair.currentLayer = msg.current_layer || null;
     onair.targetLayer = msg.target_layer || null;
     renderPicker();

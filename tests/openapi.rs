@@ -99,8 +99,11 @@ async fn schemathesis_finds_only_documented_answers() {
         // streams, ...): such a refusal is a documented 400, not a bug.
         .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance", "--max-examples", "4", "--phases", "examples,coverage,fuzzing", "--workers", "2"])
         // Logging out would end the token the rest of the run uses; the
-        // WebSockets are not HTTP exchanges a fuzzer can hold.
-        .args(["--exclude-path", "/api/auth/logout", "--exclude-path", "/api/ws", "--exclude-path", "/api/streams/{id}/health/ws"])
+        // WebSockets are not HTTP exchanges a fuzzer can hold. Login: the
+        // tool itself crashes on it now and then (hypothesis on Python
+        // 3.11.7: "AST constructor recursion depth mismatch"); its answers
+        // are checked in tests/platform_auth.rs.
+        .args(["--exclude-path", "/api/auth/logout", "--exclude-path", "/api/auth/login", "--exclude-path", "/api/ws", "--exclude-path", "/api/streams/{id}/health/ws"])
         .args(["--generation-deterministic", "--no-shrink", "--request-timeout", "10", "--max-failures", "40", "--no-color"])
         .args(["-H", &format!("Authorization: Bearer {}", ana.token)])
         .arg("--report-dir")
