@@ -109,6 +109,8 @@ async fn schemathesis_finds_only_documented_answers() {
         .arg("--report-dir")
         .arg(&report)
         .env("SCHEMATHESIS_HOOKS", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz/schemathesis_hooks.py"))
+        // Its files (.schemathesis/) stay out of the work tree.
+        .current_dir(&report)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output()

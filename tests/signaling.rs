@@ -81,8 +81,7 @@ async fn whep_and_session_errors() {
     let key = server.host_key("livehost").await.unwrap();
     let p = peer::publish(a, &key, PublishOpts::default()).await.unwrap();
     assert!(common::wait_until(10, || p.connected()).await);
-    // The platform marks it live once the server has seen the connection too.
-    common::wait_for_json(a, "/api/users/livehost", |u| u["live"]["media_state"] == "receiving").await;
+    common::wait_live(a, "livehost").await;
     let v = peer::watch(a, "livehost", WatchOpts::default()).await.unwrap();
     let links = v.answer.headers_named("link");
     assert!(links.iter().any(|l| l.contains("urn:ietf:params:whep:ext:core:layer")), "{links:?}");
