@@ -127,7 +127,7 @@ pub struct EndInput {
 }
 
 /// Ends a live stream now (disconnects the publisher and viewers).
-#[utoipa::path(post, path = "/api/streams/{id}/end", tag = "streams", security(("bearer" = [])), request_body = EndInput,
+#[utoipa::path(post, path = "/api/streams/{id}/end", tag = "streams", security(("bearer" = [])), request_body = Option<EndInput>,
     params(("id" = i64, Path, description = "Stream id")),
     responses((status = 200, body = Stream), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn end(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>, body: Option<Body<EndInput>>) -> Result<Json<Stream>, ApiError> {
@@ -155,7 +155,7 @@ pub struct CancelInput {
 }
 
 /// Calls off a scheduled stream (a recurring one moves to its next occurrence).
-#[utoipa::path(post, path = "/api/streams/{id}/cancel", tag = "streams", security(("bearer" = [])), request_body = CancelInput,
+#[utoipa::path(post, path = "/api/streams/{id}/cancel", tag = "streams", security(("bearer" = [])), request_body = Option<CancelInput>,
     params(("id" = i64, Path, description = "Stream id")),
     responses((status = 200, body = Stream), (status = 409, body = ErrorBody)))]
 pub async fn cancel(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>, body: Option<Body<CancelInput>>) -> Result<Json<Stream>, ApiError> {
