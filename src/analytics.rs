@@ -232,7 +232,9 @@ impl Analytics {
                 RetentionPoint { after_seconds: after, viewers: n, share: if unique > 0 { n as f64 / unique as f64 } else { 0.0 } }
             })
             .collect();
-        let start = s.started_at.or(rows.first().map(|r| r.1));
+        // Durations count from the first media, not from a start by API
+        // that waited for it.
+        let start = s.live_since.or(rows.first().map(|r| r.1));
         let end = s.ended_at.unwrap_or(now);
         let timeline = match start {
             Some(start) if end > start => {
@@ -248,7 +250,7 @@ impl Analytics {
             }
             _ => Vec::new(),
         };
-        let duration = match (s.started_at, s.ended_at) {
+        let duration = match (s.live_since, s.ended_at) {
             (Some(a), Some(b)) => (b - a) / 1000,
             (Some(a), None) => (now - a) / 1000,
             _ => 0,
@@ -380,6 +382,7 @@ pub struct Report {
 
 /// Query of the sessions list.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SessionsQuery {
     /// 1-1000, default 100.
     pub limit: Option<i64>,

@@ -10,8 +10,10 @@ use sqlx::SqlitePool;
 
 use crate::accounts::{Accounts, Principal, Role, TokenLifetimes};
 use crate::analytics::Analytics;
+use crate::channels::Channels;
 use crate::chat::Chat;
 use crate::config::PlatformSettings;
+use crate::images::Images;
 use crate::keys::KeyStore;
 use crate::membership::Membership;
 use crate::ratelimit::{Limiter, Rate};
@@ -63,11 +65,15 @@ pub struct App {
     pub webhooks: Webhooks,
     /// Request limits.
     pub limits: Limits,
+    /// Channel profiles and defaults.
+    pub channels: Channels,
+    /// Uploaded images.
+    pub images: Images,
 }
 
 impl App {
     /// Starts every service over an open database and a running SFU.
-    pub async fn start(pool: SqlitePool, sfu: Sfu, settings: PlatformSettings) -> Result<Arc<App>, String> {
+    pub async fn start(pool: SqlitePool, sfu: Sfu, settings: PlatformSettings, data_dir: &std::path::Path) -> Result<Arc<App>, String> {
         let accounts = Accounts::open(pool.clone(), TokenLifetimes::default()).await?;
         let hub = Arc::new(Hub::default());
         let streams = StreamStore::new(pool.clone());
@@ -89,7 +95,9 @@ impl App {
             // by default, bursts of 100) leaves every real client room.
             session_ip: Limiter::new(Rate { per_sec: settings.media_offers_per_second as f64 * 2.0, burst: settings.media_offers_per_second as f64 * 10.0 }),
         };
-        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits });
+        let channels = Channels::new(pool.clone());
+        let images = Images::new(data_dir);
+        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images });
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -144,7 +152,7 @@ impl App {
         if let Some(s) = self.streams.publish_target(host.id).await? {
             return Ok(Some(self.analytics.with_viewers(s)));
         }
-        let page = self.streams.list(&crate::streams::ListQuery { kind: crate::streams::ListType::Scheduled, limit: Some(1), offset: None, host: Some(host.username.clone()) }).await?;
+        let page = self.streams.list(&crate::streams::ListQuery { kind: crate::streams::ListType::Scheduled, limit: Some(1), offset: None, host: Some(host.username.clone()) }, None).await?;
         Ok(page.streams.into_iter().next())
     }
 }

@@ -37,7 +37,8 @@ impl Gate {
         let target = match app.streams.publish_target(host.id).await? {
             Some(s) => s,
             None => {
-                let s = app.streams.create_adhoc(&host).await?;
+                let defaults = app.channels.defaults(host.id).await?;
+                let s = app.streams.create_adhoc(&host, &defaults).await?;
                 self.adhoc.retain(|_, at| at.elapsed() < Duration::from_secs(60));
                 self.adhoc.insert(s.id, Instant::now());
                 s

@@ -4,7 +4,6 @@ use clap::{Parser, Subcommand};
 use onair::accounts::{Accounts, Role, TokenLifetimes};
 use onair::config::{Settings, SettingsArgs};
 use onair::keys::KeyStore;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(name = "onair", version, about = "OnAir: self-hosted live streaming (WebRTC SFU, WHIP/WHEP, live platform)")]
@@ -63,7 +62,7 @@ enum UserAction {
 }
 
 fn main() {
-    tracing_subscriber::fmt().with_env_filter(EnvFilter::try_from_env("ONAIR_LOG").unwrap_or_else(|_| EnvFilter::new("info"))).init();
+    onair::logs::init().unwrap_or_else(|e| fail(&e));
     let cli = Cli::parse();
     onair::raise_fd_limit();
     let settings = match Settings::resolve(&cli.settings) {

@@ -32,7 +32,7 @@ impl Server {
         // extra seconds only make the SFU's own deadline a backstop).
         media.publisher_hold = settings.platform.reconnect_grace + std::time::Duration::from_secs(5);
         let sfu = Sfu::start(media).map_err(|e| format!("cannot bind media port {}: {e}", settings.media.media_port))?;
-        let app = App::start(pool, sfu.clone(), settings.platform.clone()).await?;
+        let app = App::start(pool, sfu.clone(), settings.platform.clone(), &settings.data_dir).await?;
         let listener = TcpListener::bind(settings.http_addr).await.map_err(|e| format!("cannot listen on {}: {e}", settings.http_addr))?;
         let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
         let router = crate::api::router(app.clone(), &settings.static_dir);

@@ -82,6 +82,7 @@ async fn whep_and_session_errors() {
     let key = server.host_key("livehost").await.unwrap();
     let p = peer::publish(a, &key, PublishOpts::default()).await.unwrap();
     assert!(common::wait_until(10, || p.connected()).await);
+    common::wait_live(a, "livehost").await;
     let v = peer::watch(a, "livehost", WatchOpts::default()).await.unwrap();
     let links = v.answer.headers_named("link");
     assert!(links.iter().any(|l| l.contains("urn:ietf:params:whep:ext:core:layer")), "{links:?}");

@@ -41,7 +41,8 @@ pub fn run(args: SettingsArgs, chat_users: Option<usize>) -> Result<(), String> 
 async fn chat_setup(server: &onair::server::Server, n: usize) -> Result<serde_json::Value, onair_signaling::ApiError> {
     let app = &server.app;
     let host = app.accounts.ensure_host(STREAM).await?;
-    let stream = app.streams.create(&host, &onair::streams::NewStream { title: "Chat benchmark".into(), ..Default::default() }).await?;
+    let defaults = app.channels.defaults(host.id).await?;
+    let stream = app.streams.create(&host, &onair::streams::NewStream { title: "Chat benchmark".into(), ..Default::default() }, &defaults).await?;
     let host_token = app.accounts.start_session(host, "onair-bench", None).await?.access_token;
     let mut tokens = Vec::with_capacity(n);
     for i in 0..n {

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::layer::Layer;
 use crate::session::SessionId;
 
 /// Something that happened, for the platform around the SFU. Sessions
@@ -28,6 +29,9 @@ pub enum SfuEvent {
     Speaking { stream: String, session: SessionId, speaking: bool },
     /// The loudest publisher of the stream changed (co-host rooms highlight it).
     ActiveSpeaker { stream: String, session: SessionId },
+    /// A viewer now receives another simulcast layer (at the keyframe it
+    /// switched on): what its player decodes from here on.
+    LayerChanged { stream: String, session: SessionId, layer: Layer },
 }
 
 impl SfuEvent {
@@ -41,7 +45,8 @@ impl SfuEvent {
             | SfuEvent::ViewerLeft { stream, .. }
             | SfuEvent::SessionClosed { stream, .. }
             | SfuEvent::Speaking { stream, .. }
-            | SfuEvent::ActiveSpeaker { stream, .. } => stream,
+            | SfuEvent::ActiveSpeaker { stream, .. }
+            | SfuEvent::LayerChanged { stream, .. } => stream,
         }
     }
 }

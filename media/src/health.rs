@@ -5,6 +5,19 @@ use serde::Serialize;
 use crate::layer::Layer;
 use crate::session::{Role, SessionTag};
 
+/// One simulcast layer of a stream, as a viewer may choose it.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// `q`, `h` or `f` (a stream without simulcast has `f` only).
+    pub layer: Layer,
+    /// Picture width of its last keyframe, when known.
+    pub width: Option<u32>,
+    /// Picture height of its last keyframe, when known.
+    pub height: Option<u32>,
+    /// The rate it arrives at.
+    pub bitrate_bps: u64,
+}
+
 /// A viewer's layer state, as the layer API reports it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct LayerState {

@@ -56,7 +56,7 @@ pub use worker::Transmit;
 pub use config::{IceServer, MediaConfig, TurnAuth};
 pub use error::SfuError;
 pub use events::SfuEvent;
-pub use health::{LayerState, PeerHealth, StreamHealth, TrackHealth};
+pub use health::{LayerInfo, LayerState, PeerHealth, StreamHealth, TrackHealth};
 pub use layer::{Layer, LayerCap, Quality};
 pub use session::{Role, SessionId, SessionTag};
 pub use sfu::{Requester, SessionAnswer, Sfu};

@@ -111,7 +111,12 @@ fn add_down_track(pc: &mut RTCPeerConnection, stream: &str, kind: RtpCodecKind, 
             ..Default::default()
         }],
     );
-    let sender = pc.add_track(track).map_err(|e| SfuError::Internal(format!("add track: {e}")))?;
+    // The viewer's offer has the codec but not in a form the publisher's
+    // stream matches (an H.264 profile, say): the viewer cannot take this
+    // stream, which is not a server fault (422, not 500).
+    let sender = pc
+        .add_track(track)
+        .map_err(|e| SfuError::UnsupportedCodec(format!("the viewer cannot receive the stream's {} ({}): {e}", codec.rtp_codec.mime_type, codec.rtp_codec.sdp_fmtp_line)))?;
     let codecs = pc.rtp_sender(sender).map(|mut s| s.get_parameters().rtp_parameters.codecs.clone()).unwrap_or_default();
     let pt = codecs
         .iter()

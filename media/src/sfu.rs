@@ -250,6 +250,17 @@ impl Sfu {
         self.shared.sessions.get(&session).map(|s| (s.role, s.stream.name.clone()))
     }
 
+    /// The simulcast layers a live stream's publisher sends now.
+    pub fn stream_layers(&self, stream: &str) -> Option<Vec<crate::health::LayerInfo>> {
+        self.shared.streams.get(stream).map(|s| s.layers())
+    }
+
+    /// A viewer's layer state (cap, current and target layer), unchanged.
+    pub async fn viewer_layer(&self, session: SessionId) -> Result<LayerState, SfuError> {
+        let worker = self.shared.sessions.get(&session).map(|s| s.worker).ok_or(SfuError::SessionNotFound)?;
+        self.ask(worker, |reply| Command::ViewerLayer { id: session, reply }).await.and_then(|r| r)
+    }
+
     /// The credential digest a session was opened with (see [`Requester::owner`]).
     pub fn session_owner(&self, session: SessionId) -> Option<[u8; 32]> {
         self.shared.sessions.get(&session).and_then(|s| s.owner)

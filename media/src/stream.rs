@@ -109,6 +109,21 @@ impl StreamShared {
         Layer::ALL.iter().copied().find(|l| seen & (1 << l.index()) != 0)
     }
 
+    /// The layers the publisher sends, low to high, with their bitrate and,
+    /// where the codec says it in its keyframes (VP8, H.264), their size.
+    pub fn layers(&self) -> Vec<crate::health::LayerInfo> {
+        let seen = self.layers_seen.load(Ordering::Relaxed);
+        let cache = lock(&self.cache);
+        Layer::ALL
+            .iter()
+            .filter(|l| seen & (1 << l.index()) != 0)
+            .map(|&layer| {
+                let size = cache.keyframe_size(layer);
+                crate::health::LayerInfo { layer, width: size.map(|s| s.0), height: size.map(|s| s.1), bitrate_bps: self.layer_bps[layer.index()].load(Ordering::Relaxed) }
+            })
+            .collect()
+    }
+
     /// Asks the publisher's worker for a keyframe of `layer` (merged with
     /// every other request for it until that worker's next tick).
     pub fn want_keyframe(&self, layer: Layer) {

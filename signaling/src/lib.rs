@@ -6,7 +6,9 @@
 //!   ends the session. Both need the bearer credential the POST carried.
 //! - WHEP playback (draft-ietf-wish-whep): `POST /whep/{stream}`, `DELETE`
 //!   and `PATCH` on `/whep/{stream}/{session}`, plus the layer extension
-//!   `POST /whep/{stream}/{session}/layer`.
+//!   `POST /whep/{stream}/{session}/layer`, and `GET .../events`
+//!   (server-sent `layers` events: the layer the viewer receives, and the
+//!   layers it may pick).
 //! - Stream health: `GET /api/streams/{stream}/health` and its WebSocket.
 //!
 //! Who may publish or watch is not decided here: the platform around the SFU
@@ -89,6 +91,7 @@ pub fn router(state: Signaling) -> Router {
         .route("/whep/{stream}", post(whep::create).options(whip::options))
         .route("/whep/{stream}/{session}", axum::routing::delete(whep::delete).patch(whep::patch).options(whip::options))
         .route("/whep/{stream}/{session}/layer", post(whep::layer))
+        .route("/whep/{stream}/{session}/events", get(whep::events))
         .route("/api/streams/{id}/health", get(health::get_health))
         .route("/api/streams/{id}/health/ws", get(health::ws))
         .layer(axum::middleware::from_fn(cors::cors))

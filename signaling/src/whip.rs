@@ -96,6 +96,24 @@ pub async fn create(State(state): State<Signaling>, client: Client, headers: Hea
 /// changed or ended only with the same one (RFC 9725 section 4.3); one
 /// opened without any has its unguessable URL as its only credential.
 pub(crate) async fn session_of(state: &Signaling, raw: &str, role: Role, stream: Option<&str>, client: &Client) -> Result<SessionId, ApiError> {
+    let id = session_named(state, raw, role, stream).await?;
+    if let Some(owner) = state.sfu.session_owner(id) {
+        match client.bearer.as_deref() {
+            None => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "this session was opened with a bearer credential: send the same one")),
+            // Digests of secrets: comparing them leaks nothing about the secret.
+            Some(b) if credential_digest(state, b) != owner => {
+                return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this session was opened with another credential"))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(id)
+}
+
+/// The session a session URL names, if it has `role` (and, for WHEP, is a
+/// session of the stream the path names), with no credential check: for
+/// read-only routes, and [`session_of`].
+pub(crate) async fn session_named(state: &Signaling, raw: &str, role: Role, stream: Option<&str>) -> Result<SessionId, ApiError> {
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "session_not_found", "no such session");
     let id: SessionId = raw.parse().map_err(|_| not_found())?;
     let (r, s) = state.sfu.session(id).ok_or_else(not_found)?;
@@ -105,16 +123,6 @@ pub(crate) async fn session_of(state: &Signaling, raw: &str, role: Role, stream:
     if let Some(path) = stream {
         if path != s && state.platform.resolve(path).await.as_deref() != Some(s.as_str()) {
             return Err(not_found());
-        }
-    }
-    if let Some(owner) = state.sfu.session_owner(id) {
-        match client.bearer.as_deref() {
-            None => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "this session was opened with a bearer credential: send the same one")),
-            // Digests of secrets: comparing them leaks nothing about the secret.
-            Some(b) if credential_digest(state, b) != owner => {
-                return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this session was opened with another credential"))
-            }
-            Some(_) => {}
         }
     }
     Ok(id)

@@ -141,6 +141,7 @@ pub struct PostMessage {
 
 /// Query of the history.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Messages with ids below this (the previous page's `next_before`).
     pub before: Option<i64>,

@@ -225,7 +225,10 @@ impl Lifecycle {
             let ids: Vec<i64> = users.iter().map(|u| u.0).collect();
             self.inner.webhooks.emit("stream.reminders", serde_json::json!({ "stream": stream_json, "user_ids": ids })).await?;
         }
-        self.inner.chat.system(s.id, format!("{} is live: {}", s.host.display_name, s.title)).await?;
+        // "Ana is live: Cooking", but never "Ana is live: Ana is live".
+        let auto = crate::channels::automatic_title(&s.host.display_name);
+        let text = if s.title == auto { auto } else { format!("{auto}: {}", s.title) };
+        self.inner.chat.system(s.id, text).await?;
         Ok(())
     }
 

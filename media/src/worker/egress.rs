@@ -53,10 +53,12 @@ impl<T: Transmit> Worker<T> {
             if !peer.connected {
                 continue;
             }
-            let (metrics, tx) = (&self.shared.metrics, &mut self.tx);
+            let (shared, tx) = (&self.shared, &mut self.tx);
             let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 peer.check_fault();
-                peer.forward(p, now, now_us, metrics, tx);
+                let before = peer.layer();
+                peer.forward(p, now, now_us, &shared.metrics, tx);
+                peer.announce_layer(shared, before);
             }));
             if delivered.is_err() {
                 failed.push(*id);
@@ -84,9 +86,11 @@ impl<T: Transmit> Worker<T> {
         let Some(layer) = vp.target else { return };
         let gop = lock(&peer.stream.cache).gop(layer);
         if let Some(gop) = gop {
+            let before = peer.layer();
             for p in &gop.packets {
                 peer.forward(p, now, now_us, &self.shared.metrics, &mut self.tx);
             }
+            peer.announce_layer(&self.shared, before);
             Metrics::add(&self.shared.metrics.first_frames_from_cache, 1);
             if gop.complete {
                 return;
@@ -104,6 +108,23 @@ impl<T: Transmit> Worker<T> {
 }
 
 impl Peer {
+    /// The layer a viewer is forwarded now.
+    fn layer(&self) -> Option<crate::layer::Layer> {
+        match &self.role {
+            PeerRole::Viewer(vp) => vp.current,
+            PeerRole::Publisher(_) => None,
+        }
+    }
+
+    /// Tells the platform when a viewer's forwarded layer changed (its
+    /// player shows what it decodes, not what it asked for).
+    fn announce_layer(&self, shared: &crate::registry::Shared, before: Option<crate::layer::Layer>) {
+        let now = self.layer();
+        if let Some(layer) = now.filter(|_| now != before) {
+            shared.emit(crate::events::SfuEvent::LayerChanged { stream: self.stream.name.clone(), session: self.id, layer });
+        }
+    }
+
     /// A viewer's RTCP feedback.
     pub(super) fn on_rtcp(&mut self, packets: &[Box<dyn rtcp::Packet>], now: Instant, now_us: u64, metrics: &Metrics) {
         use rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;

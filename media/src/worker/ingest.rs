@@ -50,6 +50,13 @@ pub(super) struct Source {
     padding_run: u16,
 }
 
+impl Source {
+    /// Whether viewers get its packets (not a repair stream or unknown codec).
+    pub fn forwardable(&self) -> bool {
+        self.codec != Codec::Other
+    }
+}
+
 /// The publisher part of a peer.
 #[derive(Default)]
 pub(super) struct Publisher {

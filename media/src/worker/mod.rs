@@ -92,6 +92,8 @@ pub(crate) enum Command {
     /// (the platform ended it) instead of holding it for a reconnect.
     Close { id: SessionId, end_stream: bool, reply: oneshot::Sender<()> },
     SetCap { id: SessionId, cap: LayerCap, reply: oneshot::Sender<Result<LayerState, SfuError>> },
+    /// A viewer's layer state, unchanged.
+    ViewerLayer { id: SessionId, reply: oneshot::Sender<Result<LayerState, SfuError>> },
     Candidate { id: SessionId, candidate: String, reply: oneshot::Sender<Result<(), SfuError>> },
     Health { stream: u64, reply: oneshot::Sender<Vec<PeerHealth>> },
     /// The stream is over: close its viewers here.
@@ -347,6 +349,14 @@ impl<T: Transmit> Worker<T> {
                 let r = self.isolate(id, |w| w.set_cap(id, cap)).unwrap_or(Err(SfuError::SessionNotFound));
                 let _ = reply.send(r);
                 self.apply_actions();
+            }
+            Command::ViewerLayer { id, reply } => {
+                let r = match self.peers.get(&id) {
+                    Some(Peer { role: PeerRole::Viewer(vp), .. }) => Ok(LayerState { max_layer: vp.cap.as_str().into(), current_layer: vp.current, target_layer: vp.target }),
+                    Some(_) => Err(SfuError::BadOffer("layers apply to viewers only".into())),
+                    None => Err(SfuError::SessionNotFound),
+                };
+                let _ = reply.send(r);
             }
             Command::Candidate { id, candidate, reply } => {
                 let r = self

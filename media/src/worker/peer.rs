@@ -90,6 +90,27 @@ impl Peer {
         }
     }
 
+    /// Keeps the keyframe cache fresh for the next viewer of a stream that
+    /// has none: a keyframe is asked of every layer whose newest one is
+    /// older than [`crate::cache::KEYFRAME_REFRESH`]. Browsers send
+    /// keyframes only when asked, so without this the first viewer of a
+    /// running stream found a stale one and waited a round trip. Streams
+    /// with viewers are left alone: their keyframes would reach every viewer
+    /// (a burst each time, which the automatic layer choice reads as
+    /// congestion); a join there asks, as before. An encoder with a short
+    /// keyframe interval (OBS, FFmpeg at 1-2 s) is never asked.
+    fn refresh_keyframes(&self, p: &Publisher) {
+        if !self.connected || self.stream.viewer_workers.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        let cache = crate::stream::lock(&self.stream.cache);
+        for layer in p.sources.values().filter(|s| s.kind == Kind::Video && s.forwardable()).map(|s| s.layer) {
+            if cache.keyframe_age(layer).is_none_or(|age| age > crate::cache::KEYFRAME_REFRESH) {
+                self.stream.want_keyframe(layer);
+            }
+        }
+    }
+
     /// Once a second: a publisher publishes its layer rates; a viewer
     /// follows the layers there are and asks again for a keyframe it waits for.
     pub fn second(&mut self, now_us: u64) {
@@ -114,6 +135,9 @@ impl Peer {
                     }
                 }
             }
+        }
+        if let PeerRole::Publisher(p) = &self.role {
+            self.refresh_keyframes(p);
         }
     }
 }
