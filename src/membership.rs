@@ -151,7 +151,7 @@ impl Membership {
     /// The host gives `user` a subscription for `days`; a running one is extended.
     pub async fn gift_subscription(&self, host: i64, user: i64, days: i64) -> Result<Subscription, ApiError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = crate::db::begin_immediate(&self.pool).await.db()?;
         let current: Option<(i64, i64)> = sqlx::query_as("SELECT id, expires_at FROM subscriptions WHERE user_id = $1 AND host_id = $2 AND expires_at > $3 ORDER BY expires_at DESC LIMIT 1")
             .bind(user)
             .bind(host)

@@ -350,7 +350,7 @@ impl Accounts {
     pub async fn start_session(&self, user: User, user_agent: &str, ip: Option<String>) -> Result<TokenPair, ApiError> {
         let now = now_ms();
         let expires = now + self.lifetimes.session.as_millis() as i64;
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = crate::db::begin_immediate(&self.pool).await.db()?;
         let (sid,): (i64,) = sqlx::query_as("INSERT INTO auth_sessions (user_id, created_at, expires_at, user_agent, ip) VALUES ($1, $2, $3, $4, $5) RETURNING id")
             .bind(user.id)
             .bind(now)
@@ -382,7 +382,7 @@ impl Accounts {
         let invalid = || ApiError::new(StatusCode::UNAUTHORIZED, "invalid_refresh_token", "this refresh token is unknown, used or expired; log in again");
         let hash = sha256_hex(refresh_token.trim());
         let now = now_ms();
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = crate::db::begin_immediate(&self.pool).await.db()?;
         let row: Option<(i64, Option<i64>, i64, Option<i64>, i64)> = sqlx::query_as(
             "SELECT t.session_id, t.used_at, s.expires_at, s.revoked_at, s.user_id FROM refresh_tokens t JOIN auth_sessions s ON s.id = t.session_id WHERE t.token_hash = $1",
         )

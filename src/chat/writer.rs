@@ -85,7 +85,7 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
 }
 
 async fn commit(pool: &SqlitePool, batch: &[Job]) -> Result<Vec<i64>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin_immediate(pool).await?;
     let mut ids = Vec::with_capacity(batch.len());
     // Per stream: (chat messages, reactions) added by this batch.
     let mut counts: Vec<(i64, i64, i64)> = Vec::new();
