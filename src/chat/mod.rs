@@ -245,6 +245,11 @@ impl Chat {
         Ok(s)
     }
 
+    /// Waits until every message sent so far is stored (or refused).
+    pub async fn flush(&self) {
+        self.writer.flush().await;
+    }
+
     /// Drops chat's copy of a stream (it changed).
     pub fn forget_stream(&self, id: i64) {
         self.streams_seen.remove(&id);
