@@ -18,6 +18,7 @@ use crate::clock::now_ms;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "stream keys", include_str!("../migrations/0001_stream_keys.sql")),
     (2, "platform", include_str!("../migrations/0002_platform.sql")),
+    (3, "hardening", include_str!("../migrations/0003_hardening.sql")),
 ];
 
 /// Opens (creating if needed) `onair.db` in `data_dir` and migrates it.

@@ -588,6 +588,12 @@ impl StreamStore {
         row.as_ref().map(stream_of).transpose().db()
     }
 
+    /// A stream by id, read on a transaction (as that transaction sees it).
+    pub async fn get_in(conn: &mut sqlx::SqliteConnection, id: i64) -> Result<Option<Stream>, sqlx::Error> {
+        let row = sqlx::query(&format!("{SELECT} WHERE s.id = $1")).bind(id).fetch_optional(conn).await?;
+        row.as_ref().map(stream_of).transpose()
+    }
+
     /// A host's live stream, if any.
     pub async fn live_of(&self, host_id: i64) -> Result<Option<Stream>, ApiError> {
         let row = sqlx::query(&format!("{SELECT} WHERE s.host_id = $1 AND s.state = 'live'")).bind(host_id).fetch_optional(&self.pool).await.db()?;
