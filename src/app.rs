@@ -8,6 +8,7 @@ use onair_media::Sfu;
 use onair_signaling::ApiError;
 use sqlx::SqlitePool;
 
+use crate::accounts::token::KeyRing;
 use crate::accounts::{Accounts, Principal, Role, TokenLifetimes};
 use crate::analytics::Analytics;
 use crate::chat::Chat;
@@ -64,8 +65,8 @@ pub struct App {
 
 impl App {
     /// Starts every service over an open database and a running SFU.
-    pub async fn start(pool: SqlitePool, sfu: Sfu, settings: PlatformSettings) -> Result<Arc<App>, String> {
-        let accounts = Accounts::open(pool.clone(), TokenLifetimes::default()).await?;
+    pub async fn start(pool: SqlitePool, sfu: Sfu, settings: PlatformSettings, keys: KeyRing) -> Result<Arc<App>, String> {
+        let accounts = Accounts::open(pool.clone(), keys, TokenLifetimes::default()).await?;
         let hub = Arc::new(Hub::default());
         let streams = StreamStore::new(pool.clone());
         let membership = Membership::new(pool.clone());

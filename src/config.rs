@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 use onair_media::{IceServer, MediaConfig};
+
+use crate::accounts::signing::EnvSecrets;
+use crate::client_addr::TrustedProxies;
 use serde::Deserialize;
 
 /// Settings as flags (each also read from its `ONAIR_*` variable).
@@ -57,6 +60,10 @@ pub struct SettingsArgs {
     /// WHIP/WHEP offers (new media sessions) per second per IP [default: 10].
     #[arg(long, env = "ONAIR_MEDIA_RATE", global = true)]
     pub media_rate: Option<u32>,
+    /// Reverse proxies (CIDR ranges, comma separated) whose X-Forwarded-For
+    /// names the client [default: none: the header is ignored].
+    #[arg(long, env = "ONAIR_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// The config file's shape; every key is optional.
@@ -77,6 +84,7 @@ struct FileSettings {
     auth_rate: Option<u32>,
     write_rate: Option<u32>,
     media_rate: Option<u32>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// Settings of the platform around the SFU.
@@ -94,11 +102,21 @@ pub struct PlatformSettings {
     pub writes_per_second: u32,
     /// WHIP/WHEP offers per second per IP (burst: ten seconds' worth).
     pub media_offers_per_second: u32,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for PlatformSettings {
     fn default() -> Self {
-        PlatformSettings { reconnect_grace: Duration::from_secs(15), media_wait: Duration::from_secs(600), host_signup: true, auth_per_minute: 30, writes_per_second: 20, media_offers_per_second: 10 }
+        PlatformSettings {
+            reconnect_grace: Duration::from_secs(15),
+            media_wait: Duration::from_secs(600),
+            host_signup: true,
+            auth_per_minute: 30,
+            writes_per_second: 20,
+            media_offers_per_second: 10,
+            trusted_proxies: TrustedProxies::default(),
+        }
     }
 }
 
@@ -115,6 +133,8 @@ pub struct Settings {
     pub media: MediaConfig,
     /// Platform settings.
     pub platform: PlatformSettings,
+    /// Token signing secrets from the environment (`ONAIR_JWT_SECRET`).
+    pub jwt: EnvSecrets,
 }
 
 impl Settings {
@@ -156,7 +176,9 @@ impl Settings {
                 auth_per_minute: args.auth_rate.or(file.auth_rate).unwrap_or(pd.auth_per_minute).max(1),
                 writes_per_second: args.write_rate.or(file.write_rate).unwrap_or(pd.writes_per_second).max(1),
                 media_offers_per_second: args.media_rate.or(file.media_rate).unwrap_or(pd.media_offers_per_second).max(1),
+                trusted_proxies: TrustedProxies::parse(&args.trusted_proxies.clone().or(file.trusted_proxies).unwrap_or_default()).map_err(|e| format!("trusted proxies: {e}"))?,
             },
+            jwt: EnvSecrets::from_env()?,
         })
     }
 }

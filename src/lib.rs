@@ -13,6 +13,7 @@
 //! - [`analytics`]: viewer figures from real connections;
 //! - [`realtime`]: the event hub behind every client's WebSocket;
 //! - [`webhooks`]: signed outbound events; [`ratelimit`]: token buckets;
+//!   [`client_addr`]: the client's address behind trusted proxies;
 //! - [`api`]: the HTTP API and pages; [`gate`]: the platform's answers to
 //!   WHIP/WHEP; [`app`]: every service in one place.
 
@@ -21,6 +22,7 @@ pub mod analytics;
 pub mod api;
 pub mod app;
 pub mod chat;
+pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -18,6 +18,7 @@ pub struct Server {
     pub sfu: Sfu,
     /// The platform's services.
     pub app: Arc<App>,
+    settings: Settings,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -32,7 +33,8 @@ impl Server {
         // extra seconds only make the SFU's own deadline a backstop).
         media.publisher_hold = settings.platform.reconnect_grace + std::time::Duration::from_secs(5);
         let sfu = Sfu::start(media).map_err(|e| format!("cannot bind media port {}: {e}", settings.media.media_port))?;
-        let app = App::start(pool, sfu.clone(), settings.platform.clone()).await?;
+        let keys = crate::accounts::signing::load(&settings.data_dir, &pool, &settings.jwt, crate::clock::now_ms() / 1000).await?;
+        let app = App::start(pool, sfu.clone(), settings.platform.clone(), keys).await?;
         let listener = TcpListener::bind(settings.http_addr).await.map_err(|e| format!("cannot listen on {}: {e}", settings.http_addr))?;
         let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
         let router = crate::api::router(app.clone(), &settings.static_dir);
@@ -41,7 +43,7 @@ impl Server {
             let service = router.into_make_service_with_connect_info::<SocketAddr>();
             let _ = axum::serve(listener, service).with_graceful_shutdown(async { let _ = stopped.await; }).await;
         });
-        Ok(Server { http_addr, sfu, app, stop: Some(stop), task })
+        Ok(Server { http_addr, sfu, app, settings, stop: Some(stop), task })
     }
 
     /// Base URL, e.g. `http://127.0.0.1:8080`.
@@ -54,6 +56,14 @@ impl Server {
     pub async fn host_key(&self, username: &str) -> Result<String, String> {
         let host = self.app.accounts.ensure_host(username).await.map_err(|e| e.to_string())?;
         self.app.keys.create(host.id, "default").await.map(|k| k.key).map_err(|e| e.to_string())
+    }
+
+    /// Reads the token signing keys again (after `onair jwt-key rotate`;
+    /// the command line calls this on SIGHUP).
+    pub async fn reload_keys(&self) -> Result<(), String> {
+        let keys = crate::accounts::signing::load(&self.settings.data_dir, &self.app.pool, &self.settings.jwt, crate::clock::now_ms() / 1000).await?;
+        self.app.accounts.set_keys(keys);
+        Ok(())
     }
 
     /// Stops HTTP and the media workers.

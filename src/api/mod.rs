@@ -9,6 +9,7 @@ pub mod admin;
 pub mod auth;
 pub mod chat;
 pub mod extract;
+pub mod security;
 pub mod streams;
 pub mod users;
 pub mod ws;
@@ -186,12 +187,16 @@ pub fn router(app: AppState, static_dir: &Path) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(app.clone());
+    let trusted = std::sync::Arc::new(app.settings.trusted_proxies.clone());
     api.merge(misc)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .merge(signaling)
         .layer(axum::middleware::from_fn_with_state(app, limits))
         .merge(pages)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(security::enforce))
+        // First of all: who the client is (behind trusted proxies).
+        .layer(axum::middleware::from_fn_with_state(trusted, crate::client_addr::resolve))
 }
 
 async fn config(State(app): State<AppState>) -> Json<serde_json::Value> {

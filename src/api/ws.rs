@@ -85,7 +85,7 @@ enum ClientMsg {
 
 /// The upgrade.
 #[utoipa::path(get, path = "/api/ws", tag = "real-time",
-    params(("token" = Option<String>, Query, description = "Access token (browsers cannot set headers on a WebSocket)"),
+    params(("token" = Option<String>, Query, description = "Access token (browsers cannot set headers on a WebSocket; a `?token=` anywhere but a WebSocket upgrade is refused with `400 token_in_query`)"),
            ("viewer" = Option<String>, Query, description = "The page's viewer key")),
     responses((status = 101, description = "Switching to the WebSocket protocol described in the module docs")))]
 pub async fn upgrade(State(app): State<AppState>, client: Client, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
