@@ -64,6 +64,18 @@ pub struct SettingsArgs {
     /// names the client [default: none: the header is ignored].
     #[arg(long, env = "ONAIR_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
     pub trusted_proxies: Option<Vec<String>>,
+    /// Open WebSockets (/api/ws) per client address (IPv6: per /64) [default: 100].
+    #[arg(long, env = "ONAIR_WS_PER_IP", global = true)]
+    pub ws_per_ip: Option<u32>,
+    /// Open WebSockets per logged-in user [default: 20].
+    #[arg(long, env = "ONAIR_WS_PER_USER", global = true)]
+    pub ws_per_user: Option<u32>,
+    /// Messages per second per WebSocket (bursts of six times that) [default: 10].
+    #[arg(long, env = "ONAIR_WS_RATE", global = true)]
+    pub ws_rate: Option<u32>,
+    /// Viewers of one stream counted per client address (IPv6: per /64); 0 = no cap [default: 10].
+    #[arg(long, env = "ONAIR_VIEWERS_PER_IP", global = true)]
+    pub viewers_per_ip: Option<u32>,
 }
 
 /// The config file's shape; every key is optional.
@@ -85,6 +97,10 @@ struct FileSettings {
     write_rate: Option<u32>,
     media_rate: Option<u32>,
     trusted_proxies: Option<Vec<String>>,
+    ws_per_ip: Option<u32>,
+    ws_per_user: Option<u32>,
+    ws_rate: Option<u32>,
+    viewers_per_ip: Option<u32>,
 }
 
 /// Settings of the platform around the SFU.
@@ -104,6 +120,14 @@ pub struct PlatformSettings {
     pub media_offers_per_second: u32,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: TrustedProxies,
+    /// Open WebSockets per client network.
+    pub ws_per_network: u32,
+    /// Open WebSockets per user.
+    pub ws_per_user: u32,
+    /// Messages per second per WebSocket (burst: six seconds' worth).
+    pub ws_messages_per_second: u32,
+    /// Viewers of a stream counted per client network (0: no cap).
+    pub viewers_per_network: u32,
 }
 
 impl Default for PlatformSettings {
@@ -116,6 +140,10 @@ impl Default for PlatformSettings {
             writes_per_second: 20,
             media_offers_per_second: 10,
             trusted_proxies: TrustedProxies::default(),
+            ws_per_network: 100,
+            ws_per_user: 20,
+            ws_messages_per_second: 10,
+            viewers_per_network: 10,
         }
     }
 }
@@ -177,6 +205,10 @@ impl Settings {
                 writes_per_second: args.write_rate.or(file.write_rate).unwrap_or(pd.writes_per_second).max(1),
                 media_offers_per_second: args.media_rate.or(file.media_rate).unwrap_or(pd.media_offers_per_second).max(1),
                 trusted_proxies: TrustedProxies::parse(&args.trusted_proxies.clone().or(file.trusted_proxies).unwrap_or_default()).map_err(|e| format!("trusted proxies: {e}"))?,
+                ws_per_network: args.ws_per_ip.or(file.ws_per_ip).unwrap_or(pd.ws_per_network).max(1),
+                ws_per_user: args.ws_per_user.or(file.ws_per_user).unwrap_or(pd.ws_per_user).max(1),
+                ws_messages_per_second: args.ws_rate.or(file.ws_rate).unwrap_or(pd.ws_messages_per_second).max(1),
+                viewers_per_network: args.viewers_per_ip.or(file.viewers_per_ip).unwrap_or(pd.viewers_per_network),
             },
             jwt: EnvSecrets::from_env()?,
         })

@@ -13,6 +13,7 @@ pub mod security;
 pub mod streams;
 pub mod users;
 pub mod ws;
+pub mod ws_guard;
 
 use std::path::Path;
 
@@ -207,10 +208,17 @@ async fn config(State(app): State<AppState>) -> Json<serde_json::Value> {
 async fn metrics(State(app): State<AppState>) -> Response {
     let mut text = app.sfu.metrics().prometheus();
     let hub = &app.hub;
-    text.push_str(&format!(
-        "# TYPE onair_ws_events_published counter\nonair_ws_events_published {}\n# TYPE onair_ws_events_dropped counter\nonair_ws_events_dropped {}\n",
-        hub.published.load(std::sync::atomic::Ordering::Relaxed),
-        hub.dropped.load(std::sync::atomic::Ordering::Relaxed)
-    ));
+    let ws = &app.limits.ws;
+    let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    for (name, value) in [
+        ("onair_ws_events_published", n(&hub.published)),
+        ("onair_ws_events_dropped", n(&hub.dropped)),
+        ("onair_ws_refused_connections", n(&ws.refused_sockets)),
+        ("onair_ws_rate_limited_messages", n(&ws.refused_messages)),
+        ("onair_ws_flood_closes", n(&ws.flood_closes)),
+        ("onair_stream_cache_misses", app.streams.cache_misses()),
+    ] {
+        text.push_str(&format!("# TYPE {name} counter\n{name} {value}\n"));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

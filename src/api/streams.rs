@@ -58,7 +58,7 @@ pub async fn update(State(app): State<AppState>, Auth(who): Auth, Path(sid): Pat
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 409, description = "Live: end it first", body = ErrorBody)))]
 pub async fn delete(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>) -> Result<StatusCode, ApiError> {
     let s = app.owned_stream(id(&sid, "stream")?, &who, false).await?;
-    if app.streams.delete(s.id).await? {
+    if app.streams.delete(&s).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(StatusCode::CONFLICT, "bad_state", "a live stream cannot be deleted; end it first"))

@@ -144,7 +144,7 @@ impl Lifecycle {
 
     /// Pushes a stream's state to its watchers and its host.
     pub fn announce(&self, s: &Stream) {
-        self.inner.chat.forget_stream(s.id);
+        self.inner.streams.forget(s);
         let s = self.inner.analytics.with_viewers(s.clone());
         let ev = Event::StreamStatus { stream: Box::new(s.clone()) };
         self.inner.hub.publish(Topic::Stream(s.id), &ev);
