@@ -105,6 +105,7 @@ enum Msg {
     Leave { conn: Conn },
     End { stream: i64 },
     Flush { done: oneshot::Sender<()> },
+    Shutdown { done: oneshot::Sender<()> },
 }
 
 struct Present {
@@ -211,6 +212,15 @@ impl Analytics {
     /// The stream ended: every stay in it ends now.
     pub fn stream_ended(&self, stream: i64) {
         let _ = self.tx.send(Msg::End { stream });
+    }
+
+    /// The server stops: every stay still open ends now (its watch time
+    /// stored), peaks are stored; waits until that is on disk.
+    pub async fn shutdown(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Shutdown { done }).is_ok() {
+            let _ = wait.await;
+        }
     }
 
     /// Waits until every change sent so far is applied and stored.
@@ -609,6 +619,18 @@ async fn apply(pool: &SqlitePool, rooms: &mut HashMap<i64, Room>, index: &mut Ha
             Some(stream)
         }
         Msg::Flush { done } => {
+            let _ = done.send(());
+            None
+        }
+        Msg::Shutdown { done } => {
+            sqlx::query("UPDATE viewer_sessions SET left_at = $1, last_seen_at = $1 WHERE left_at IS NULL").bind(now).execute(pool).await?;
+            for (id, room) in rooms.iter() {
+                if room.peak > room.stored_peak {
+                    sqlx::query("UPDATE streams SET peak_viewers = $1 WHERE id = $2 AND peak_viewers < $1").bind(room.peak as i64).bind(*id).execute(pool).await?;
+                }
+            }
+            rooms.clear();
+            index.clear();
             let _ = done.send(());
             None
         }

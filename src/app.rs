@@ -68,27 +68,52 @@ pub struct App {
     pub shutdown: Shutdown,
 }
 
-/// Tells long-lived connections (WebSockets) that the server is stopping.
+/// Tells long-lived connections (WebSockets) that the server is stopping,
+/// and knows when the last of them has gone.
 #[derive(Clone, Default)]
 pub struct Shutdown {
-    tx: Arc<tokio::sync::watch::Sender<bool>>,
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    open: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+/// One open connection, counted until dropped.
+pub struct Hold {
+    open: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.open.send_modify(|n| *n -= 1);
+    }
 }
 
 impl Shutdown {
     /// Starts the shutdown: every waiter of [`Shutdown::cancelled`] wakes.
     pub fn begin(&self) {
-        self.tx.send_replace(true);
+        self.stopping.send_replace(true);
     }
 
     /// Whether the shutdown has begun.
     pub fn begun(&self) -> bool {
-        *self.tx.borrow()
+        *self.stopping.borrow()
     }
 
     /// Resolves once the shutdown has begun.
     pub async fn cancelled(&self) {
-        let mut rx = self.tx.subscribe();
+        let mut rx = self.stopping.subscribe();
         let _ = rx.wait_for(|stopping| *stopping).await;
+    }
+
+    /// Counts a connection until the returned guard is dropped.
+    pub fn hold(&self) -> Hold {
+        self.open.send_modify(|n| *n += 1);
+        Hold { open: self.open.clone() }
+    }
+
+    /// Resolves once no connection is held.
+    pub async fn idle(&self) {
+        let mut rx = self.open.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
     }
 }
 

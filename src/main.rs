@@ -94,6 +94,8 @@ fn main() {
             Command::JwtKey { action } => jwt_keys(&settings, action).await.unwrap_or_else(|e| fail(&e)),
         }
     });
+    // Tasks still running (timers, the SFU's event readers) are not waited for.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
 }
 
 async fn open(settings: &Settings) -> Result<(Accounts, KeyStore), String> {
@@ -191,24 +193,26 @@ async fn users(settings: &Settings, action: UserAction) -> Result<(), String> {
 }
 
 async fn serve(settings: Settings) {
+    use tokio::signal::unix::{signal, SignalKind};
     let server = onair::server::Server::start(settings).await.unwrap_or_else(|e| fail(&e));
     tracing::info!("OnAir listening on {}  (live directory: {}/, publish: {}/publish)", server.url(), server.url(), server.url());
     for addr in server.sfu.media_addrs() {
         tracing::info!("media UDP on {addr}");
     }
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap_or_else(|e| fail(&format!("cannot handle SIGHUP: {e}")));
+    let handle = |kind: SignalKind, name: &str| signal(kind).unwrap_or_else(|e| fail(&format!("cannot handle {name}: {e}")));
+    let (mut interrupt, mut terminate, mut hangup) = (handle(SignalKind::interrupt(), "SIGINT"), handle(SignalKind::terminate(), "SIGTERM"), handle(SignalKind::hangup(), "SIGHUP"));
     loop {
+        // SIGTERM (systemd, Docker) and Ctrl-C stop the server the same way.
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
-                tracing::info!("shutting down");
-                break;
-            }
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
             _ = hangup.recv() => match server.reload_keys().await {
                 Ok(()) => tracing::info!("SIGHUP: token signing keys reloaded: {}", server.app.accounts.key_ids().join(", ")),
                 Err(e) => tracing::error!("SIGHUP: token signing keys not reloaded (the old ones stay): {e}"),
             },
         }
     }
+    tracing::info!("shutting down");
     server.stop().await;
 }
 

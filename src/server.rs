@@ -66,14 +66,30 @@ impl Server {
         Ok(())
     }
 
-    /// Stops HTTP and the media workers.
+    /// Stops the server, draining it (within about 10 s in all): no new
+    /// HTTP connections; requests under way finish; every WebSocket gets a
+    /// polite close (1001); accepted chat messages and viewers' watch time
+    /// are on disk; then the media engine and the database stop.
     pub async fn stop(mut self) {
+        use std::time::Duration;
+        use tokio::time::timeout;
+        let started = std::time::Instant::now();
+        // 1. Stop accepting; close the WebSockets (each flushes what it owes
+        //    its client, then closes: 3 s at most).
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
+        self.app.shutdown.begin();
+        let _ = timeout(Duration::from_secs(4), self.app.shutdown.idle()).await;
+        let _ = timeout(Duration::from_secs(2), &mut self.task).await;
+        // 2. What was accepted goes to disk: chat, then viewers' stays
+        //    (those still watching end now, with their watch time).
+        let _ = timeout(Duration::from_secs(1), self.app.chat.flush()).await;
+        let _ = timeout(Duration::from_secs(1), self.app.analytics.shutdown()).await;
+        // 3. The media engine: the one place it is stopped.
         self.sfu.shutdown();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task).await;
-        self.app.pool.close().await;
+        let _ = timeout(Duration::from_secs(1), self.app.pool.close()).await;
+        tracing::info!("stopped in {} ms", started.elapsed().as_millis());
     }
 
     /// Runs until the task ends (Ctrl-C handled by the caller).

@@ -109,6 +109,10 @@ enum ClientMsg {
            ("viewer" = Option<String>, Query, description = "The page's viewer key")),
     responses((status = 101, description = "Switching to the WebSocket protocol described in the module docs")))]
 pub async fn upgrade(State(app): State<AppState>, client: Client, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
+    if app.shutdown.begun() {
+        return Err(ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down; try again in a moment").retry_after(5_000));
+    }
+    let open = app.shutdown.hold();
     // Cheapest refusal first: the address's open sockets.
     let network = client.ip.map(Network::of);
     let network_slot = network.map(|n| app.limits.ws.admit_network(n)).transpose()?;
@@ -122,7 +126,7 @@ pub async fn upgrade(State(app): State<AppState>, client: Client, ws: WebSocketU
     // every read, and with its 128 KiB default that memset was half the CPU
     // of fanning a chat message out to thousands of sockets.
     Ok(ws.max_message_size(16 * 1024).read_buffer_size(4 * 1024).on_upgrade(move |socket| {
-        Session { app, client, network, who, token, viewer_key, watching: HashMap::new(), topics: Vec::new(), budget, _network_slot: network_slot, user_slot }.run(socket)
+        Session { app, client, network, who, token, viewer_key, watching: HashMap::new(), topics: Vec::new(), budget, _network_slot: network_slot, user_slot, _open: open }.run(socket)
     }))
 }
 
@@ -143,6 +147,8 @@ struct Session {
     _network_slot: Option<NetworkSlot>,
     /// Its place in its user's count.
     user_slot: Option<UserSlot>,
+    /// Counted as open until the session ends (shutdown waits for it).
+    _open: crate::app::Hold,
 }
 
 /// A message's `id`, read from a message that will not be handled.
