@@ -68,7 +68,8 @@ impl Modify for BearerAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "OnAir API", description = "The live-streaming platform around OnAir's SFU. WHIP/WHEP media signaling is documented in the README."),
+    info(title = "OnAir API", description = "The live-streaming platform around OnAir's SFU. WHIP/WHEP media signaling is documented in the README. \
+Access tokens go in `Authorization: Bearer`; a `?token=` query parameter is accepted only when opening a WebSocket (`/api/ws`), and refused with `400 token_in_query` anywhere else."),
     modifiers(&BearerAuth),
     components(schemas(crate::realtime::Event, ErrorBody, crate::streams::ListType)),
     tags(

@@ -107,7 +107,10 @@ enum ClientMsg {
 #[utoipa::path(get, path = "/api/ws", tag = "real-time",
     params(("token" = Option<String>, Query, description = "Access token (browsers cannot set headers on a WebSocket; a `?token=` anywhere but a WebSocket upgrade is refused with `400 token_in_query`)"),
            ("viewer" = Option<String>, Query, description = "The page's viewer key")),
-    responses((status = 101, description = "Switching to the WebSocket protocol described in the module docs")))]
+    responses((status = 101, description = "Switching to the WebSocket protocol described in the module docs"),
+              (status = 401, description = "A bad or expired token", body = super::ErrorBody),
+              (status = 429, description = "`too_many_connections`: too many sockets open from this address or for this user", body = super::ErrorBody),
+              (status = 503, description = "`shutting_down`: the server is stopping; try again in a moment", body = super::ErrorBody)))]
 pub async fn upgrade(State(app): State<AppState>, client: Client, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
     if app.shutdown.begun() {
         return Err(ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down; try again in a moment").retry_after(5_000));
