@@ -47,8 +47,8 @@ use super::extract::AppState;
 use super::ws_guard::{Budget, NetworkSlot, UserSlot, Verdict};
 use crate::accounts::Principal;
 use crate::analytics::ViewerInfo;
-use crate::client_addr::Network;
 use crate::chat::{Kind, PostMessage, ProductCard};
+use crate::client_addr::Network;
 use crate::realtime::{Connection, Topic};
 use crate::streams::access;
 
