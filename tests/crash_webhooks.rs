@@ -53,6 +53,11 @@ impl Receiver {
         Receiver { addr, got }
     }
 
+    /// (event, delivery id) of everything received so far.
+    fn events(&self) -> Vec<(String, String)> {
+        self.got.lock().unwrap().iter().map(|g| (g.event.clone(), g.delivery.clone())).collect()
+    }
+
     /// The first webhook of `event` for which `f` holds, within `secs`.
     async fn wait_for(&self, event: &str, secs: u64, f: impl Fn(&Value) -> bool) -> Option<(Got, Value)> {
         let end = std::time::Instant::now() + Duration::from_secs(secs);
@@ -126,10 +131,10 @@ async fn webhooks_of_committed_changes_survive_a_kill() {
     // Started again: the go-live webhooks arrive, signed, and well before
     // the dead endpoint's deliveries (queued first) could time out (10 s).
     let b = Process::start(&dir, &[], &[]).await;
-    let (live, body) = receiver.wait_for("stream.live", 8, |v| v["data"]["stream"]["id"] == sid).await.expect("stream.live after the restart");
+    let (live, body) = receiver.wait_for("stream.live", 8, |v| v["data"]["stream"]["id"] == sid).await.unwrap_or_else(|| panic!("stream.live after the restart; got {:?}\n{}", receiver.events(), b.logged()));
     assert!(signed(&live, &secret), "signed with the endpoint's secret: {live:?}");
     assert_eq!(body["data"]["stream"]["state"], "live");
-    let (rem, body) = receiver.wait_for("stream.reminders", 8, |v| v["data"]["stream"]["id"] == sid).await.expect("stream.reminders after the restart");
+    let (rem, body) = receiver.wait_for("stream.reminders", 8, |v| v["data"]["stream"]["id"] == sid).await.unwrap_or_else(|| panic!("stream.reminders after the restart; got {:?}\n{}", receiver.events(), b.logged()));
     assert!(signed(&rem, &secret));
     assert_eq!(body["data"]["user_ids"], json!([vic.id]), "vic was reminded: {body}");
 
@@ -143,11 +148,11 @@ async fn webhooks_of_committed_changes_survive_a_kill() {
     b.kill().await;
 
     let c = Process::start(&dir, &[], &[]).await;
-    let (ended, body) = receiver.wait_for("stream.ended", 8, |v| v["data"]["stream"]["id"] == sid).await.expect("stream.ended after the restart");
+    let (ended, body) = receiver.wait_for("stream.ended", 8, |v| v["data"]["stream"]["id"] == sid).await.unwrap_or_else(|| panic!("stream.ended after the restart; got {:?}\n{}", receiver.events(), c.logged()));
     assert!(signed(&ended, &secret));
     assert_eq!(body["data"]["stream"]["state"], "ended");
     assert!(body["data"]["summary"]["duration_seconds"].is_i64(), "with the summary: {body}");
-    let (cancelled, _) = receiver.wait_for("stream.cancelled", 8, |v| v["data"]["stream"]["id"] == other).await.expect("stream.cancelled after the restart");
+    let (cancelled, _) = receiver.wait_for("stream.cancelled", 8, |v| v["data"]["stream"]["id"] == other).await.unwrap_or_else(|| panic!("stream.cancelled after the restart; got {:?}\n{}", receiver.events(), c.logged()));
     assert!(signed(&cancelled, &secret));
     // Retries of one delivery share its id (receivers drop duplicates by it).
     let got = receiver.got.lock().unwrap().clone();

@@ -133,11 +133,6 @@ impl Ws {
         Ok(ws)
     }
 
-    /// Sends without waiting for anything; false once the socket is gone.
-    pub async fn try_send(&mut self, v: Value) -> bool {
-        self.socket.send(Message::Text(v.to_string().into())).await.is_ok()
-    }
-
     /// Reads until the server closes the socket (or `secs` pass); returns
     /// the close code, if a close frame came. Messages go to `seen`.
     pub async fn until_closed(&mut self, secs: u64) -> Option<u16> {

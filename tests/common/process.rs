@@ -65,34 +65,30 @@ impl Process {
         let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start onair");
         let log = Arc::new(Mutex::new(String::new()));
         let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<SocketAddr>();
-        let mut addr_tx = Some(addr_tx);
-        // Keep reading both pipes for as long as it runs (a full pipe would stall it).
+        let addr_tx = Arc::new(Mutex::new(Some(addr_tx)));
+        // Keep reading both pipes for as long as it runs (a full pipe would
+        // stall it); the address is in the log line that says it listens.
         let stdout = BufReader::new(child.stdout.take().unwrap());
         let stderr = BufReader::new(child.stderr.take().unwrap());
-        let l = log.clone();
-        tokio::spawn(async move {
-            let mut lines = stdout.lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let line = plain(&line);
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    if let (Some(tx), Ok(addr)) = (addr_tx.take(), rest.split_whitespace().next().unwrap_or("").parse()) {
-                        let _ = tx.send(addr);
+        fn read<R: tokio::io::AsyncBufRead + Unpin + Send + 'static>(r: R, log: Arc<Mutex<String>>, addr_tx: Arc<Mutex<Option<tokio::sync::oneshot::Sender<SocketAddr>>>>) {
+            tokio::spawn(async move {
+                let mut lines = r.lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let line = plain(&line);
+                    let addr = line.split("listening on http://").nth(1).and_then(|rest| rest.split_whitespace().next()?.parse::<SocketAddr>().ok());
+                    if let Some(addr) = addr {
+                        if let Some(tx) = addr_tx.lock().unwrap().take() {
+                            let _ = tx.send(addr);
+                        }
                     }
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
                 }
-                let mut l = l.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let l = log.clone();
-        tokio::spawn(async move {
-            let mut lines = stderr.lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut l = l.lock().unwrap();
-                l.push_str(&plain(&line));
-                l.push('\n');
-            }
-        });
+            });
+        }
+        read(stdout, log.clone(), addr_tx.clone());
+        read(stderr, log.clone(), addr_tx);
         let addr = match tokio::time::timeout(Duration::from_secs(60), addr_rx).await {
             Ok(Ok(a)) => a,
             _ => panic!("onair did not start: {}", log.lock().unwrap()),
