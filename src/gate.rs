@@ -109,6 +109,7 @@ impl Platform for Gate {
             user_id,
             user_agent: client.user_agent.clone(),
             load_test: client.load_test,
+            network: client.ip.map(crate::client_addr::Network::of),
         };
         self.app.analytics.webrtc_opened(session, info);
     }
