@@ -67,7 +67,9 @@ fn assert_watched_and_switched(out: &ScriptRun) {
     assert!(r["viewer_user_agent"].as_str().unwrap_or("").contains("Firefox/"), "{r}");
     assert!(uint(r, "frames_decoded") > 10, "{r}");
     let (auto, low, high) = (uint(r, "width_auto"), uint(r, "width_low"), uint(r, "width_high"));
-    assert!(low > 0 && low < auto, "capping to Low must lower the decoded width: {r}");
+    // Low is measured as a drop (from auto, or from High when auto already
+    // sat at Low on a congested machine), so it is at most auto.
+    assert!(low > 0 && low <= auto, "capping to Low must lower the decoded width: {r}");
     assert!(high > low, "High must raise it again: {r}");
     // The low layer is sent at a quarter of the top layer's width (the
     // page's scaleResolutionDownBy: 4); the fake cameras differ between

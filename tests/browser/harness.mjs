@@ -496,35 +496,44 @@ export async function switchLayers(run, watch, { first, topWidth }) {
   const picker = await pollUntil(run, 'the picker lists High, Medium and Low with their sizes', () => pickerState(watch), (p) => p.visible && p.options.length === 4, Math.min(20000, run.remaining()));
   run.note(`picker: ${JSON.stringify(picker)}`);
 
-  run.step = 'select low';
-  const beforeLow = (await labels(watch)).history.length;
-  await watch.select('#layer', 'q', run.remaining());
-  const low = await pollUntil(
-    run,
-    'width drops after selecting Low',
-    () => sampleVideo(watch),
-    (s) => s.width > 0 && s.width < widthAuto,
-    run.remaining(),
-  );
-  const lowSettled = await settle(run, watch, (s) => s.width > 0 && s.width < widthAuto);
-  const widthLow = Math.min(low.width, lowSettled.width);
-  run.note(`width_low ${widthLow}`);
-  const labelsLow = await labelsMatch(run, watch, 'q', 'Low', beforeLow);
-
-  run.step = 'select high';
-  const beforeHigh = (await labels(watch)).history.length;
-  await watch.select('#layer', 'f', run.remaining());
-  const high = await pollUntil(
-    run,
-    'width rises after selecting High',
-    () => sampleVideo(watch),
-    (s) => s.width > widthLow,
-    run.remaining(),
-  );
-  const highSettled = await settle(run, watch, (s) => s.width > widthLow);
-  const widthHigh = Math.max(high.width, highSettled.width);
-  run.note(`width_high ${widthHigh}`);
-  const labelsHigh = await labelsMatch(run, watch, 'f', 'High', beforeHigh);
+  // Each switch must be visible in the decoded width. Auto normally sits
+  // above Low, so Low comes first; on a congested machine auto can sit at
+  // Low already, and then High goes first (a rise), then Low (a drop).
+  const lowest = Math.min(...picker.layers.map((l) => l.width).filter((w) => w > 0));
+  const selectLow = async (above) => {
+    run.step = 'select low';
+    const before = (await labels(watch)).history.length;
+    await watch.select('#layer', 'q', run.remaining());
+    const low = await pollUntil(run, 'width drops after selecting Low', () => sampleVideo(watch), (s) => s.width > 0 && s.width < above, run.remaining());
+    const settled = await settle(run, watch, (s) => s.width > 0 && s.width < above);
+    const width = Math.min(low.width, settled.width);
+    run.note(`width_low ${width}`);
+    return { width, labels: await labelsMatch(run, watch, 'q', 'Low', before) };
+  };
+  const selectHigh = async (below) => {
+    run.step = 'select high';
+    const before = (await labels(watch)).history.length;
+    await watch.select('#layer', 'f', run.remaining());
+    const high = await pollUntil(run, 'width rises after selecting High', () => sampleVideo(watch), (s) => s.width > below, run.remaining());
+    const settled = await settle(run, watch, (s) => s.width > below);
+    const width = Math.max(high.width, settled.width);
+    run.note(`width_high ${width}`);
+    return { width, labels: await labelsMatch(run, watch, 'f', 'High', before) };
+  };
+  let low;
+  let high;
+  if (widthAuto > lowest) {
+    low = await selectLow(widthAuto);
+    high = await selectHigh(low.width);
+  } else {
+    run.note('auto sits at Low: High first, then Low');
+    high = await selectHigh(widthAuto);
+    low = await selectLow(high.width);
+  }
+  const widthLow = low.width;
+  const widthHigh = high.width;
+  const labelsLow = low.labels;
+  const labelsHigh = high.labels;
   return { widthAuto, widthLow, widthHigh, picker, labels: { low: labelsLow, high: labelsHigh } };
 }
 
