@@ -18,6 +18,7 @@ use crate::clock::now_ms;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "stream keys", include_str!("../migrations/0001_stream_keys.sql")),
     (2, "platform", include_str!("../migrations/0002_platform.sql")),
+    (5, "ledger", include_str!("../migrations/0005_ledger.sql")),
 ];
 
 /// Opens (creating if needed) `onair.db` in `data_dir` and migrates it.
@@ -72,6 +73,14 @@ async fn migrate(pool: &SqlitePool) -> Result<(), String> {
 fn statements(sql: &str) -> Vec<String> {
     let code: String = sql.lines().map(|l| l.split("--").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
     code.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// Begins a transaction that takes SQLite's write lock at once (`BEGIN
+/// IMMEDIATE`): a write transaction that begins deferred and reads first can
+/// fail with SQLITE_BUSY when it later tries to write, after the busy timeout
+/// can no longer help; taking the lock up front makes it wait its turn instead.
+pub async fn begin_immediate(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
 }
 
 /// A named server secret (32 random bytes), made on first use and kept.

@@ -11,6 +11,8 @@
 //! - [`chat`]: live chat, its rules and moderation; [`membership`]:
 //!   followers, subscribers, tickets, moderators;
 //! - [`analytics`]: viewer figures from real connections;
+//! - [`money`]: the coin wallet, its ledger, payments, tips, gifts, tickets,
+//!   subscriptions and creator earnings;
 //! - [`realtime`]: the event hub behind every client's WebSocket;
 //! - [`webhooks`]: signed outbound events; [`ratelimit`]: token buckets;
 //! - [`api`]: the HTTP API and pages; [`gate`]: the platform's answers to
@@ -27,6 +29,7 @@ pub mod db;
 pub mod gate;
 pub mod keys;
 pub mod membership;
+pub mod money;
 pub mod ratelimit;
 pub mod realtime;
 pub mod server;
