@@ -2,10 +2,12 @@
 //!
 //! - [`ledger`]: accounts and immutable transfers (TigerBeetle's model);
 //!   [`tx`]: a write transaction; [`writer`]: the one writer (group commit);
-//!   [`check`]: the invariants; [`audit`]: the features against the ledger.
+//!   [`check`]: the invariants; [`audit`]: the features against the ledger;
+//!   [`idempotency`]: `Idempotency-Key` by Stripe's rules.
 
 pub mod audit;
 pub mod check;
+pub mod idempotency;
 pub mod ledger;
 pub mod tx;
 pub mod writer;
