@@ -14,6 +14,7 @@ use crate::chat::Chat;
 use crate::config::PlatformSettings;
 use crate::keys::KeyStore;
 use crate::membership::Membership;
+use crate::money::Money;
 use crate::ratelimit::{Limiter, Rate};
 use crate::realtime::Hub;
 use crate::streams::lifecycle::{Lifecycle, Timings};
@@ -60,6 +61,8 @@ pub struct App {
     pub webhooks: Webhooks,
     /// Request limits.
     pub limits: Limits,
+    /// The coin wallet, its ledger and payments.
+    pub money: Arc<Money>,
 }
 
 impl App {
@@ -71,6 +74,7 @@ impl App {
         let membership = Membership::new(pool.clone());
         let chat = Chat::start(pool.clone(), hub.clone(), streams.clone(), membership.clone());
         let analytics = Analytics::start(pool.clone(), hub.clone()).await?;
+        let money = Money::start(pool.clone(), settings.money.clone(), hub.clone(), chat.clone(), streams.clone(), membership.clone()).await?;
         let webhooks = Webhooks::start(pool.clone());
         let timings = Timings { reconnect_grace: settings.reconnect_grace, media_wait: settings.media_wait };
         let lifecycle = Lifecycle::start(streams.clone(), hub.clone(), chat.clone(), analytics.clone(), webhooks.clone(), sfu.clone(), timings).await?;
@@ -82,7 +86,7 @@ impl App {
             writes_user: Limiter::new(Rate { per_sec: writes, burst: writes * 5.0 }),
             media_ip: Limiter::new(Rate { per_sec: settings.media_offers_per_second as f64, burst: settings.media_offers_per_second as f64 * 10.0 }),
         };
-        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits });
+        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, money });
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));

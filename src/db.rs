@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "stream keys", include_str!("../migrations/0001_stream_keys.sql")),
     (2, "platform", include_str!("../migrations/0002_platform.sql")),
     (5, "ledger", include_str!("../migrations/0005_ledger.sql")),
+    (6, "monetization", include_str!("../migrations/0006_monetization.sql")),
 ];
 
 /// Opens (creating if needed) `onair.db` in `data_dir` and migrates it.

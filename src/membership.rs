@@ -5,9 +5,9 @@
 //! answers are cached per (user, host); every write here drops its entry.
 //! (One process owns the database; several would need to tell each other.)
 //!
-//! Until the payment side exists, subscriptions and tickets come from the
-//! host as gifts (`source = 'gift'`); the rules that read them do not care
-//! where they came from.
+//! Subscriptions and tickets come from the host as gifts (`source =
+//! 'gift'`) or are bought with coins (`purchase`, see [`crate::money`]);
+//! the rules that read them do not care where they came from.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -182,9 +182,15 @@ impl Membership {
         Ok(Subscription { user_id: user, host_id: host, source: "gift".into(), expires_at })
     }
 
-    /// Whether `user` holds a ticket to `stream`.
+    /// A subscription of `user` to `host` changed elsewhere (bought, renewed,
+    /// lapsed): forget the cached answer.
+    pub fn subscription_changed(&self, user: i64, host: i64) {
+        self.subscriptions.forget((user, host));
+    }
+
+    /// Whether `user` holds a ticket to `stream` (bought, held or given; not refunded).
     pub async fn has_ticket(&self, user: i64, stream: i64) -> Result<bool, ApiError> {
-        let r: Option<(i64,)> = sqlx::query_as("SELECT id FROM tickets WHERE user_id = $1 AND stream_id = $2").bind(user).bind(stream).fetch_optional(&self.pool).await.db()?;
+        let r: Option<(i64,)> = sqlx::query_as("SELECT id FROM tickets WHERE user_id = $1 AND stream_id = $2 AND status <> 'refunded'").bind(user).bind(stream).fetch_optional(&self.pool).await.db()?;
         Ok(r.is_some())
     }
 

@@ -142,6 +142,65 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
     }
 }
 
+/// A money request: its `Idempotency-Key` (required), what the request was
+/// (method, path, body: its fingerprint), and its JSON body (an empty body
+/// reads as `{}`). Bad bodies are `422` with a message per field.
+pub struct Idempotent<T> {
+    /// The key as sent.
+    pub key: String,
+    /// `POST`.
+    pub method: String,
+    /// The path (without the query).
+    pub path: String,
+    /// The body as JSON (fingerprinted canonically).
+    pub json: serde_json::Value,
+    /// The body.
+    pub body: T,
+}
+
+impl<T> Idempotent<T> {
+    /// The request under the key, for `user`.
+    pub fn keyed(&self, user: i64) -> Result<crate::money::idempotency::Keyed, ApiError> {
+        crate::money::idempotency::Keyed::new(user, &self.key, &self.method, &self.path, &self.json)
+    }
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Idempotent<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let key = req
+            .headers()
+            .get(crate::money::idempotency::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "idempotency_key_required", "money requests need an 'Idempotency-Key' header (a fresh UUID per operation; the same one to retry it)"))?;
+        let method = req.method().as_str().to_owned();
+        let path = req.uri().path().to_owned();
+        let json_type = req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body is larger than {} bytes", super::MAX_JSON_BODY))
+            } else {
+                ApiError::new(e.status(), "bad_body", e.body_text())
+            }
+        })?;
+        let json: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+            serde_json::json!({})
+        } else if !json_type {
+            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "wrong_content_type", "send JSON with 'Content-Type: application/json'"));
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_json", format!("the body is not valid JSON: {e}")))?
+        };
+        let body = serde_json::from_value::<T>(json.clone()).map_err(|e| {
+            let mut err = data_error(&format!("Failed to deserialize the JSON body into the target type: {e}"));
+            err.status = StatusCode::UNPROCESSABLE_ENTITY;
+            err
+        })?;
+        Ok(Idempotent { key, method, path, json, body })
+    }
+}
+
 /// An id from the path; anything not a number names nothing (404).
 pub fn id(segment: &str, what: &str) -> Result<i64, ApiError> {
     segment.parse::<i64>().map_err(|_| ApiError::not_found(format!("no {what} '{segment}'")))

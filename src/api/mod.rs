@@ -9,6 +9,9 @@ pub mod admin;
 pub mod auth;
 pub mod chat;
 pub mod extract;
+pub mod money;
+pub mod money_admin;
+pub mod payments;
 pub mod streams;
 pub mod users;
 pub mod ws;
@@ -77,7 +80,9 @@ impl Modify for BearerAuth {
         (name = "chat", description = "Live chat"),
         (name = "moderation", description = "Chat rules, bans, timeouts, moderators"),
         (name = "analytics", description = "Viewer figures from real connections"),
-        (name = "admin", description = "Users' roles, webhooks"),
+        (name = "money", description = "The coin wallet: top-ups, tips, gifts, tickets, subscriptions, earnings, payouts, statements. Requests that move coins take an Idempotency-Key"),
+        (name = "payments", description = "The payment provider's webhook and the development provider's checkout"),
+        (name = "admin", description = "Users' roles, webhooks, the ledger, gifts, payouts, refunds"),
         (name = "real-time", description = "The WebSocket"),
     )
 )]
@@ -124,6 +129,36 @@ fn api(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::change_user))
         .routes(routes!(admin::webhooks, admin::create_webhook))
         .routes(routes!(admin::delete_webhook))
+        .routes(routes!(money::wallet))
+        .routes(routes!(money::packages))
+        .routes(routes!(money::top_up))
+        .routes(routes!(money::payment))
+        .routes(routes!(money::transactions))
+        .routes(routes!(money::gifts))
+        .routes(routes!(money::tip))
+        .routes(routes!(money::gift))
+        .routes(routes!(money::supporters))
+        .routes(routes!(money::buy_ticket))
+        .routes(routes!(money::subscribe))
+        .routes(routes!(money::unsubscribe))
+        .routes(routes!(money::my_subscriptions))
+        .routes(routes!(money::earnings))
+        .routes(routes!(money::request_payout, money::my_payouts))
+        .routes(routes!(payments::webhook))
+        .routes(routes!(payments::dev_intent))
+        .routes(routes!(payments::dev_pay))
+        .routes(routes!(payments::dev_decline))
+        .routes(routes!(payments::dev_dispute))
+        .routes(routes!(money_admin::ledger_check))
+        .routes(routes!(money_admin::ledger_accounts))
+        .routes(routes!(money_admin::all_gifts, money_admin::create_gift))
+        .routes(routes!(money_admin::update_gift))
+        .routes(routes!(money_admin::payouts))
+        .routes(routes!(money_admin::payout_paid))
+        .routes(routes!(money_admin::payout_reject))
+        .routes(routes!(money_admin::payments))
+        .routes(routes!(money_admin::refund))
+        .routes(routes!(money_admin::promo))
         .routes(routes!(ws::upgrade))
         .with_state(app)
         .split_for_parts();
@@ -179,6 +214,9 @@ pub fn router(app: AppState, static_dir: &Path) -> Router {
         .route_service("/dashboard", page("dashboard.html"))
         .route_service("/publish", page("publish.html"))
         .route_service("/watch/{stream}", page("watch.html"))
+        .route_service("/wallet", page("wallet.html"))
+        .route_service("/earnings", page("earnings.html"))
+        .route_service("/pay/dev/{intent}", page("pay-dev.html"))
         .nest_service("/static", ServeDir::new(static_dir));
     let misc = Router::new()
         .route("/api/openapi.json", get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc) }))

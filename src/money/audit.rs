@@ -6,6 +6,6 @@ use onair_signaling::ApiError;
 use sqlx::SqliteConnection;
 
 /// Adds a problem for every disagreement found.
-pub async fn audit(_c: &mut SqliteConnection, _problem: &mut dyn FnMut(String)) -> Result<(), ApiError> {
+pub async fn audit(_c: &mut SqliteConnection, _problem: &mut (dyn FnMut(String) + Send)) -> Result<(), ApiError> {
     Ok(())
 }
