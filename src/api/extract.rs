@@ -154,14 +154,34 @@ pub struct Idempotent<T> {
     pub path: String,
     /// The body as JSON (fingerprinted canonically).
     pub json: serde_json::Value,
-    /// The body.
-    pub body: T,
+    /// The body, or why it is not one (`422`): reported only after the key
+    /// is checked, so a key reused for another request is a `409` whatever
+    /// that request holds.
+    pub body: Result<T, ApiError>,
+}
+
+/// A keyed request, opened.
+pub enum Opened<T> {
+    /// Answered before: the stored response.
+    Replay(crate::money::idempotency::Stored),
+    /// New: the request under its key, and its body.
+    Fresh(crate::money::idempotency::Keyed, T),
 }
 
 impl<T> Idempotent<T> {
     /// The request under the key, for `user`.
     pub fn keyed(&self, user: i64) -> Result<crate::money::idempotency::Keyed, ApiError> {
         crate::money::idempotency::Keyed::new(user, &self.key, &self.method, &self.path, &self.json)
+    }
+
+    /// Checks the key for `user` (a replay, or `409` for another request
+    /// under it), then the body (`422`).
+    pub async fn open(self, pool: &sqlx::SqlitePool, user: i64) -> Result<Opened<T>, ApiError> {
+        let keyed = self.keyed(user)?;
+        if let Some(s) = crate::money::idempotency::replay(pool, &keyed, crate::clock::now_ms()).await? {
+            return Ok(Opened::Replay(s));
+        }
+        Ok(Opened::Fresh(keyed, self.body?))
     }
 }
 
@@ -196,7 +216,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Idempotent<T> {
             let mut err = data_error(&format!("Failed to deserialize the JSON body into the target type: {e}"));
             err.status = StatusCode::UNPROCESSABLE_ENTITY;
             err
-        })?;
+        });
         Ok(Idempotent { key, method, path, json, body })
     }
 }

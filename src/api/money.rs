@@ -12,7 +12,7 @@ use onair_signaling::ApiError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{id, AppState, Auth, Idempotent, Q};
+use super::extract::{id, AppState, Auth, Idempotent, Opened, Q};
 use super::ErrorBody;
 use crate::clock::now_ms;
 use crate::money::gifts::Gift;
@@ -52,11 +52,11 @@ pub async fn packages(State(app): State<AppState>) -> Json<Vec<Package>> {
     params(("Idempotency-Key" = String, Header, description = "A fresh UUID per purchase; the same one to retry it")),
     responses((status = 201, body = TopUp), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, description = "The provider failed", body = ErrorBody)))]
 pub async fn top_up(State(app): State<AppState>, Auth(who): Auth, req: Idempotent<TopUpInput>) -> Result<Response, ApiError> {
-    let keyed = req.keyed(who.id())?;
-    if let Some(s) = crate::money::idempotency::replay(&app.pool, &keyed, now_ms()).await? {
-        return Ok(s.into_response());
-    }
-    let (coins, amount, package) = app.money.payments.quote(&req.body)?;
+    let (keyed, body) = match req.open(&app.pool, who.id()).await? {
+        Opened::Replay(s) => return Ok(s.into_response()),
+        Opened::Fresh(k, b) => (k, b),
+    };
+    let (coins, amount, package) = app.money.payments.quote(&body)?;
     let r = app.money.payments.start(keyed, "top_up", coins, amount, package, None, format!("{coins} coins on OnAir")).await?;
     Ok(reply(r, StatusCode::CREATED))
 }
@@ -92,8 +92,11 @@ pub async fn gifts(State(app): State<AppState>) -> Result<Json<Vec<Gift>>, ApiEr
     params(("id" = i64, Path, description = "Stream id"), ("Idempotency-Key" = String, Header, description = "A fresh UUID per tip")),
     responses((status = 201, body = Sent), (status = 402, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn tip(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>, req: Idempotent<TipInput>) -> Result<Response, ApiError> {
-    let keyed = req.keyed(who.id())?;
-    let r = app.money.tip(&who, id(&sid, "stream")?, keyed, req.body).await?;
+    let (keyed, body) = match req.open(&app.pool, who.id()).await? {
+        Opened::Replay(s) => return Ok(s.into_response()),
+        Opened::Fresh(k, b) => (k, b),
+    };
+    let r = app.money.tip(&who, id(&sid, "stream")?, keyed, body).await?;
     Ok(reply(r, StatusCode::CREATED))
 }
 
@@ -102,8 +105,11 @@ pub async fn tip(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<S
     params(("id" = i64, Path, description = "Stream id"), ("Idempotency-Key" = String, Header, description = "A fresh UUID per send")),
     responses((status = 201, body = Sent), (status = 402, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn gift(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>, req: Idempotent<GiftInput>) -> Result<Response, ApiError> {
-    let keyed = req.keyed(who.id())?;
-    let r = app.money.gift(&who, id(&sid, "stream")?, keyed, req.body).await?;
+    let (keyed, body) = match req.open(&app.pool, who.id()).await? {
+        Opened::Replay(s) => return Ok(s.into_response()),
+        Opened::Fresh(k, b) => (k, b),
+    };
+    let r = app.money.gift(&who, id(&sid, "stream")?, keyed, body).await?;
     Ok(reply(r, StatusCode::CREATED))
 }
 
@@ -140,11 +146,11 @@ pub async fn supporters(State(app): State<AppState>, Path(sid): Path<String>, Q(
     responses((status = 201, body = Ticket), (status = 402, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, description = "Not ticketed, over, or already held", body = ErrorBody)))]
 pub async fn buy_ticket(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>, req: Idempotent<TicketPurchase>) -> Result<Response, ApiError> {
     let stream_id = id(&sid, "stream")?;
-    let keyed = req.keyed(who.id())?;
-    if req.body.pay_with == PayWith::Provider {
-        if let Some(s) = crate::money::idempotency::replay(&app.pool, &keyed, now_ms()).await? {
-            return Ok(s.into_response());
-        }
+    let (keyed, body) = match req.open(&app.pool, who.id()).await? {
+        Opened::Replay(s) => return Ok(s.into_response()),
+        Opened::Fresh(k, b) => (k, b),
+    };
+    if body.pay_with == PayWith::Provider {
         let price = app.money.ticket_price(who.id(), stream_id).await?;
         let target = serde_json::json!({ "stream_id": stream_id });
         let r = app.money.payments.start(keyed, "ticket", price, price, None, Some(target), format!("A ticket to stream {stream_id} on OnAir")).await?;
@@ -160,27 +166,27 @@ pub async fn buy_ticket(State(app): State<AppState>, Auth(who): Auth, Path(sid):
     params(("host" = String, Path, description = "Host username or id"), ("Idempotency-Key" = String, Header, description = "A fresh UUID per purchase")),
     responses((status = 201, body = PaidSubscription), (status = 402, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn subscribe(State(app): State<AppState>, Auth(who): Auth, Path(host): Path<String>, req: Idempotent<SubscriptionPurchase>) -> Result<Response, ApiError> {
-    let keyed = req.keyed(who.id())?;
+    let (keyed, body) = match req.open(&app.pool, who.id()).await? {
+        Opened::Replay(s) => return Ok(s.into_response()),
+        Opened::Fresh(k, b) => (k, b),
+    };
     let host = super::user_named(&app, &host).await?;
     if !host.role.can_host() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "user_not_found", format!("{} is not a host", host.username)));
     }
-    if req.body.pay_with == PayWith::Provider {
-        if let Some(s) = crate::money::idempotency::replay(&app.pool, &keyed, now_ms()).await? {
-            return Ok(s.into_response());
-        }
-        if !crate::money::subscriptions::PLANS.contains(&req.body.plan.as_str()) {
+    if body.pay_with == PayWith::Provider {
+        if !crate::money::subscriptions::PLANS.contains(&body.plan.as_str()) {
             return Err(crate::money::invalid("plan", "one of: monthly"));
         }
         if host.id == who.id() {
             return Err(crate::money::not_allowed("you cannot subscribe to yourself"));
         }
         let price = app.money.settings.subscription_price;
-        let target = serde_json::json!({ "host_id": host.id, "plan": req.body.plan });
+        let target = serde_json::json!({ "host_id": host.id, "plan": body.plan });
         let r = app.money.payments.start(keyed, "subscription", price, price, None, Some(target), format!("A month of {}'s channel on OnAir", host.username)).await?;
         return Ok(reply(r, StatusCode::CREATED));
     }
-    let r = app.money.subscribe(who.id(), host.id, keyed, &req.body.plan).await?;
+    let r = app.money.subscribe(who.id(), host.id, keyed, &body.plan).await?;
     Ok(reply(r, StatusCode::CREATED))
 }
 
@@ -188,10 +194,14 @@ pub async fn subscribe(State(app): State<AppState>, Auth(who): Auth, Path(host):
 #[utoipa::path(post, path = "/api/channels/{host}/subscriptions/cancel", tag = "money", security(("bearer" = [])),
     params(("host" = String, Path, description = "Host username or id"), ("Idempotency-Key" = String, Header, description = "A fresh UUID")),
     responses((status = 200, body = PaidSubscription), (status = 404, body = ErrorBody)))]
-pub async fn unsubscribe(State(app): State<AppState>, Auth(who): Auth, Path(host): Path<String>, _req: Idempotent<serde_json::Value>) -> Result<Json<PaidSubscription>, ApiError> {
+pub async fn unsubscribe(State(app): State<AppState>, Auth(who): Auth, Path(host): Path<String>, req: Idempotent<serde_json::Value>) -> Result<Response, ApiError> {
+    let (keyed, _) = match req.open(&app.pool, who.id()).await? {
+        Opened::Replay(s) => return Ok(s.into_response()),
+        Opened::Fresh(k, b) => (k, b),
+    };
     let host = super::user_named(&app, &host).await?;
-    // Naturally idempotent: cancelling twice leaves it cancelled.
-    app.money.cancel_subscription(who.id(), host.id).await.map(Json)
+    let r = app.money.cancel_subscription(who.id(), host.id, keyed).await?;
+    Ok(reply(r, StatusCode::OK))
 }
 
 /// Your running paid subscriptions.
@@ -212,8 +222,11 @@ pub async fn earnings(State(app): State<AppState>, Auth(who): Auth, Q(q): Q<Earn
     params(("Idempotency-Key" = String, Header, description = "A fresh UUID per request")),
     responses((status = 201, body = Payout), (status = 402, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn request_payout(State(app): State<AppState>, Auth(who): Auth, req: Idempotent<PayoutRequest>) -> Result<Response, ApiError> {
-    let keyed = req.keyed(who.id())?;
-    let r = app.money.request_payout(who.id(), keyed, req.body.amount).await?;
+    let (keyed, body) = match req.open(&app.pool, who.id()).await? {
+        Opened::Replay(s) => return Ok(s.into_response()),
+        Opened::Fresh(k, b) => (k, b),
+    };
+    let r = app.money.request_payout(who.id(), keyed, body.amount).await?;
     Ok(reply(r, StatusCode::CREATED))
 }
 

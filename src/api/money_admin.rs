@@ -10,12 +10,11 @@ use onair_signaling::ApiError;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::extract::{id, AppState, Auth, Body, Idempotent, Q};
+use super::extract::{id, AppState, Auth, Body, Idempotent, Opened, Q};
 use super::money::reply;
 use super::payments::{RefundInput, RefundRequested, ACCEPTED};
 use super::ErrorBody;
 use crate::accounts::{Principal, Role};
-use crate::clock::now_ms;
 use crate::money::check::Report;
 use crate::money::gifts::{self, Gift, GiftInput};
 use crate::money::idempotency;
@@ -107,8 +106,11 @@ pub async fn payouts(State(app): State<AppState>, Auth(who): Auth, Q(q): Q<Payou
     responses((status = 200, body = Payout), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn payout_paid(State(app): State<AppState>, Auth(who): Auth, Path(pid): Path<String>, req: Idempotent<PayoutDecision>) -> Result<Response, ApiError> {
     admin(&who)?;
-    let keyed = req.keyed(who.id())?;
-    let r = app.money.resolve_payout(who.id(), id(&pid, "payout")?, true, keyed, req.body.note).await?;
+    let (keyed, body) = match req.open(&app.pool, who.id()).await? {
+        Opened::Replay(s) => return Ok(s.into_response()),
+        Opened::Fresh(k, b) => (k, b),
+    };
+    let r = app.money.resolve_payout(who.id(), id(&pid, "payout")?, true, keyed, body.note).await?;
     Ok(reply(r, StatusCode::OK))
 }
 
@@ -118,8 +120,11 @@ pub async fn payout_paid(State(app): State<AppState>, Auth(who): Auth, Path(pid)
     responses((status = 200, body = Payout), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn payout_reject(State(app): State<AppState>, Auth(who): Auth, Path(pid): Path<String>, req: Idempotent<PayoutDecision>) -> Result<Response, ApiError> {
     admin(&who)?;
-    let keyed = req.keyed(who.id())?;
-    let r = app.money.resolve_payout(who.id(), id(&pid, "payout")?, false, keyed, req.body.note).await?;
+    let (keyed, body) = match req.open(&app.pool, who.id()).await? {
+        Opened::Replay(s) => return Ok(s.into_response()),
+        Opened::Fresh(k, b) => (k, b),
+    };
+    let r = app.money.resolve_payout(who.id(), id(&pid, "payout")?, false, keyed, body.note).await?;
     Ok(reply(r, StatusCode::OK))
 }
 
@@ -148,13 +153,13 @@ pub async fn payments(State(app): State<AppState>, Auth(who): Auth, Q(q): Q<Paym
     responses((status = 202, body = RefundRequested), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn refund(State(app): State<AppState>, Auth(who): Auth, Path(intent): Path<String>, req: Idempotent<RefundInput>) -> Result<Response, ApiError> {
     admin(&who)?;
-    let keyed = req.keyed(who.id())?;
-    if let Some(s) = idempotency::replay(&app.pool, &keyed, now_ms()).await? {
-        return Ok(s.into_response());
-    }
+    let (keyed, body) = match req.open(&app.pool, who.id()).await? {
+        Opened::Replay(s) => return Ok(s.into_response()),
+        Opened::Fresh(k, b) => (k, b),
+    };
     let row = crate::money::payments::reconcile::load(&mut *app.pool.acquire().await.map_err(ApiError::internal)?, &intent).await?;
     let row = row.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "payment_not_found", format!("no payment {intent}")))?;
-    let amount = req.body.amount;
+    let amount = body.amount;
     let provider_key = format!("onair-refund-{}-{}", who.id(), keyed.fingerprint.get(..24).unwrap_or_default());
     app.money.payments.provider.refund(&row.id, amount, &provider_key).await?;
     let r = idempotency::run(&app.money.writer, keyed, ACCEPTED, move |_| Box::pin(async move { Ok(RefundRequested::new(row.id, amount)) })).await?;
@@ -167,11 +172,11 @@ pub async fn refund(State(app): State<AppState>, Auth(who): Auth, Path(intent): 
     responses((status = 201, body = Granted), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn promo(State(app): State<AppState>, Auth(who): Auth, req: Idempotent<PromoGrant>) -> Result<Response, ApiError> {
     admin(&who)?;
-    let keyed = req.keyed(who.id())?;
-    if let Some(s) = idempotency::replay(&app.pool, &keyed, now_ms()).await? {
-        return Ok(s.into_response());
-    }
-    let u = super::user_named(&app, &req.body.user).await?;
-    let r = app.money.grant_promo(u.id, req.body.coins, req.body.reason.clone(), keyed).await?;
+    let (keyed, body) = match req.open(&app.pool, who.id()).await? {
+        Opened::Replay(s) => return Ok(s.into_response()),
+        Opened::Fresh(k, b) => (k, b),
+    };
+    let u = super::user_named(&app, &body.user).await?;
+    let r = app.money.grant_promo(u.id, body.coins, body.reason.clone(), keyed).await?;
     Ok(reply(r, StatusCode::CREATED))
 }

@@ -84,9 +84,6 @@ impl Money {
         if !(MIN_PAYOUT..=MAX_COINS).contains(&amount) {
             return Err(invalid("amount", format!("must be {MIN_PAYOUT}-{MAX_COINS} coins")));
         }
-        if let Some(s) = idempotency::replay(&self.pool, &keyed, crate::clock::now_ms()).await? {
-            return Ok(Reply::Replayed(s));
-        }
         let reply = idempotency::run(&self.writer, keyed, StatusCode::CREATED, move |tx| {
             Box::pin(async move {
                 let hold = spend::new_base("payout");
@@ -117,9 +114,6 @@ impl Money {
     /// An admin marks a pending payout paid (`paid`) or rejects it.
     pub async fn resolve_payout(self: &Arc<Self>, admin: i64, id: i64, paid: bool, keyed: Keyed, note: Option<String>) -> Result<Reply<Payout>, ApiError> {
         let note = note.unwrap_or_default().trim().chars().take(500).collect::<String>();
-        if let Some(s) = idempotency::replay(&self.pool, &keyed, crate::clock::now_ms()).await? {
-            return Ok(Reply::Replayed(s));
-        }
         let reply = idempotency::run(&self.writer, keyed, StatusCode::OK, move |tx| {
             Box::pin(async move {
                 let p = one(tx.conn(), id).await?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "payout_not_found", format!("no payout {id}")))?;

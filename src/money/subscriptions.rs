@@ -211,9 +211,6 @@ impl Money {
         if !PLANS.contains(&plan) {
             return Err(invalid("plan", format!("one of: {}", PLANS.join(", "))));
         }
-        if let Some(s) = idempotency::replay(&self.pool, &keyed, crate::clock::now_ms()).await? {
-            return Ok(Reply::Replayed(s));
-        }
         let (share, price) = (self.settings.creator_share, self.settings.subscription_price);
         let reply = idempotency::run(&self.writer, keyed, StatusCode::CREATED, move |tx| Box::pin(async move { buy_in(tx, user, host, &spend::new_base("sub"), share, price).await })).await?;
         if matches!(reply, Reply::Fresh(_)) {
@@ -225,25 +222,25 @@ impl Money {
     }
 
     /// Stops renewal at the period's end and releases a held renewal.
-    pub async fn cancel_subscription(self: &Arc<Self>, user: i64, host: i64) -> Result<PaidSubscription, ApiError> {
-        let sub = self
-            .writer
-            .run(move |tx| {
-                Box::pin(async move {
-                    let r = running(tx, user, host).await?.filter(|r| r.4.is_some()).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_subscription", "you have no paid subscription to this channel"))?;
-                    let hs = holds(&r.7);
-                    if !hs.is_empty() {
-                        spend::void_holds(tx, &hs, "cancelled").await?;
-                    }
-                    let now = tx.now();
-                    sqlx::query("UPDATE subscriptions SET auto_renew = 0, renewal_hold_ids = NULL, cancelled_at = COALESCE(cancelled_at, $1) WHERE id = $2").bind(now).bind(r.0).execute(tx.conn()).await.db()?;
-                    let r: Row = sqlx::query_as(&format!("SELECT {COLS} FROM subscriptions WHERE id = $1")).bind(r.0).fetch_one(tx.conn()).await.db()?;
-                    Ok(sub_of(r, String::new()))
-                })
+    pub async fn cancel_subscription(self: &Arc<Self>, user: i64, host: i64, keyed: Keyed) -> Result<Reply<PaidSubscription>, ApiError> {
+        let reply = idempotency::run(&self.writer, keyed, StatusCode::OK, move |tx| {
+            Box::pin(async move {
+                let r = running(tx, user, host).await?.filter(|r| r.4.is_some()).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_subscription", "you have no paid subscription to this channel"))?;
+                let hs = holds(&r.7);
+                if !hs.is_empty() {
+                    spend::void_holds(tx, &hs, "cancelled").await?;
+                }
+                let now = tx.now();
+                sqlx::query("UPDATE subscriptions SET auto_renew = 0, renewal_hold_ids = NULL, cancelled_at = COALESCE(cancelled_at, $1) WHERE id = $2").bind(now).bind(r.0).execute(tx.conn()).await.db()?;
+                let r: Row = sqlx::query_as(&format!("SELECT {COLS} FROM subscriptions WHERE id = $1")).bind(r.0).fetch_one(tx.conn()).await.db()?;
+                Ok(sub_of(r, String::new()))
             })
-            .await?;
-        self.wallet_changed(user);
-        Ok(sub)
+        })
+        .await?;
+        if matches!(reply, Reply::Fresh(_)) {
+            self.wallet_changed(user);
+        }
+        Ok(reply)
     }
 
     /// A user's running paid subscriptions.

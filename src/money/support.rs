@@ -170,9 +170,6 @@ impl Money {
         if message.as_ref().is_some_and(|m| m.chars().count() > MAX_MESSAGE) {
             return Err(invalid("message", format!("must be at most {MAX_MESSAGE} characters")));
         }
-        if let Some(s) = idempotency::replay(&self.pool, &keyed, crate::clock::now_ms()).await? {
-            return Ok(Reply::Replayed(s));
-        }
         let s = self.live_stream(stream_id).await?;
         self.check_supporter(&s, who).await?;
         if let Some(m) = &message {
@@ -216,9 +213,6 @@ impl Money {
         let count = input.count.unwrap_or(1);
         if !(1..=MAX_COUNT).contains(&count) {
             return Err(invalid("count", format!("must be 1-{MAX_COUNT}")));
-        }
-        if let Some(s) = idempotency::replay(&self.pool, &keyed, crate::clock::now_ms()).await? {
-            return Ok(Reply::Replayed(s));
         }
         let s = self.live_stream(stream_id).await?;
         // Co-host rooms will add hosts here; today a stream has its primary host.

@@ -129,8 +129,10 @@ pub async fn sweep(money: &Arc<Money>, now: i64) -> Result<Vec<i64>, ApiError> {
                 let open: Vec<Open> = sqlx::query_as(
                     "SELECT p.transfer_id, p.timeout_at, t.user_id, t.stream_id, s.state, s.media_started_at FROM ledger_pending p \
                      JOIN ledger_transfers t ON t.id = p.transfer_id LEFT JOIN streams s ON s.id = t.stream_id \
-                     WHERE t.code = 'ticket' ORDER BY p.transfer_id LIMIT $1",
+                     WHERE t.code = 'ticket' AND (s.id IS NULL OR s.state IN ('cancelled', 'error') OR s.media_started_at IS NOT NULL OR p.timeout_at <= $1) \
+                     ORDER BY p.transfer_id LIMIT $2",
                 )
+                .bind(now)
                 .bind(SWEEP_BATCH)
                 .fetch_all(tx.conn())
                 .await
@@ -170,9 +172,6 @@ pub async fn sweep(money: &Arc<Money>, now: i64) -> Result<Vec<i64>, ApiError> {
 impl Money {
     /// Buys a ticket with coins (`pay_with: provider` is handled by the caller).
     pub async fn buy_ticket(self: &Arc<Self>, user: i64, stream_id: i64, keyed: Keyed) -> Result<Reply<Ticket>, ApiError> {
-        if let Some(s) = idempotency::replay(&self.pool, &keyed, crate::clock::now_ms()).await? {
-            return Ok(Reply::Replayed(s));
-        }
         let share = self.settings.creator_share;
         let reply = idempotency::run(&self.writer, keyed, StatusCode::CREATED, move |tx| Box::pin(async move { buy_in(tx, user, stream_id, &spend::new_base("ticket"), share).await })).await?;
         if let Reply::Fresh(t) = &reply {
