@@ -799,6 +799,16 @@ async fn simulation() {
     let report = http.get("/api/admin/ledger/check", &admin.token).await.body;
     assert_eq!(report["ok"], true, "ledger check: {report:#}");
 
+    let metrics = http.c.get(format!("{}/metrics", http.base)).send().await.unwrap().text().await.unwrap();
+    let (batches, jobs) = (common::metric(&metrics, "onair_money_batches"), common::metric(&metrics, "onair_money_jobs"));
+    let secs = |name: &str| -> f64 { metrics.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' '))).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0) };
+    eprintln!(
+        "money writer: {jobs} jobs in {batches} transactions ({:.1} a transaction; {:.2} s waiting for the write lock, {:.2} s running jobs, {:.2} s committing)",
+        jobs as f64 / batches.max(1) as f64,
+        secs("onair_money_begin_seconds"),
+        secs("onair_money_run_seconds"),
+        secs("onair_money_commit_seconds")
+    );
     let mut counts: Vec<_> = stats.counts.iter().collect();
     counts.sort();
     eprintln!(

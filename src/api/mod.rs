@@ -245,5 +245,16 @@ async fn metrics(State(app): State<AppState>) -> Response {
         hub.published.load(std::sync::atomic::Ordering::Relaxed),
         hub.dropped.load(std::sync::atomic::Ordering::Relaxed)
     ));
+    let w = &app.money.writer.stats;
+    text.push_str(&format!(
+        "# TYPE onair_money_batches counter\nonair_money_batches {}\n# TYPE onair_money_jobs counter\nonair_money_jobs {}\n\
+         # TYPE onair_money_begin_seconds counter\nonair_money_begin_seconds {}\n# TYPE onair_money_run_seconds counter\nonair_money_run_seconds {}\n\
+         # TYPE onair_money_commit_seconds counter\nonair_money_commit_seconds {}\n",
+        w.batches.load(std::sync::atomic::Ordering::Relaxed),
+        w.jobs.load(std::sync::atomic::Ordering::Relaxed),
+        w.begin_us.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6,
+        w.run_us.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6,
+        w.commit_us.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -675,30 +675,35 @@ pub async fn linked(tx: &mut Tx, chain: &[NewTransfer]) -> Result<Vec<Transfer>,
         validate(t)?;
     }
     let last = chain.len() - 1;
-    let mut stored = Vec::with_capacity(chain.len());
-    for t in chain {
-        stored.push(transfer_by_id(tx.conn(), &t.id).await?);
-    }
-    if stored.iter().any(Option::is_some) {
-        // A retry: the whole chain must be there, as asked.
-        return chain
-            .iter()
-            .zip(stored)
-            .enumerate()
-            .map(|(i, (t, s))| match s {
-                Some(s) if same(&s, t, i != last) => Ok(s),
-                _ => Err(LedgerError::Conflict(t.id.clone())),
-            })
-            .collect();
-    }
-    atomically(tx, async |tx| {
+    // The common case first: new transfers. Only when that fails is it
+    // worth asking whether this is a retry (an id taken, or balances that
+    // moved on since the first attempt).
+    let made = atomically(tx, async |tx| {
         let mut out = Vec::with_capacity(chain.len());
         for (i, t) in chain.iter().enumerate() {
             out.push(apply_new(tx, t, i != last).await?);
         }
         Ok(out)
     })
-    .await
+    .await;
+    let Err(e) = made else { return made };
+    let mut stored = Vec::with_capacity(chain.len());
+    for t in chain {
+        stored.push(transfer_by_id(tx.conn(), &t.id).await?);
+    }
+    if !stored.iter().any(Option::is_some) {
+        return Err(e);
+    }
+    // A retry: the whole chain must be there, as asked.
+    chain
+        .iter()
+        .zip(stored)
+        .enumerate()
+        .map(|(i, (t, s))| match s {
+            Some(s) if same(&s, t, i != last) => Ok(s),
+            _ => Err(LedgerError::Conflict(t.id.clone())),
+        })
+        .collect()
 }
 
 /// How a pending transfer ended, if it did.

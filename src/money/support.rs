@@ -203,7 +203,7 @@ impl Money {
         })
         .await?;
         if let Reply::Fresh(sent) = &reply {
-            self.announce(sent, None).await;
+            self.announce(sent, None);
         }
         Ok(reply)
     }
@@ -256,7 +256,7 @@ impl Money {
         .await?;
         if let Reply::Fresh(sent) = &reply {
             let combo = self.combo(sent, count, Instant::now());
-            self.announce(sent, Some(combo)).await;
+            self.announce(sent, Some(combo));
         }
         Ok(reply)
     }
@@ -277,7 +277,7 @@ impl Money {
     }
 
     /// Once committed: the event, the chat line, the balances.
-    async fn announce(self: &Arc<Self>, sent: &Sent, combo: Option<i64>) {
+    fn announce(self: &Arc<Self>, sent: &Sent, combo: Option<i64>) {
         let ev = SupportEvent {
             id: sent.id.clone(),
             stream_id: sent.stream_id,
@@ -304,10 +304,13 @@ impl Money {
             }
         };
         self.hub.publish(Topic::Stream(sent.stream_id), &event);
-        // The money is committed whatever happens to the chat line.
-        if let Err(e) = self.chat.system(sent.stream_id, line).await {
-            tracing::warn!(stream = sent.stream_id, "chat line of a {}: {e}", sent.kind);
-        }
+        // The money is committed: the sender's answer does not wait for the chat line.
+        let (chat, stream, kind) = (self.chat.clone(), sent.stream_id, sent.kind.clone());
+        tokio::spawn(async move {
+            if let Err(e) = chat.system(stream, line).await {
+                tracing::warn!(stream, "chat line of a {kind}: {e}");
+            }
+        });
         self.wallet_changed(sent.from.id);
         self.wallet_changed(sent.to.id);
     }

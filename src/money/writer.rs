@@ -43,6 +43,23 @@ type Job = Box<dyn for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, (bool, Deliver)> 
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// Counters for `/metrics`.
+    pub stats: Arc<WriterStats>,
+}
+
+/// What the writer did.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub batches: std::sync::atomic::AtomicU64,
+    /// Jobs in them.
+    pub jobs: std::sync::atomic::AtomicU64,
+    /// Microseconds spent committing.
+    pub commit_us: std::sync::atomic::AtomicU64,
+    /// Microseconds spent waiting for SQLite's write lock (`BEGIN IMMEDIATE`).
+    pub begin_us: std::sync::atomic::AtomicU64,
+    /// Microseconds spent running jobs.
+    pub run_us: std::sync::atomic::AtomicU64,
 }
 
 fn stopped() -> ApiError {
@@ -55,8 +72,9 @@ impl Writer {
     pub async fn start(pool: SqlitePool, clock: Clock) -> Result<Writer, String> {
         let last = super::tx::stored_last_timestamp(&pool).await.map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(pool, clock, last, rx));
-        Ok(Writer { jobs: tx })
+        let stats = Arc::new(WriterStats::default());
+        tokio::spawn(run(pool, clock, last, rx, stats.clone()));
+        Ok(Writer { jobs: tx, stats })
     }
 
     /// Runs `f` in the next batch; its answer comes once the batch has
@@ -88,7 +106,8 @@ impl Writer {
     }
 }
 
-async fn run(pool: SqlitePool, clock: Clock, mut last_timestamp: i64, mut rx: mpsc::Receiver<Job>) {
+async fn run(pool: SqlitePool, clock: Clock, mut last_timestamp: i64, mut rx: mpsc::Receiver<Job>, stats: Arc<WriterStats>) {
+    use std::sync::atomic::Ordering::Relaxed;
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         jobs.push(first);
@@ -98,7 +117,11 @@ async fn run(pool: SqlitePool, clock: Clock, mut last_timestamp: i64, mut rx: mp
                 Err(_) => break,
             }
         }
-        let mut tx = match Tx::begin(&pool, clock(), last_timestamp).await {
+        let begin_started = std::time::Instant::now();
+        let begun = Tx::begin(&pool, clock(), last_timestamp).await;
+        stats.begin_us.fetch_add(begin_started.elapsed().as_micros() as u64, Relaxed);
+        let run_started = std::time::Instant::now();
+        let mut tx = match begun {
             Ok(tx) => tx,
             Err(e) => {
                 tracing::error!("money: cannot begin a transaction for {} jobs: {e}", jobs.len());
@@ -129,6 +152,9 @@ async fn run(pool: SqlitePool, clock: Clock, mut last_timestamp: i64, mut rx: mp
             }
         }
         last_timestamp = tx.last_timestamp();
+        stats.run_us.fetch_add(run_started.elapsed().as_micros() as u64, Relaxed);
+        let n = delivers.len() as u64;
+        let commit_started = std::time::Instant::now();
         let committed = match broken {
             Some(e) => {
                 let _ = tx.rollback().await;
@@ -139,6 +165,11 @@ async fn run(pool: SqlitePool, clock: Clock, mut last_timestamp: i64, mut rx: mp
                 stopped()
             }),
         };
+        if committed.is_ok() {
+            stats.batches.fetch_add(1, Relaxed);
+            stats.jobs.fetch_add(n, Relaxed);
+            stats.commit_us.fetch_add(commit_started.elapsed().as_micros() as u64, Relaxed);
+        }
         for d in delivers {
             d(committed.clone());
         }
