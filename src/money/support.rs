@@ -2,9 +2,9 @@
 //!
 //! A send is checked (the stream is live and the sender may watch it and
 //! is not banned from its chat; not to oneself), then made as one spend
-//! under the sender's `Idempotency-Key`, and once committed it becomes a
-//! `tip` or `gift` event on the stream's WebSocket topic and a system line
-//! in its chat. Gifts sent again within [`COMBO_WINDOW`] build a combo the
+//! under the sender's `Idempotency-Key` together with a system line in the
+//! stream's chat, and once committed both are pushed to the stream's
+//! WebSocket topic (a `tip` or `gift` event, and the chat line). Gifts sent again within [`COMBO_WINDOW`] build a combo the
 //! pages show as "x12". The top supporters of a stream come from the
 //! ledger.
 
@@ -22,7 +22,7 @@ use super::spend::{self, Spend};
 use super::{invalid, not_allowed, Money, MAX_COINS};
 use crate::accounts::Principal;
 use crate::chat::moderation::Restriction;
-use crate::chat::Author;
+use crate::chat::{Author, ChatMessage, Kind};
 use crate::db::DbResult;
 use crate::realtime::{Event, Topic};
 use crate::streams::{access, State, Stream};
@@ -97,6 +97,8 @@ pub struct Sent {
     pub timestamp: i64,
     /// The sender's coins after it.
     pub balance: Balance,
+    /// The line it put in the stream's chat.
+    pub chat_message_id: i64,
 }
 
 /// A tip or gift as the stream's watchers see it (`tip` / `gift` events).
@@ -131,6 +133,31 @@ pub struct Supporter {
     pub user: Author,
     /// Coins they spent in tips and gifts in the stream.
     pub coins: i64,
+}
+
+fn tip_line(from: &Author, coins: i64, message: Option<&str>) -> String {
+    match message {
+        Some(m) => format!("{} tipped {coins} coins: {m}", from.display_name),
+        None => format!("{} tipped {coins} coins", from.display_name),
+    }
+}
+
+fn gift_line(from: &Author, g: &Gift, count: i64, coins: i64) -> String {
+    format!("{} sent {} × {count} ({coins} coins)", from.display_name, g.name)
+}
+
+/// A system line in the stream's chat, written in the same transaction as
+/// the coins (a tip and its line exist together or not at all).
+async fn chat_line(tx: &mut super::tx::Tx, stream_id: i64, text: &str) -> Result<i64, ApiError> {
+    let now = tx.now();
+    let (id,): (i64,) = sqlx::query_as("INSERT INTO chat_messages (stream_id, user_id, kind, body, data, created_at) VALUES ($1, NULL, 'system', $2, NULL, $3) RETURNING id")
+        .bind(stream_id)
+        .bind(text)
+        .bind(now)
+        .fetch_one(tx.conn())
+        .await
+        .db()?;
+    Ok(id)
 }
 
 fn author(who: &Principal) -> Author {
@@ -184,7 +211,9 @@ impl Money {
                 let sp = Spend { base: spend::new_base("tip"), kind: "tip", payer: from.id, creator: to.id, coins: input.coins, stream_id: Some(stream_id), reference: None, hold: None };
                 let (split, _) = spend::spend(tx, &sp, share).await?;
                 let w = super::wallet::wallet_on(tx.conn(), from.id).await?;
+                let chat_message_id = chat_line(tx, stream_id, &tip_line(&from, input.coins, message.as_deref())).await?;
                 Ok(Sent {
+                    chat_message_id,
                     id: sp.base,
                     kind: "tip".into(),
                     stream_id,
@@ -236,7 +265,9 @@ impl Money {
                 let sp = Spend { base: spend::new_base("gift"), kind: "gift", payer: from.id, creator: to.id, coins, stream_id: Some(stream_id), reference: Some(gift.id.clone()), hold: None };
                 let (split, _) = spend::spend(tx, &sp, share).await?;
                 let w = super::wallet::wallet_on(tx.conn(), from.id).await?;
+                let chat_message_id = chat_line(tx, stream_id, &gift_line(&from, &gift, count, coins)).await?;
                 Ok(Sent {
+                    chat_message_id,
                     id: sp.base,
                     kind: "gift".into(),
                     stream_id,
@@ -291,26 +322,23 @@ impl Money {
             timestamp: sent.timestamp,
         };
         let (event, line) = match &sent.gift {
-            Some(g) => {
-                let n = sent.count.unwrap_or(1);
-                (Event::Gift(Box::new(ev)), format!("{} sent {} × {} ({} coins)", sent.from.display_name, g.name, n, sent.coins))
-            }
-            None => {
-                let line = match &sent.message {
-                    Some(m) => format!("{} tipped {} coins: {m}", sent.from.display_name, sent.coins),
-                    None => format!("{} tipped {} coins", sent.from.display_name, sent.coins),
-                };
-                (Event::Tip(Box::new(ev)), line)
-            }
+            Some(g) => (Event::Gift(Box::new(ev)), gift_line(&sent.from, g, sent.count.unwrap_or(1), sent.coins)),
+            None => (Event::Tip(Box::new(ev)), tip_line(&sent.from, sent.coins, sent.message.as_deref())),
         };
         self.hub.publish(Topic::Stream(sent.stream_id), &event);
-        // The money is committed: the sender's answer does not wait for the chat line.
-        let (chat, stream, kind) = (self.chat.clone(), sent.stream_id, sent.kind.clone());
-        tokio::spawn(async move {
-            if let Err(e) = chat.system(stream, line).await {
-                tracing::warn!(stream, "chat line of a {kind}: {e}");
-            }
-        });
+        // The chat line committed with the coins; now it is shown.
+        let message = ChatMessage {
+            id: sent.chat_message_id,
+            stream_id: sent.stream_id,
+            kind: Kind::System,
+            user: None,
+            text: line,
+            badges: Vec::new(),
+            product: None,
+            deleted: false,
+            created_at: crate::clock::now_ms(),
+        };
+        self.hub.publish(Topic::Stream(sent.stream_id), &Event::ChatMessage { message: Box::new(message) });
         self.wallet_changed(sent.from.id);
         self.wallet_changed(sent.to.id);
     }
