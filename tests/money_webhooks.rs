@@ -106,7 +106,6 @@ async fn duplicates_late_and_out_of_order_events() {
     let vic = api.register("vic", "viewer").await;
     let t = now_s();
     let send = |ev: Value| {
-        let api = api;
         async move {
             let r = deliver(&api, &[NEW], now_s(), &ev).await;
             assert_eq!(r.status, 200, "{}", r.body);
