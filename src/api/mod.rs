@@ -234,7 +234,8 @@ pub fn router(app: AppState, static_dir: &Path) -> Router {
 
 async fn config(State(app): State<AppState>) -> Json<serde_json::Value> {
     // The studio retries a dropped publish for as long as the stream is held for it.
-    Json(serde_json::json!({ "ice_servers": app.sfu.ice_servers(), "reconnect_grace_seconds": app.settings.reconnect_grace.as_secs() }))
+    let payments = serde_json::json!({ "provider": app.money.payments.provider.name(), "currency": app.money.payments.currency, "creator_share": app.money.settings.creator_share });
+    Json(serde_json::json!({ "ice_servers": app.sfu.ice_servers(), "reconnect_grace_seconds": app.settings.reconnect_grace.as_secs(), "payments": payments }))
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {

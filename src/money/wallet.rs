@@ -66,13 +66,18 @@ pub async fn wallet_on(c: &mut SqliteConnection, user: i64) -> Result<Wallet, Ap
     Ok(w)
 }
 
-/// A line of a statement: one transfer as one of the user's accounts saw it.
+/// A line of a statement: one operation (a tip, a gift, a top-up...) as
+/// one of the user's accounts saw it. An operation's transfers of the same
+/// kind on the same account make one line (a gift paid to the creator and
+/// the platform is one -25, not -17 and -8); `transfers` lists them.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Entry {
-    /// The transfer's position in the ledger.
+    /// The position in the ledger of its latest transfer.
     pub seq: i64,
-    /// The transfer's id.
-    pub transfer_id: String,
+    /// The operation (the transfers' common id prefix).
+    pub operation: String,
+    /// Its transfers' ids.
+    pub transfers: Vec<String>,
     /// When (RFC 3339).
     pub at: String,
     /// Why: `top_up`, `tip`, `gift`, `ticket`, `subscription`, `clawback`, `settle`, `payout`, `promo`...
@@ -129,6 +134,11 @@ fn counterparty(id: &str) -> String {
     }
 }
 
+/// The operation a transfer belongs to: its id up to the first `:`.
+fn operation_of(id: &str) -> &str {
+    id.split(':').next().unwrap_or(id)
+}
+
 type EntryRow = (i64, i64, String, String, String, i64, i64, String, Option<i64>, Option<String>, i64, String);
 
 /// A page of the user's statement.
@@ -158,24 +168,44 @@ pub async fn statement(c: &mut SqliteConnection, user: i64, q: &StatementQuery) 
     .await
     .db()?;
     let more = rows.len() as i64 > limit;
-    let rows: Vec<EntryRow> = rows.into_iter().take(limit as usize).collect();
+    let mut rows: Vec<EntryRow> = rows.into_iter().take(limit as usize).collect();
+    // Do not cut an operation in two at the page's end: its rest comes next page.
+    if more && rows.len() > 1 {
+        let key = |r: &EntryRow| (operation_of(&r.2).to_owned(), r.11.clone(), r.4.clone(), r.3.clone());
+        let last = key(&rows[rows.len() - 1]);
+        let keep = rows.iter().rposition(|r| key(r) != last).map(|i| i + 1).unwrap_or(rows.len());
+        rows.truncate(keep);
+    }
     let next_cursor = if more { rows.last().map(|r| format!("{}.{}", r.0, r.1)) } else { None };
-    let entries = rows
-        .into_iter()
-        .map(|(seq, _, id, code, phase, amount, balance_after, other, stream_id, reference, at, account)| Entry {
+    let mut entries: Vec<Entry> = Vec::new();
+    for (seq, _, id, code, phase, amount, balance_after, other, stream_id, reference, at, account) in rows {
+        let op = operation_of(&id).to_owned();
+        let label = account_label(&account);
+        // Newest first: a later row of the same operation is an earlier transfer of it.
+        if let Some(e) = entries.last_mut().filter(|e| e.operation == op && e.account == label && e.phase == phase && e.kind == code) {
+            e.amount += amount;
+            e.transfers.push(id);
+            // Name the person on the other side (the creator), not the platform's share.
+            if e.counterparty == "platform" {
+                e.counterparty = counterparty(&other);
+            }
+            continue;
+        }
+        entries.push(Entry {
             seq,
-            transfer_id: id,
+            operation: op,
+            transfers: vec![id],
             at: crate::clock::rfc3339(at),
             kind: code,
             phase,
-            account: account_label(&account),
+            account: label,
             amount,
             balance_after,
             counterparty: counterparty(&other),
             stream_id,
             reference,
-        })
-        .collect();
+        });
+    }
     Ok(Statement { entries, next_cursor })
 }
 
