@@ -290,3 +290,52 @@ async fn buy_coins_owed(api: &Api, u: &common::api::User) {
     assert_eq!(request(api.addr, "POST", &format!("/pay/dev/{intent}/pay"), &[], b"").await.status, 200);
     wait_wallet(api, u, |w| w["owed"] == 100).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_and_subscriptions_paid_through_the_provider() {
+    let server = common::start_server(1).await;
+    let api = Api::new(server.http_addr);
+    let ana = api.register("ana", "host").await;
+    let vic = api.register("vic", "viewer").await;
+    let s = api.create_stream(&ana, json!({ "title": "Now", "visibility": "ticketed", "ticket_price": 250 })).await;
+    let sid = s["id"].as_i64().unwrap();
+    sqlx::query("UPDATE streams SET state = 'live', media_state = 'receiving', started_at = 1, media_started_at = 1 WHERE id = $1").bind(sid).execute(&server.app.pool).await.unwrap();
+
+    // No coins: the ticket is paid through the provider. The answer is the
+    // payment to make; the ticket comes with the payment's webhook.
+    let r = post_keyed(&api, &format!("/api/streams/{sid}/tickets/purchase"), &vic.token, &key(), &json!({ "pay_with": "provider" })).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let t = r.json();
+    assert_eq!((t["purpose"].as_str(), t["coins"].as_i64(), t["amount"].as_i64()), (Some("ticket"), Some(250), Some(250)));
+    assert!(!server.app.membership.has_ticket(vic.id, sid).await.unwrap(), "not before it is paid");
+    let intent = t["intent_id"].as_str().unwrap();
+    assert_eq!(request(api.addr, "POST", &format!("/pay/dev/{intent}/pay"), &[], b"").await.status, 200);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.app.membership.has_ticket(vic.id, sid).await.unwrap() {
+        assert!(std::time::Instant::now() < end, "the ticket never came");
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    let w = wallet(&api, &vic).await;
+    assert_eq!(w["coins"], 0, "the coins bought were spent on the ticket: {w}");
+    let pay = api.get(&format!("/api/wallet/top-ups/{intent}"), Some(&vic.token)).await.json();
+    assert!(pay["fulfilled"].as_str().unwrap().starts_with(intent), "{pay}");
+    assert_eq!(wallet(&api, &ana).await["earnings"], 175);
+    // A second ticket through the provider: refused before any payment.
+    let r = post_keyed(&api, &format!("/api/streams/{sid}/tickets/purchase"), &vic.token, &key(), &json!({ "pay_with": "provider" })).await;
+    assert_eq!((r.status, r.error_code().as_str()), (409, "already_have_ticket"));
+
+    // A subscription the same way.
+    let r = post_keyed(&api, "/api/channels/ana/subscriptions/purchase", &vic.token, &key(), &json!({ "plan": "monthly", "pay_with": "provider" })).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let intent = r.json()["intent_id"].as_str().unwrap().to_owned();
+    assert_eq!(request(api.addr, "POST", &format!("/pay/dev/{intent}/pay"), &[], b"").await.status, 200);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.app.membership.is_subscriber(vic.id, ana.id).await.unwrap() {
+        assert!(std::time::Instant::now() < end, "the subscription never came");
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    assert_eq!(wallet(&api, &vic).await["coins"], 0);
+    let root = api.register("root", "viewer").await;
+    make_admin(&server, &root).await;
+    assert_ledger_ok(&api, &root).await;
+}
