@@ -174,9 +174,26 @@ impl<T> Idempotent<T> {
         crate::money::idempotency::Keyed::new(user, &self.key, &self.method, &self.path, &self.json)
     }
 
-    /// Checks the key for `user` (a replay, or `409` for another request
-    /// under it), then the body (`422`).
+    /// The request under its key for `user`, and its body. A body that is
+    /// not valid is first checked against the key (a replay, or `409` for
+    /// another request under it) before it is a `422`. A valid one goes on:
+    /// the money writer replays a key it has seen (the operation and the
+    /// lookup run in one transaction), so the hot path reads nothing here.
     pub async fn open(self, pool: &sqlx::SqlitePool, user: i64) -> Result<Opened<T>, ApiError> {
+        let keyed = self.keyed(user)?;
+        match self.body {
+            Ok(body) => Ok(Opened::Fresh(keyed, body)),
+            Err(e) => match crate::money::idempotency::replay(pool, &keyed, crate::clock::now_ms()).await? {
+                Some(s) => Ok(Opened::Replay(s)),
+                None => Err(e),
+            },
+        }
+    }
+
+    /// As [`Idempotent::open`], and a stored answer is replayed even for a
+    /// valid body: for requests that call the payment provider before the
+    /// writer (a retry must not make a second intent or refund).
+    pub async fn open_checked(self, pool: &sqlx::SqlitePool, user: i64) -> Result<Opened<T>, ApiError> {
         let keyed = self.keyed(user)?;
         if let Some(s) = crate::money::idempotency::replay(pool, &keyed, crate::clock::now_ms()).await? {
             return Ok(Opened::Replay(s));

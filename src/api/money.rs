@@ -52,7 +52,7 @@ pub async fn packages(State(app): State<AppState>) -> Json<Vec<Package>> {
     params(("Idempotency-Key" = String, Header, description = "A fresh UUID per purchase; the same one to retry it")),
     responses((status = 201, body = TopUp), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, description = "The provider failed", body = ErrorBody)))]
 pub async fn top_up(State(app): State<AppState>, Auth(who): Auth, req: Idempotent<TopUpInput>) -> Result<Response, ApiError> {
-    let (keyed, body) = match req.open(&app.pool, who.id()).await? {
+    let (keyed, body) = match req.open_checked(&app.pool, who.id()).await? {
         Opened::Replay(s) => return Ok(s.into_response()),
         Opened::Fresh(k, b) => (k, b),
     };
@@ -146,7 +146,7 @@ pub async fn supporters(State(app): State<AppState>, Path(sid): Path<String>, Q(
     responses((status = 201, body = Ticket), (status = 402, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, description = "Not ticketed, over, or already held", body = ErrorBody)))]
 pub async fn buy_ticket(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>, req: Idempotent<TicketPurchase>) -> Result<Response, ApiError> {
     let stream_id = id(&sid, "stream")?;
-    let (keyed, body) = match req.open(&app.pool, who.id()).await? {
+    let (keyed, body) = match req.open_checked(&app.pool, who.id()).await? {
         Opened::Replay(s) => return Ok(s.into_response()),
         Opened::Fresh(k, b) => (k, b),
     };
@@ -166,7 +166,7 @@ pub async fn buy_ticket(State(app): State<AppState>, Auth(who): Auth, Path(sid):
     params(("host" = String, Path, description = "Host username or id"), ("Idempotency-Key" = String, Header, description = "A fresh UUID per purchase")),
     responses((status = 201, body = PaidSubscription), (status = 402, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn subscribe(State(app): State<AppState>, Auth(who): Auth, Path(host): Path<String>, req: Idempotent<SubscriptionPurchase>) -> Result<Response, ApiError> {
-    let (keyed, body) = match req.open(&app.pool, who.id()).await? {
+    let (keyed, body) = match req.open_checked(&app.pool, who.id()).await? {
         Opened::Replay(s) => return Ok(s.into_response()),
         Opened::Fresh(k, b) => (k, b),
     };

@@ -153,7 +153,7 @@ pub async fn payments(State(app): State<AppState>, Auth(who): Auth, Q(q): Q<Paym
     responses((status = 202, body = RefundRequested), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn refund(State(app): State<AppState>, Auth(who): Auth, Path(intent): Path<String>, req: Idempotent<RefundInput>) -> Result<Response, ApiError> {
     admin(&who)?;
-    let (keyed, body) = match req.open(&app.pool, who.id()).await? {
+    let (keyed, body) = match req.open_checked(&app.pool, who.id()).await? {
         Opened::Replay(s) => return Ok(s.into_response()),
         Opened::Fresh(k, b) => (k, b),
     };

@@ -231,8 +231,8 @@ impl Chat {
     }
 
     /// A stream's row, read at most once per [`STREAM_TTL`] (every message
-    /// needs its state, host and visibility).
-    async fn stream(&self, id: i64) -> Result<Arc<Stream>, ApiError> {
+    /// needs its state, host and visibility; so does every gift).
+    pub async fn stream(&self, id: i64) -> Result<Arc<Stream>, ApiError> {
         let now = Instant::now();
         if let Some(s) = self.streams_seen.get(&id).filter(|e| now.saturating_duration_since(e.0) < STREAM_TTL).map(|e| e.1.clone()) {
             return Ok(s);

@@ -449,6 +449,22 @@ pub async fn account(c: &mut SqliteConnection, r: &AccountRef) -> Result<Account
     Ok(row.map(account_of).unwrap_or_else(|| Account::empty(r)))
 }
 
+/// Several accounts' balances in one query (empty ones for accounts never used).
+pub async fn accounts<const N: usize>(c: &mut SqliteConnection, refs: [&AccountRef; N]) -> Result<[Account; N], ApiError> {
+    let ids: Vec<String> = refs.iter().map(|r| r.id()).collect();
+    let marks: Vec<String> = (1..=N).map(|i| format!("${i}")).collect();
+    let sql = format!("SELECT {ACCOUNT_COLS} FROM ledger_accounts WHERE id IN ({})", marks.join(", "));
+    let mut q = sqlx::query_as::<_, AccountRow>(&sql);
+    for id in &ids {
+        q = q.bind(id);
+    }
+    let found: Vec<Account> = q.fetch_all(c).await.db()?.into_iter().map(account_of).collect();
+    Ok(refs.map(|r| {
+        let id = r.id();
+        found.iter().find(|a| a.id == id).cloned().unwrap_or_else(|| Account::empty(r))
+    }))
+}
+
 /// Every account of an owner.
 pub async fn accounts_of(c: &mut SqliteConnection, owner: i64) -> Result<Vec<Account>, ApiError> {
     let rows: Vec<AccountRow> = sqlx::query_as(&format!("SELECT {ACCOUNT_COLS} FROM ledger_accounts WHERE owner_id = $1 ORDER BY id")).bind(owner).fetch_all(c).await.db()?;

@@ -89,7 +89,13 @@ pub struct Money {
     pub(crate) membership: Membership,
     /// Running gift combos: (stream, sender, gift) -> (count, last send).
     pub(crate) combos: DashMap<(i64, i64, String), (i64, std::time::Instant)>,
+    /// Users whose balance push is scheduled (see [`Money::wallet_changed`]).
+    wallet_pushes: dashmap::DashSet<i64>,
 }
+
+/// Balance pushes to one user are at most this often: a creator receiving
+/// hundreds of gifts a second gets a few events, each with the latest balances.
+pub const WALLET_PUSH_MS: u64 = 150;
 
 /// The webhook secrets: configured, or one made on first run and kept in
 /// the data directory (readable by the server's user only).
@@ -134,7 +140,7 @@ impl Money {
             }
         };
         let payments = Payments::new(writer.clone(), provider, dev, secrets, settings.currency.clone());
-        let money = Arc::new(Money { pool, writer, payments, settings, hub, chat, streams, membership, combos: DashMap::new() });
+        let money = Arc::new(Money { pool, writer, payments, settings, hub, chat, streams, membership, combos: DashMap::new(), wallet_pushes: Default::default() });
         tokio::spawn(sweep(Arc::downgrade(&money)));
         Ok(money)
     }
@@ -146,10 +152,18 @@ impl Money {
         }
     }
 
-    /// Pushes a user's balances to their open pages (after a commit).
+    /// Pushes a user's balances to their open pages (after a commit): once
+    /// per [`WALLET_PUSH_MS`] at most, read after the changes it covers, and
+    /// only when they have a page open.
     pub fn wallet_changed(self: &Arc<Self>, user: i64) {
+        if self.hub.listeners(Topic::User(user)) == 0 || !self.wallet_pushes.insert(user) {
+            return;
+        }
         let me = self.clone();
         tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(WALLET_PUSH_MS)).await;
+            // Changes from here on schedule the next push; this read sees every one before.
+            me.wallet_pushes.remove(&user);
             if let Ok(w) = me.wallet(user).await {
                 me.hub.publish(Topic::User(user), &Event::Wallet(Box::new(w)));
             }

@@ -51,6 +51,10 @@ pub struct Split {
     pub timestamp: i64,
     /// The chain's transfer ids.
     pub transfer_ids: Vec<String>,
+    /// The payer's bought coins that can be spent, after it.
+    pub wallet_after: i64,
+    /// The payer's promotional coins that can be spent, after it.
+    pub promo_after: i64,
 }
 
 /// (creator's, platform's) shares of `coins` at `share` percent for the creator.
@@ -64,8 +68,7 @@ pub fn shares(coins: i64, share: u32) -> (i64, i64) {
 pub async fn spend(tx: &mut Tx, s: &Spend, share: u32) -> Result<(Split, Vec<Transfer>), ApiError> {
     let promo_acc = AccountRef::user(s.payer, Code::Promo);
     let wallet_acc = AccountRef::user(s.payer, Code::Wallet);
-    let promo = ledger::account(tx.conn(), &promo_acc).await?.available();
-    let wallet = ledger::account(tx.conn(), &wallet_acc).await?.available();
+    let [promo, wallet] = ledger::accounts(tx.conn(), [&promo_acc, &wallet_acc]).await?.map(|a| a.available());
     let (creator, platform) = shares(s.coins, share);
     let earnings = AccountRef::user(s.creator, Code::Earnings);
     let revenue = AccountRef::platform(Code::Revenue, COIN);
@@ -94,6 +97,8 @@ pub async fn spend(tx: &mut Tx, s: &Spend, share: u32) -> Result<(Split, Vec<Tra
         from_wallet: s.coins - from_promo,
         timestamp: made.last().map(|t| t.timestamp).unwrap_or(0),
         transfer_ids: made.iter().map(|t| t.id.clone()).collect(),
+        wallet_after: wallet - (s.coins - from_promo),
+        promo_after: promo - from_promo,
     };
     Ok((split, made))
 }

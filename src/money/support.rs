@@ -184,8 +184,10 @@ impl Money {
         Ok(())
     }
 
-    async fn live_stream(&self, id: i64) -> Result<Stream, ApiError> {
-        self.streams.get(id).await?.ok_or_else(|| crate::streams::no_stream(id))
+    /// The stream as chat sees it (its row read at most once a second, and
+    /// again at every announced change).
+    async fn live_stream(&self, id: i64) -> Result<Arc<Stream>, ApiError> {
+        self.chat.stream(id).await
     }
 
     /// Tips a stream's host.
@@ -210,7 +212,6 @@ impl Money {
             Box::pin(async move {
                 let sp = Spend { base: spend::new_base("tip"), kind: "tip", payer: from.id, creator: to.id, coins: input.coins, stream_id: Some(stream_id), reference: None, hold: None };
                 let (split, _) = spend::spend(tx, &sp, share).await?;
-                let w = super::wallet::wallet_on(tx.conn(), from.id).await?;
                 let chat_message_id = chat_line(tx, stream_id, &tip_line(&from, input.coins, message.as_deref())).await?;
                 Ok(Sent {
                     chat_message_id,
@@ -226,7 +227,7 @@ impl Money {
                     creator_coins: split.creator_coins,
                     platform_coins: split.platform_coins,
                     timestamp: split.timestamp,
-                    balance: Balance { coins: w.coins, promo_coins: w.promo_coins },
+                    balance: Balance { coins: split.wallet_after, promo_coins: split.promo_after },
                 })
             })
         })
@@ -264,7 +265,6 @@ impl Money {
                 }
                 let sp = Spend { base: spend::new_base("gift"), kind: "gift", payer: from.id, creator: to.id, coins, stream_id: Some(stream_id), reference: Some(gift.id.clone()), hold: None };
                 let (split, _) = spend::spend(tx, &sp, share).await?;
-                let w = super::wallet::wallet_on(tx.conn(), from.id).await?;
                 let chat_message_id = chat_line(tx, stream_id, &gift_line(&from, &gift, count, coins)).await?;
                 Ok(Sent {
                     chat_message_id,
@@ -280,7 +280,7 @@ impl Money {
                     creator_coins: split.creator_coins,
                     platform_coins: split.platform_coins,
                     timestamp: split.timestamp,
-                    balance: Balance { coins: w.coins, promo_coins: w.promo_coins },
+                    balance: Balance { coins: split.wallet_after, promo_coins: split.promo_after },
                 })
             })
         })
