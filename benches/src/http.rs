@@ -80,21 +80,6 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_length_and_chunked_bodies() {
-        let r = parse(b"HTTP/1.1 201 Created\r\nLocation: /whep/x/1\r\nContent-Length: 3\r\n\r\nabcdef").unwrap();
-        assert_eq!((r.status, r.header("location"), r.body.as_slice()), (201, Some("/whep/x/1"), &b"abc"[..]));
-        let r = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3;x=y\r\n:1}\r\n0\r\n\r\n").unwrap();
-        assert_eq!(r.json().unwrap()["a"], 1);
-        assert!(parse(b"HTTP/1.1 200 OK\r\n").is_err());
-        assert!(parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nab").is_err());
-    }
-}
-
 /// One kept-alive HTTP/1.1 connection, for clients that send request after
 /// request (responses must carry a Content-Length, as the JSON API's do).
 pub struct KeepAlive {
@@ -137,5 +122,20 @@ impl KeepAlive {
         self.stream.read_exact(&mut body).await.map_err(|e| e.to_string())?;
         r.body = body;
         Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_length_and_chunked_bodies() {
+        let r = parse(b"HTTP/1.1 201 Created\r\nLocation: /whep/x/1\r\nContent-Length: 3\r\n\r\nabcdef").unwrap();
+        assert_eq!((r.status, r.header("location"), r.body.as_slice()), (201, Some("/whep/x/1"), &b"abc"[..]));
+        let r = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3;x=y\r\n:1}\r\n0\r\n\r\n").unwrap();
+        assert_eq!(r.json().unwrap()["a"], 1);
+        assert!(parse(b"HTTP/1.1 200 OK\r\n").is_err());
+        assert!(parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nab").is_err());
     }
 }
