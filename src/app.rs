@@ -8,10 +8,14 @@ use onair_media::Sfu;
 use onair_signaling::ApiError;
 use sqlx::SqlitePool;
 
+use crate::accounts::token::KeyRing;
 use crate::accounts::{Accounts, Principal, Role, TokenLifetimes};
 use crate::analytics::Analytics;
+use crate::channels::Channels;
+use crate::api::ws_guard::WsLimits;
 use crate::chat::Chat;
 use crate::config::PlatformSettings;
+use crate::images::Images;
 use crate::keys::KeyStore;
 use crate::membership::Membership;
 use crate::money::Money;
@@ -31,6 +35,11 @@ pub struct Limits {
     pub writes_user: Limiter<i64>,
     /// WHIP/WHEP offers per IP (each makes a peer connection).
     pub media_ip: Limiter<IpAddr>,
+    /// Requests on WHIP/WHEP session URLs (trickle, layer, DELETE) per IP:
+    /// a session URL cannot be guessed, and nobody gets to try fast.
+    pub session_ip: Limiter<IpAddr>,
+    /// WebSockets: open per network and per user, messages per socket.
+    pub ws: Arc<WsLimits>,
 }
 
 /// Every service of the platform.
@@ -63,17 +72,72 @@ pub struct App {
     pub limits: Limits,
     /// The coin wallet, its ledger and payments.
     pub money: Arc<Money>,
+    /// Channel profiles and defaults.
+    pub channels: Channels,
+    /// Uploaded images.
+    pub images: Images,
+    /// Set when the server starts shutting down (WebSockets close politely).
+    pub shutdown: Shutdown,
+}
+
+/// Tells long-lived connections (WebSockets) that the server is stopping,
+/// and knows when the last of them has gone.
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    open: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+/// One open connection, counted until dropped.
+pub struct Hold {
+    open: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.open.send_modify(|n| *n -= 1);
+    }
+}
+
+impl Shutdown {
+    /// Starts the shutdown: every waiter of [`Shutdown::cancelled`] wakes.
+    pub fn begin(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Whether the shutdown has begun.
+    pub fn begun(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Resolves once the shutdown has begun.
+    pub async fn cancelled(&self) {
+        let mut rx = self.stopping.subscribe();
+        let _ = rx.wait_for(|stopping| *stopping).await;
+    }
+
+    /// Counts a connection until the returned guard is dropped.
+    pub fn hold(&self) -> Hold {
+        self.open.send_modify(|n| *n += 1);
+        Hold { open: self.open.clone() }
+    }
+
+    /// Resolves once no connection is held.
+    pub async fn idle(&self) {
+        let mut rx = self.open.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
 }
 
 impl App {
     /// Starts every service over an open database and a running SFU.
-    pub async fn start(pool: SqlitePool, sfu: Sfu, settings: PlatformSettings) -> Result<Arc<App>, String> {
-        let accounts = Accounts::open(pool.clone(), TokenLifetimes::default()).await?;
+    pub async fn start(pool: SqlitePool, sfu: Sfu, settings: PlatformSettings, keys: KeyRing, data_dir: &std::path::Path) -> Result<Arc<App>, String> {
+        let accounts = Accounts::open(pool.clone(), keys, TokenLifetimes::default()).await?;
         let hub = Arc::new(Hub::default());
         let streams = StreamStore::new(pool.clone());
         let membership = Membership::new(pool.clone());
         let chat = Chat::start(pool.clone(), hub.clone(), streams.clone(), membership.clone());
-        let analytics = Analytics::start(pool.clone(), hub.clone()).await?;
+        let analytics = Analytics::start(pool.clone(), hub.clone(), settings.viewers_per_network as usize).await?;
         let money = Money::start(pool.clone(), settings.money.clone(), hub.clone(), chat.clone(), streams.clone(), membership.clone()).await?;
         let webhooks = Webhooks::start(pool.clone());
         let timings = Timings { reconnect_grace: settings.reconnect_grace, media_wait: settings.media_wait };
@@ -85,8 +149,15 @@ impl App {
             writes_ip: Limiter::new(Rate { per_sec: writes * 5.0, burst: writes * 25.0 }),
             writes_user: Limiter::new(Rate { per_sec: writes, burst: writes * 5.0 }),
             media_ip: Limiter::new(Rate { per_sec: settings.media_offers_per_second as f64, burst: settings.media_offers_per_second as f64 * 10.0 }),
+            // A session's URL sees a few trickled candidates, a layer change
+            // now and then, one DELETE: twice the offer rate (20 a second
+            // by default, bursts of 100) leaves every real client room.
+            session_ip: Limiter::new(Rate { per_sec: settings.media_offers_per_second as f64 * 2.0, burst: settings.media_offers_per_second as f64 * 10.0 }),
+            ws: WsLimits::new(settings.ws_per_network, settings.ws_per_user, settings.ws_messages_per_second),
         };
-        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, money });
+        let channels = Channels::new(pool.clone());
+        let images = Images::new(data_dir);
+        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, shutdown: Shutdown::default(), money });
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -97,6 +168,7 @@ impl App {
                 app.limits.writes_ip.prune();
                 app.limits.writes_user.prune();
                 app.limits.media_ip.prune();
+                app.limits.session_ip.prune();
             }
         });
         Ok(app)
@@ -131,16 +203,39 @@ impl App {
 
     /// What a URL segment names: a stream id (`42`), or a channel (`ana`:
     /// her live stream, else the one her next publish would go live on,
-    /// else her next scheduled one).
+    /// else her next scheduled one). Answered from the stream cache (every
+    /// WebSocket `subscribe` and `watch` asks this).
     pub async fn resolve_stream(&self, segment: &str) -> Result<Option<Stream>, ApiError> {
-        if let Ok(id) = segment.parse::<i64>() {
-            return Ok(self.streams.get(id).await?.map(|s| self.analytics.with_viewers(s)));
-        }
-        let Some(host) = self.accounts.by_username(segment).await? else { return Ok(None) };
+        let id = match segment.parse::<i64>() {
+            Ok(id) => id,
+            Err(_) => {
+                let name = segment.trim().to_ascii_lowercase();
+                let cached = self.streams.cached_channel(&name);
+                let resolved = match cached {
+                    Some(id) => id,
+                    None => {
+                        let seen = self.streams.cache_generation();
+                        let id = self.channel_stream(&name).await?;
+                        self.streams.remember_channel(&name, id, seen);
+                        id
+                    }
+                };
+                match resolved {
+                    Some(id) => id,
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(self.streams.cached(id).await?.map(|s| self.analytics.with_viewers((*s).clone())))
+    }
+
+    /// The stream a channel name stands for now (see [`App::resolve_stream`]).
+    async fn channel_stream(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        let Some(host) = self.accounts.by_username(name).await? else { return Ok(None) };
         if let Some(s) = self.streams.publish_target(host.id).await? {
-            return Ok(Some(self.analytics.with_viewers(s)));
+            return Ok(Some(s.id));
         }
-        let page = self.streams.list(&crate::streams::ListQuery { kind: crate::streams::ListType::Scheduled, limit: Some(1), offset: None, host: Some(host.username.clone()) }).await?;
-        Ok(page.streams.into_iter().next())
+        let page = self.streams.list(&crate::streams::ListQuery { kind: crate::streams::ListType::Scheduled, limit: Some(1), offset: None, host: Some(host.username.clone()) }, None).await?;
+        Ok(page.streams.first().map(|s| s.id))
     }
 }

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use onair_media::{IceServer, MediaConfig};
+use onair_media::{IceServer, MediaConfig, TurnAuth};
+
+use crate::accounts::signing::EnvSecrets;
+use crate::client_addr::TrustedProxies;
 use serde::Deserialize;
 
 /// Settings as flags (each also read from its `ONAIR_*` variable).
@@ -73,6 +76,38 @@ pub struct SettingsArgs {
     /// [default: generated into the data directory].
     #[arg(long, env = "ONAIR_PAYMENT_WEBHOOK_SECRET", value_delimiter = ',', hide_env_values = true, global = true)]
     pub payment_webhook_secret: Option<Vec<String>>,
+    /// Media sessions the server holds at most [default: 10000].
+    #[arg(long, env = "ONAIR_MAX_SESSIONS", global = true)]
+    pub max_sessions: Option<usize>,
+    /// Media sessions one worker holds at most; 0 = derived from the total [default: 0].
+    #[arg(long, env = "ONAIR_MAX_SESSIONS_PER_WORKER", global = true)]
+    pub max_sessions_per_worker: Option<usize>,
+    /// Media sessions one client network (IPv4 address, IPv6 /64) holds at most [default: 200].
+    #[arg(long, env = "ONAIR_MAX_SESSIONS_PER_NETWORK", global = true)]
+    pub max_sessions_per_network: Option<usize>,
+    /// Secret shared with the TURN server (coturn `static-auth-secret`): TURN
+    /// servers in --ice-servers then get short-lived credentials.
+    #[arg(long, env = "ONAIR_TURN_SECRET", global = true, hide_env_values = true)]
+    pub turn_secret: Option<String>,
+    /// Seconds short-lived TURN credentials stay valid [default: 3600].
+    #[arg(long, env = "ONAIR_TURN_TTL", global = true)]
+    pub turn_ttl: Option<u64>,
+    /// Reverse proxies (CIDR ranges, comma separated) whose X-Forwarded-For
+    /// names the client [default: none: the header is ignored].
+    #[arg(long, env = "ONAIR_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Open WebSockets (/api/ws) per client address (IPv6: per /64) [default: 100].
+    #[arg(long, env = "ONAIR_WS_PER_IP", global = true)]
+    pub ws_per_ip: Option<u32>,
+    /// Open WebSockets per logged-in user [default: 20].
+    #[arg(long, env = "ONAIR_WS_PER_USER", global = true)]
+    pub ws_per_user: Option<u32>,
+    /// Messages per second per WebSocket (bursts of six times that) [default: 10].
+    #[arg(long, env = "ONAIR_WS_RATE", global = true)]
+    pub ws_rate: Option<u32>,
+    /// Viewers of one stream counted per client address (IPv6: per /64); 0 = no cap [default: 10].
+    #[arg(long, env = "ONAIR_VIEWERS_PER_IP", global = true)]
+    pub viewers_per_ip: Option<u32>,
 }
 
 /// The config file's shape; every key is optional.
@@ -98,6 +133,16 @@ struct FileSettings {
     subscription_price: Option<i64>,
     stripe_secret_key: Option<String>,
     payment_webhook_secret: Option<Vec<String>>,
+    max_sessions: Option<usize>,
+    max_sessions_per_worker: Option<usize>,
+    max_sessions_per_network: Option<usize>,
+    turn_secret: Option<String>,
+    turn_ttl: Option<u64>,
+    trusted_proxies: Option<Vec<String>>,
+    ws_per_ip: Option<u32>,
+    ws_per_user: Option<u32>,
+    ws_rate: Option<u32>,
+    viewers_per_ip: Option<u32>,
 }
 
 /// Settings of the platform around the SFU.
@@ -117,6 +162,16 @@ pub struct PlatformSettings {
     pub media_offers_per_second: u32,
     /// Money.
     pub money: MoneySettings,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
+    /// Open WebSockets per client network.
+    pub ws_per_network: u32,
+    /// Open WebSockets per user.
+    pub ws_per_user: u32,
+    /// Messages per second per WebSocket (burst: six seconds' worth).
+    pub ws_messages_per_second: u32,
+    /// Viewers of a stream counted per client network (0: no cap).
+    pub viewers_per_network: u32,
 }
 
 impl Default for PlatformSettings {
@@ -128,6 +183,11 @@ impl Default for PlatformSettings {
             auth_per_minute: 30,
             writes_per_second: 20,
             media_offers_per_second: 10,
+            trusted_proxies: TrustedProxies::default(),
+            ws_per_network: 100,
+            ws_per_user: 20,
+            ws_messages_per_second: 10,
+            viewers_per_network: 10,
             money: MoneySettings::default(),
         }
     }
@@ -182,6 +242,8 @@ pub struct Settings {
     pub media: MediaConfig,
     /// Platform settings.
     pub platform: PlatformSettings,
+    /// Token signing secrets from the environment (`ONAIR_JWT_SECRET`).
+    pub jwt: EnvSecrets,
 }
 
 impl Settings {
@@ -237,6 +299,14 @@ impl Settings {
                 worker_queue: defaults.worker_queue,
                 // Set from the reconnect grace by `Server::start`.
                 publisher_hold: defaults.publisher_hold,
+                max_sessions: args.max_sessions.or(file.max_sessions).unwrap_or(defaults.max_sessions).max(1),
+                max_sessions_per_worker: args.max_sessions_per_worker.or(file.max_sessions_per_worker).unwrap_or(defaults.max_sessions_per_worker),
+                max_sessions_per_network: args.max_sessions_per_network.or(file.max_sessions_per_network).unwrap_or(defaults.max_sessions_per_network).max(1),
+                connect_timeout: defaults.connect_timeout,
+                turn: args.turn_secret.clone().or(file.turn_secret).filter(|s| !s.is_empty()).map(|secret| TurnAuth {
+                    secret,
+                    ttl: Duration::from_secs(args.turn_ttl.or(file.turn_ttl).unwrap_or(3600).max(60)),
+                }),
             },
             platform: PlatformSettings {
                 reconnect_grace: secs(args.reconnect_grace, file.reconnect_grace, pd.reconnect_grace),
@@ -246,7 +316,13 @@ impl Settings {
                 writes_per_second: args.write_rate.or(file.write_rate).unwrap_or(pd.writes_per_second).max(1),
                 media_offers_per_second: args.media_rate.or(file.media_rate).unwrap_or(pd.media_offers_per_second).max(1),
                 money,
+                trusted_proxies: TrustedProxies::parse(&args.trusted_proxies.clone().or(file.trusted_proxies).unwrap_or_default()).map_err(|e| format!("trusted proxies: {e}"))?,
+                ws_per_network: args.ws_per_ip.or(file.ws_per_ip).unwrap_or(pd.ws_per_network).max(1),
+                ws_per_user: args.ws_per_user.or(file.ws_per_user).unwrap_or(pd.ws_per_user).max(1),
+                ws_messages_per_second: args.ws_rate.or(file.ws_rate).unwrap_or(pd.ws_messages_per_second).max(1),
+                viewers_per_network: args.viewers_per_ip.or(file.viewers_per_ip).unwrap_or(pd.viewers_per_network),
             },
+            jwt: EnvSecrets::from_env()?,
         })
     }
 }

@@ -37,7 +37,8 @@ impl Gate {
         let target = match app.streams.publish_target(host.id).await? {
             Some(s) => s,
             None => {
-                let s = app.streams.create_adhoc(&host).await?;
+                let defaults = app.channels.defaults(host.id).await?;
+                let s = app.streams.create_adhoc(&host, &defaults).await?;
                 self.adhoc.retain(|_, at| at.elapsed() < Duration::from_secs(60));
                 self.adhoc.insert(s.id, Instant::now());
                 s
@@ -108,6 +109,7 @@ impl Platform for Gate {
             user_id,
             user_agent: client.user_agent.clone(),
             load_test: client.load_test,
+            network: client.ip.map(crate::client_addr::Network::of),
         };
         self.app.analytics.webrtc_opened(session, info);
     }
@@ -118,5 +120,12 @@ impl Platform for Gate {
 
     fn resolve<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Option<String>> {
         Box::pin(async move { self.app.resolve_stream(path).await.ok().flatten().map(|s| s.media_name()) })
+    }
+
+    fn principal(&self, bearer: &str) -> String {
+        match self.app.accounts.verify(bearer) {
+            Ok(claims) => format!("user:{}", claims.sub),
+            Err(_) => bearer.to_owned(),
+        }
     }
 }

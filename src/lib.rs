@@ -8,6 +8,8 @@
 //! The platform, module by module:
 //! - [`accounts`]: users, roles, login sessions and tokens; [`keys`]: stream keys;
 //! - [`streams`]: streams, their schedule and state machine, who may watch;
+//! - [`channels`]: a host's profile and the defaults an unprepared publish
+//!   goes live with; [`images`]: uploaded thumbnails and avatars;
 //! - [`chat`]: live chat, its rules and moderation; [`membership`]:
 //!   followers, subscribers, tickets, moderators;
 //! - [`analytics`]: viewer figures from real connections;
@@ -15,6 +17,8 @@
 //!   subscriptions and creator earnings;
 //! - [`realtime`]: the event hub behind every client's WebSocket;
 //! - [`webhooks`]: signed outbound events; [`ratelimit`]: token buckets;
+//! - [`logs`]: log output (text or JSON, no colours off a terminal);
+//!   [`client_addr`]: the client's address behind trusted proxies;
 //! - [`api`]: the HTTP API and pages; [`gate`]: the platform's answers to
 //!   WHIP/WHEP; [`app`]: every service in one place.
 
@@ -22,12 +26,16 @@ pub mod accounts;
 pub mod analytics;
 pub mod api;
 pub mod app;
+pub mod channels;
 pub mod chat;
+pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod gate;
+pub mod images;
 pub mod keys;
+pub mod logs;
 pub mod membership;
 pub mod money;
 pub mod ratelimit;

@@ -48,9 +48,12 @@ export function describeSettings(s) {
  * each message: `{onDelete(msg), onTimeout(msg, seconds), onBan(msg)}`.
  */
 export class ChatView {
-  constructor(listEl, { moderation = null, emptyText = 'No messages yet. Say hello!' } = {}) {
+  constructor(listEl, { moderation = null, menu = false, emptyText = 'No messages yet. Say hello!' } = {}) {
     this.list = listEl;
     this.moderation = moderation;
+    // Moderation behind a per-message ⋯ menu (the studio's narrow chat)
+    // rather than buttons on every line (the dashboard).
+    this.menu = menu;
     this.emptyText = emptyText;
     this.streamId = null;
     this.byId = new Map();
@@ -262,7 +265,18 @@ export class ChatView {
       durations.hidden = true;
     }, 'danger');
     box.append(del, timeout, ban, durations, confirmBan);
-    return box;
+    if (!this.menu) return box;
+    box.hidden = true;
+    box.classList.add('msg-menu-box');
+    const open = act('⋯', 'menu', 'Moderate', (b) => {
+      // One menu open at a time.
+      for (const other of this.list.querySelectorAll('.msg-menu-box')) if (other !== box) other.hidden = true;
+      box.hidden = !box.hidden;
+      b.setAttribute('aria-expanded', String(!box.hidden));
+    }, 'msg-menu');
+    open.setAttribute('aria-haspopup', 'true');
+    open.setAttribute('aria-expanded', 'false');
+    return h('span.msg-mod', {}, open, box);
   }
 }
 
@@ -288,7 +302,9 @@ export class ChatComposer {
     this.waitReason = '';
     this.busy = false;
     this.lastError = null;
-    input.maxLength = MAX_CHARS;
+    // No maxLength: a browser would cut a long paste silently. The counter
+    // shows the length, and the server refuses what is too long (too_long).
+    this.lastCode = null;
     input.addEventListener('input', () => this.renderCounter());
     input.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' && !ev.shiftKey) {
@@ -317,9 +333,10 @@ export class ChatComposer {
 
   renderCounter() {
     if (!this.counter) return;
-    const n = [...this.input.value].length;
+    const n = [...this.input.value.trim()].length;
     this.counter.textContent = n > MAX_CHARS - 100 ? `${n}/${MAX_CHARS}` : '';
     this.counter.classList.toggle('over', n > MAX_CHARS);
+    this.counter.title = n > MAX_CHARS ? `${n - MAX_CHARS} characters too many` : '';
   }
 
   setSettings(s) {
@@ -349,7 +366,8 @@ export class ChatComposer {
       this.showHint(this.closedText, 'info');
     } else if (waiting) {
       const s = Math.ceil((this.waitUntil - Date.now()) / 1000);
-      this.showHint(`${this.waitReason} You can send again in ${s} s.`, 'wait');
+      const left = s >= 120 ? `${Math.ceil(s / 60)} min` : `${s} s`;
+      this.showHint(`${this.waitReason} You can send again in ${left}.`, 'wait');
     } else if (this.lastError) {
       this.showHint(this.lastError, 'error');
     } else {
@@ -382,13 +400,9 @@ export class ChatComposer {
       this.renderState();
       return;
     }
-    if ([...text].length > MAX_CHARS) {
-      this.lastError = `Messages are at most ${MAX_CHARS} characters; this one has ${[...text].length}.`;
-      this.renderState();
-      return;
-    }
     this.busy = true;
     this.lastError = null;
+    this.lastCode = null;
     this.renderState();
     try {
       const m = await this.sendFn(text);
@@ -401,6 +415,7 @@ export class ChatComposer {
       else this.renderState();
     } catch (err) {
       this.busy = false;
+      this.lastCode = err.code || 'error';
       if ((err.code === 'slow_mode' || err.code === 'rate_limited') && err.retryAfterMs) {
         this.wait(err.retryAfterMs, refusalText(err));
       } else {

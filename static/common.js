@@ -208,10 +208,15 @@ export function sessionFromLocation(loc) {
   }
 }
 
-/** Fire-and-forget DELETE of a WHIP/WHEP session (survives page unload). */
-export function deleteSession(url) {
+/**
+ * Fire-and-forget DELETE of a WHIP/WHEP session (survives page unload). A
+ * session opened with a bearer credential (stream key, access token) is
+ * ended only with the same one.
+ */
+export function deleteSession(url, bearer) {
   if (!url) return Promise.resolve();
-  return fetch(url, { method: 'DELETE', keepalive: true }).then(
+  const headers = bearer ? { Authorization: `Bearer ${bearer}` } : {};
+  return fetch(url, { method: 'DELETE', keepalive: true, headers }).then(
     () => undefined,
     () => undefined,
   );
@@ -488,6 +493,33 @@ export function formatCountdown(seconds) {
   }
   if (s < 60) return `${s} s`;
   return formatDuration(s * 1000);
+}
+
+/**
+ * When a scheduled stream starts, for people: relative words under a day
+ * ("Starts in 45 s", "Starts in 12 min", "Starts in 3 h 5 min"), the day and
+ * time beyond ("Starts tomorrow, 6:00 PM", "Starts Sat 5 Dec, 6:00 PM").
+ * `seconds` is the time left; `at` the start (RFC 3339).
+ */
+export function formatStartsIn(seconds, at, now = new Date()) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 1) return 'Starting any moment';
+  if (s < 60) return `Starts in ${s} s`;
+  if (s < 3600) return `Starts in ${Math.ceil(s / 60)} min`;
+  if (s < 86400) {
+    const hh = Math.floor(s / 3600);
+    const m = Math.round((s % 3600) / 60);
+    return m ? `Starts in ${hh} h ${m} min` : `Starts in ${hh} h`;
+  }
+  const d = at ? new Date(at) : new Date(now.getTime() + s * 1000);
+  const time = d.toLocaleTimeString(undefined, { hour: 'numeric', minute: '2-digit' });
+  const tomorrow = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1);
+  if (d.getFullYear() === tomorrow.getFullYear() && d.getMonth() === tomorrow.getMonth() && d.getDate() === tomorrow.getDate()) {
+    return `Starts tomorrow, ${time}`;
+  }
+  const opts = { weekday: 'short', day: 'numeric', month: 'short' };
+  if (d.getFullYear() !== now.getFullYear()) opts.year = 'numeric';
+  return `Starts ${d.toLocaleDateString(undefined, opts)}, ${time}`;
 }
 
 /** Seconds -> "1 h 5 min", "12 min", "40 s" (durations in reports). */

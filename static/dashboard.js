@@ -19,7 +19,7 @@ import {
   STATE_LABEL,
   VISIBILITY_LABEL,
 } from './common.js';
-import { api, currentUser, isHost, loginUrl, onLoginChange, renderAccount, savedKeySecrets, saveKeySecret } from './session.js';
+import { api, currentUser, isHost, loginUrl, onLoginChange, renderAccount, savedKeySecrets, saveKeySecret, uploadImage } from './session.js';
 import { Realtime, showReminders } from './realtime.js';
 import { ChatView, ChatComposer, describeSettings } from './chat.js';
 
@@ -99,7 +99,7 @@ let liveId = null;
 let openOccurrences = new Set();
 let restrictions = [];
 
-const live = { viewers: null, peak: null, likes: null, chat_messages: null, started_at: null, state: null, media_state: null };
+const live = { viewers: null, peak: null, likes: null, chat_messages: null, started_at: null, live_since: null, state: null, media_state: null };
 
 const onair = {
   page: 'dashboard',
@@ -207,7 +207,8 @@ function rowSub(s) {
     parts.push(s.scheduled_at ? formatWhen(s.scheduled_at) : 'Draft — not scheduled');
     if (s.recurrence) parts.push(describeRecurrence(s.recurrence));
   } else if (s.state === 'live') {
-    parts.push(`Live since ${formatClock(s.started_at)}`);
+    // From the first video, not from pressing Go live.
+    parts.push(s.live_since ? `Live since ${formatClock(s.live_since)}` : 'Starting: waiting for your video');
   } else if (s.state === 'ended' || s.state === 'archived') {
     parts.push(`Ended ${formatWhen(s.ended_at)}`);
     if (s.peak_viewers) parts.push(`peak ${formatNumber(s.peak_viewers)}`);
@@ -229,6 +230,7 @@ function renderRow(s) {
   if (s.state === 'scheduled') {
     acts.push(actionButton('start', 'Go live', { cls: 'btn-live', title: 'Go live now: the stream waits for your video from the studio or OBS' }));
     acts.push(actionButton('occurrences', openOccurrences.has(s.id) ? 'Hide times' : 'Upcoming times'));
+    acts.push(actionButton('thumbnail', s.thumbnail_url ? 'Change thumbnail' : 'Add thumbnail'));
     if (s.recurrence) {
       acts.push(actionButton('cancel', 'Skip this one', { confirm: 'Skip this occurrence?' }));
       acts.push(actionButton('cancel-series', 'Cancel series', { cls: 'btn-danger', confirm: 'Cancel every occurrence?' }));
@@ -348,6 +350,13 @@ async function streamAction(id, action, btn) {
       case 'summary':
         await showSummary(id);
         break;
+      case 'thumbnail': {
+        const file = await pickImage();
+        if (!file) return;
+        s = await uploadImage(`${base}/thumbnail`, file);
+        toast('Thumbnail uploaded', 'ok');
+        break;
+      }
       default:
         return;
     }
@@ -400,6 +409,8 @@ function syncLive() {
   els.chatPanel.hidden = !s;
   if (!s) return;
   live.started_at = s.started_at;
+  live.live_since = s.live_since;
+  fillLiveEdit(s);
   live.state = s.state;
   live.media_state = s.media_state;
   els.liveTitle.textContent = s.title;
@@ -434,11 +445,12 @@ function renderFigures() {
 }
 
 function tickDuration() {
-  if (!liveId || !live.started_at) {
+  // "Live for" counts from the first video: nothing ticks while it waits.
+  if (!liveId || !live.live_since) {
     els.figDuration.textContent = '—';
     return;
   }
-  els.figDuration.textContent = formatDuration(Date.now() - new Date(live.started_at).getTime());
+  els.figDuration.textContent = formatDuration(Date.now() - new Date(live.live_since).getTime());
 }
 
 async function endLive(save, btn) {
@@ -799,6 +811,9 @@ els.createForm.addEventListener('submit', async (ev) => {
   if (description) body.description = description;
   const thumb = String(f.get('thumbnail_url') || '').trim();
   if (thumb) body.thumbnail_url = thumb;
+  const category = String(f.get('category') || '').trim();
+  if (category) body.category = category;
+  const thumbFile = $('#new-thumbnail-file').files[0] || null;
   if (body.visibility === 'ticketed') {
     const p = String(f.get('ticket_price') || '').trim();
     body.ticket_price = p === '' ? null : Number(p);
@@ -808,7 +823,11 @@ els.createForm.addEventListener('submit', async (ev) => {
   if (mode === 'at') {
     const v = els.at.value;
     const d = v ? new Date(v) : null;
+    // Said here in words: the server's checks are the same, but a year
+    // such as 9999 would reach it as a date it cannot even read.
     if (!d || Number.isNaN(d.getTime())) local.scheduled_at = 'pick a date and time';
+    else if (d.getTime() > Date.now() + 365 * 86400 * 1000) local.scheduled_at = 'pick a time within the next year';
+    else if (d.getTime() < Date.now() - 60 * 1000) local.scheduled_at = 'pick a time that has not passed';
     else body.scheduled_at = d.toISOString();
   } else if (mode === 'weekly') {
     const days = f.getAll('day').map(String);
@@ -826,6 +845,14 @@ els.createForm.addEventListener('submit', async (ev) => {
   try {
     let s = await api('/api/streams', { method: 'POST', body });
     upsert(s);
+    if (thumbFile) {
+      try {
+        s = await uploadImage(`/api/streams/${s.id}/thumbnail`, thumbFile);
+        upsert(s);
+      } catch (err) {
+        toast(`Created, but the thumbnail was refused: ${describeError(err)}`, 'error', 6000);
+      }
+    }
     if (mode === 'now') {
       try {
         s = await api(`/api/streams/${s.id}/start`, { method: 'POST' });
@@ -850,6 +877,151 @@ els.createForm.addEventListener('submit', async (ev) => {
     els.submit.querySelector('.spinner').hidden = true;
   }
 });
+
+// ---------------------------------------------------------------- pictures
+
+/** Lets the host pick an image file (resolves to null when they cancel). */
+function pickImage() {
+  return new Promise((resolve) => {
+    const input = h('input', { type: 'file', accept: 'image/jpeg,image/png,image/webp', hidden: true });
+    input.addEventListener('change', () => {
+      resolve(input.files[0] || null);
+      input.remove();
+    });
+    input.addEventListener('cancel', () => {
+      resolve(null);
+      input.remove();
+    });
+    document.body.append(input);
+    input.click();
+  });
+}
+
+// ---------------------------------------------------------------- the live stream's details
+
+function fillLiveEdit(s) {
+  const form = $('#live-edit-form');
+  // Not while the host is typing in it.
+  if (form.contains(document.activeElement) && form.dataset.streamId === String(s.id)) return;
+  form.dataset.streamId = String(s.id);
+  $('#live-edit-title').value = s.title;
+  $('#live-edit-description').value = s.description || '';
+  $('#live-edit-category').value = s.category || '';
+}
+
+$('#live-edit-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = ev.target;
+  fieldErrors(form, null);
+  const status = $('#live-edit-status');
+  if (!liveId) return;
+  const btn = $('#live-edit-save');
+  btn.disabled = true;
+  status.textContent = 'Saving…';
+  try {
+    const s = await api(`/api/streams/${liveId}`, {
+      method: 'PATCH',
+      body: { title: $('#live-edit-title').value, description: $('#live-edit-description').value, category: $('#live-edit-category').value },
+    });
+    upsert(s);
+    renderStreams();
+    status.textContent = 'Saved: viewers see it now';
+  } catch (err) {
+    status.textContent = '';
+    fieldErrors(form, err, status);
+    status.hidden = false;
+  } finally {
+    btn.disabled = false;
+  }
+});
+
+// ---------------------------------------------------------------- the channel
+
+const channel = { profile: null, defaults: null };
+onair.channel = channel;
+
+function renderChannelPics() {
+  const av = $('#ch-avatar-preview');
+  av.replaceChildren(channel.profile && channel.profile.avatar_url ? h('img', { src: channel.profile.avatar_url, alt: '' }) : (me.display_name || me.username || '?')[0].toUpperCase());
+  const th = $('#def-thumb-preview');
+  th.replaceChildren(channel.defaults && channel.defaults.thumbnail_url ? h('img', { src: channel.defaults.thumbnail_url, alt: '' }) : h('span.muted.small', {}, 'None'));
+}
+
+function fillChannel() {
+  const d = channel.defaults;
+  $('#ch-bio').value = (channel.profile && channel.profile.bio) || '';
+  $('#def-title').value = d.title;
+  $('#def-title').placeholder = `${me.display_name || me.username} is live`;
+  $('#def-description').value = d.description;
+  $('#def-category').value = d.category;
+  $('#def-visibility').value = d.visibility;
+  $('#def-record').checked = d.record;
+  renderChannelPics();
+}
+
+async function loadChannel() {
+  $('#channel-link').href = `/c/${encodeURIComponent(me.username)}`;
+  try {
+    const [profile, defaults] = await Promise.all([api(`/api/users/${encodeURIComponent(me.username)}`), api(`/api/channels/${encodeURIComponent(me.username)}/defaults`)]);
+    channel.profile = profile;
+    channel.defaults = defaults;
+    fillChannel();
+  } catch (err) {
+    $('#ch-status').textContent = describeError(err);
+  }
+}
+
+$('#channel-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = ev.target;
+  fieldErrors(form, null);
+  const status = $('#ch-status');
+  const btn = $('#ch-save');
+  btn.disabled = true;
+  status.textContent = 'Saving…';
+  try {
+    channel.profile = await api('/api/me', { method: 'PATCH', body: { bio: $('#ch-bio').value } });
+    channel.defaults = await api(`/api/channels/${encodeURIComponent(me.username)}/defaults`, {
+      method: 'PATCH',
+      body: {
+        title: $('#def-title').value,
+        description: $('#def-description').value,
+        category: $('#def-category').value,
+        visibility: $('#def-visibility').value,
+        record: $('#def-record').checked,
+      },
+    });
+    fillChannel();
+    status.textContent = 'Saved';
+  } catch (err) {
+    status.textContent = '';
+    fieldErrors(form, err, status);
+    status.hidden = false;
+  } finally {
+    btn.disabled = false;
+  }
+});
+
+async function uploadPicture(input, path, apply, what) {
+  const file = input.files[0];
+  if (!file) return;
+  input.disabled = true;
+  try {
+    apply(await uploadImage(path, file));
+    renderChannelPics();
+    toast(`${what} uploaded`, 'ok');
+  } catch (err) {
+    toast(`${what} refused: ${describeError(err)}`, 'error', 6000);
+  } finally {
+    input.value = '';
+    input.disabled = false;
+  }
+}
+
+$('#ch-avatar').addEventListener('change', (ev) => uploadPicture(ev.target, '/api/me/avatar', (p) => (channel.profile = p), 'Picture'));
+$('#def-thumbnail').addEventListener('change', (ev) =>
+  uploadPicture(ev.target, `/api/channels/${encodeURIComponent(me.username)}/defaults/thumbnail`, (d) => (channel.defaults = d), 'Thumbnail'),
+);
 
 // ---------------------------------------------------------------- live updates
 
@@ -943,6 +1115,7 @@ function start() {
   loadKeys();
   loadSettings();
   loadRestrictions();
+  loadChannel();
   setInterval(() => {
     tickDuration();
     // Timeouts run out on their own: drop them from the list when they do.

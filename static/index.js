@@ -3,7 +3,8 @@
 // load arrives over the WebSocket: `stream_status` directory events move
 // cards between the sections, `viewer_count` updates the live cards.
 
-import { $, h, formatNumber, formatCountdown, formatWhen, timeAgo, initial, describeError, toast, store, VISIBILITY_LABEL } from './common.js';
+import { $, h, formatNumber, formatStartsIn, formatWhen, timeAgo, initial, describeError, toast, store } from './common.js';
+import { thumb, visibilityChip, categoryChip } from './cards.js';
 import { api, currentUser, renderAccount, loginUrl, onLoginChange } from './session.js';
 import { Realtime, showReminders } from './realtime.js';
 
@@ -86,59 +87,16 @@ async function toggleReminder(s, btn) {
 
 // ---------------------------------------------------------------- cards
 
-function hue(text) {
-  let x = 0;
-  for (const c of String(text)) x = (x * 31 + c.codePointAt(0)) >>> 0;
-  return x % 360;
-}
-
-const EYE = () => {
-  const s = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
-  s.setAttribute('viewBox', '0 0 24 24');
-  s.setAttribute('fill', 'none');
-  s.setAttribute('stroke', 'currentColor');
-  s.setAttribute('stroke-width', '2');
-  s.innerHTML = '<path d="M2 12s3.5-7 10-7 10 7 10 7-3.5 7-10 7S2 12 2 12z"/><circle cx="12" cy="12" r="3"/>';
-  return s;
-};
-
-function thumb(s, section) {
-  const a = h('a.thumb', { href: s.watch_url || `/watch/${s.id}`, tabindex: '-1', 'aria-hidden': 'true' });
-  if (s.thumbnail_url) {
-    a.append(h('img', { src: s.thumbnail_url, alt: '', loading: 'lazy' }));
-  } else {
-    const hh = hue(s.host.username);
-    a.style.background = `radial-gradient(120% 90% at 20% 10%, hsl(${hh} 70% 45% / 0.55), transparent 60%), linear-gradient(135deg, hsl(${(hh + 40) % 360} 45% 18%), #0b0d13)`;
-    a.append(h('span.thumb-initial', {}, initial(s.host.display_name || s.host.username)));
-  }
-  const badges = h('span.thumb-badges');
-  if (section === 'live') {
-    badges.append(h('span.badge.badge-live', {}, 'LIVE'));
-    const n = h('span.viewers-n', {}, formatNumber(s.viewers || 0));
-    badges.append(h('span.badge.viewers', { title: 'Watching now' }, EYE(), n));
-    if (s.media_state === 'reconnecting') badges.append(h('span.badge.badge-warn', {}, 'Reconnecting'));
-    else if (s.media_state === 'waiting') badges.append(h('span.badge.badge-warn', {}, 'Starting'));
-  } else if (section === 'upcoming') {
-    badges.append(h('span.badge', {}, formatWhen(s.scheduled_at)));
-  } else if (section === 'recent') {
-    badges.append(h('span.badge', {}, s.saved ? 'Saved' : 'Ended'));
-  }
-  a.append(badges);
-  return a;
-}
-
-function visibilityChip(s) {
-  return s.visibility !== 'public' ? h('span.chip.chip-lock', {}, VISIBILITY_LABEL[s.visibility] || s.visibility) : null;
-}
-
 function subline(s, section) {
   if (section === 'live') {
-    return h('span.stream-sub', {}, `Live since ${formatWhen(s.started_at)}`, visibilityChip(s));
+    // Live since its first video, not since it was started and waited for it.
+    const since = s.live_since ? `Live since ${formatWhen(s.live_since)}` : 'Starting: waiting for video';
+    return h('span.stream-sub', {}, since, categoryChip(s), visibilityChip(s));
   }
   if (section === 'upcoming') {
     const c = h('span.countdown', { dataset: { id: s.id } });
     updateCountdown(c);
-    return h('span.stream-sub', {}, c, s.recurrence ? h('span.chip', {}, s.recurrence.freq === 'weekly' ? 'Weekly' : 'Daily') : null, visibilityChip(s));
+    return h('span.stream-sub', {}, c, s.recurrence ? h('span.chip', {}, s.recurrence.freq === 'weekly' ? 'Weekly' : 'Daily') : null, categoryChip(s), visibilityChip(s));
   }
   const parts = [`Ended ${timeAgo(s.ended_at || s.started_at)}`];
   if (s.peak_viewers) parts.push(`peak ${formatNumber(s.peak_viewers)} watching`);
@@ -167,7 +125,7 @@ function renderCard(id) {
         'div.stream-text',
         {},
         h('a.stream-title', { href: s.watch_url || `/watch/${s.id}` }, s.title),
-        h('span.stream-host', {}, s.host.display_name || s.host.username),
+        h('a.stream-host', { href: `/c/${encodeURIComponent(s.host.username)}` }, s.host.display_name || s.host.username),
         subline(s, section),
       ),
     ),
@@ -194,7 +152,7 @@ function updateCountdown(el) {
   if (!entry) return;
   const s = entry.stream;
   const left = (s.starts_in_seconds ?? 0) - (Date.now() - entry.at) / 1000;
-  el.textContent = left > 0.5 ? `Starts in ${formatCountdown(left)}` : 'Starting any moment';
+  el.textContent = formatStartsIn(left, s.scheduled_at);
   el.classList.toggle('soon', left < 600);
 }
 

@@ -23,7 +23,9 @@ import {
   formatWhen,
   STATE_LABEL,
 } from './common.js';
-import { api, currentUser, isHost, renderAccount, savedKeySecrets, saveKeySecret } from './session.js';
+import { api, currentUser, isHost, renderAccount, savedKeySecrets, saveKeySecret, uploadImage } from './session.js';
+import { Realtime } from './realtime.js';
+import { ChatView, ChatComposer } from './chat.js';
 
 /** The simulcast ladder sent to the SFU (rids match the server's layer names). */
 export const SIMULCAST_ENCODINGS = [
@@ -114,6 +116,7 @@ const onair = {
   pc: null,
   session: null, // WHIP session id (last segment of Location)
   location: null, // absolute URL of the WHIP session resource
+  bearer: null, // the stream key the session was opened with (its DELETE needs it)
   stream: null, // stream name from X-OnAir-Stream
   watchUrl: null,
   error: null, // { code, status, message } of the last failure
@@ -131,6 +134,17 @@ const onair = {
   keyId: null, // the picked key's id
   target: null, // the stream of ?stream= (when logged in)
   endedByApi: null, // the stream ended by API when End was pressed (logged-in host)
+  chatStream: null, // the stream whose chat the studio shows (logged in as its host)
+  get chat() {
+    try {
+      return chat.snapshot();
+    } catch {
+      return []; // before the chat exists
+    }
+  },
+  snapshots: 0, // thumbnails uploaded from the preview
+  thumbnailUrl: null, // the last one
+  snapshotError: null,
   goLive: () => goLive(),
   end: () => endStream(),
 };
@@ -505,11 +519,12 @@ async function goLive() {
     const loc = resp.headers.get('Location');
     if (!loc) throw new OnAirError('The server accepted the stream but did not return a session URL.', { code: 'no_location' });
     onair.location = resolveLocation(loc);
+    onair.bearer = key; // the session is ended only with the key that opened it
     onair.session = sessionFromLocation(loc);
     onair.stream = resp.headers.get('X-OnAir-Stream') || onair.stream;
     const answer = await resp.text();
     if (attempt !== attemptId) {
-      deleteSession(onair.location);
+      deleteSession(onair.location, onair.bearer);
       return;
     }
 
@@ -596,6 +611,8 @@ function wentLive() {
     els.share.hidden = false;
     els.shareEmpty.hidden = true;
     startHealth(stream, els.key.value.trim());
+    startChat(stream);
+    startSnapshots(stream);
   }
   startClock();
   if (back) toast('Back on air', 'ok');
@@ -650,7 +667,7 @@ function teardown({ notifyServer = true } = {}) {
     health.close();
     health = null;
   }
-  const deleted = notifyServer && onair.location ? deleteSession(onair.location) : Promise.resolve();
+  const deleted = notifyServer && onair.location ? deleteSession(onair.location, onair.bearer) : Promise.resolve();
   if (onair.pc) {
     try {
       onair.pc.close();
@@ -702,6 +719,7 @@ function fail(err, step, { final = false, wasLive = onair.state === 'live' } = {
 /** Ends the stream; resolves once the server has seen the DELETE. */
 function endStream() {
   if (onair.state !== 'connecting' && onair.state !== 'live' && onair.state !== 'reconnecting') return Promise.resolve();
+  stopSnapshots();
   if (reconnect) clearTimeout(reconnect.timer);
   const wasLive = onair.state === 'live' || reconnect !== null;
   reconnect = null;
@@ -732,6 +750,7 @@ function endStream() {
 
 /** The stream was ended by someone else (dashboard, API): stop without a DELETE. */
 function endedElsewhere() {
+  stopSnapshots();
   const duration = onair.startedAt ? Date.now() - onair.startedAt : 0;
   attemptId++;
   teardown({ notifyServer: false });
@@ -847,6 +866,7 @@ function startHealth(stream, key) {
       if (typeof h.viewer_count === 'number') {
         onair.viewerCount = h.viewer_count;
         setText(els.viewerCount, String(h.viewer_count));
+        setText($('#chat-viewers'), String(h.viewer_count));
         setText(els.badgeViewersN, String(h.viewer_count));
       }
       const tracks = h.publisher && Array.isArray(h.publisher.tracks) ? h.publisher.tracks : [];
@@ -865,6 +885,127 @@ function startHealth(stream, key) {
       },
     },
   );
+}
+
+// ---------------------------------------------------------------- chat (logged in as the stream's host)
+
+const rt = new Realtime({ name: 'studio' });
+const chat = new ChatView($('#chat-list'), {
+  emptyText: 'No messages yet.',
+  menu: true,
+  moderation: {
+    async onDelete(m) {
+      try {
+        await api(`/api/streams/${m.stream_id}/chat/${m.id}`, { method: 'DELETE' });
+      } catch (err) {
+        toast(`Couldn’t delete: ${describeError(err)}`, 'error');
+      }
+    },
+    async onTimeout(m, seconds) {
+      try {
+        await api(`/api/channels/${encodeURIComponent(currentUser().username)}/timeouts`, { method: 'POST', body: { user: m.user.username, seconds, reason: '' } });
+        toast(`@${m.user.username} is timed out`, 'ok');
+      } catch (err) {
+        toast(`Couldn’t time out: ${describeError(err)}`, 'error');
+      }
+    },
+    async onBan(m) {
+      try {
+        await api(`/api/channels/${encodeURIComponent(currentUser().username)}/bans`, { method: 'POST', body: { user: m.user.username, reason: '' } });
+        toast(`@${m.user.username} is banned from your chat`, 'ok');
+      } catch (err) {
+        toast(`Couldn’t ban: ${describeError(err)}`, 'error');
+      }
+    },
+  },
+});
+const composer = new ChatComposer({
+  form: $('#chat-form'),
+  input: $('#chat-input'),
+  button: $('#chat-send'),
+  hint: $('#chat-hint'),
+  counter: $('#chat-counter'),
+  send: (text) => rt.request({ type: 'chat', stream: onair.chatStream, text }),
+});
+
+/** The stream's chat beside the preview, with the host's moderation in each message's menu. */
+function startChat(stream) {
+  const me = currentUser();
+  if (!me || !isHost(me) || !/^\d+$/.test(String(stream))) return;
+  const id = Number(stream);
+  if (onair.chatStream === id) return;
+  if (onair.chatStream != null) rt.unsubscribe(onair.chatStream);
+  onair.chatStream = id;
+  $('#chat-panel').hidden = false;
+  rt.subscribe(id);
+  rt.connect();
+}
+
+rt.on('subscribed', (msg) => {
+  const s = msg.stream;
+  if (!s || s.id !== onair.chatStream) return;
+  if (s.host.id !== (currentUser() || {}).id) {
+    // Someone else's stream (a key of theirs): their chat is theirs to run.
+    $('#chat-panel').hidden = true;
+    return;
+  }
+  composer.setSettings(msg.chat || null);
+  chat.load(s.id);
+});
+rt.on('chat_message', (msg) => {
+  if (msg.message && msg.message.stream_id === onair.chatStream) chat.add(msg.message);
+});
+rt.on('chat_deleted', (msg) => {
+  if (msg.stream_id === onair.chatStream) chat.remove(msg.message_id);
+});
+rt.on('viewer_count', (msg) => {
+  if (msg.stream_id === onair.chatStream) setText($('#chat-viewers'), String(msg.viewers));
+});
+rt.on('chat_settings', (msg) => composer.setSettings(msg.settings));
+
+// ---------------------------------------------------------------- thumbnails from the preview
+
+/** While live, a frame of the preview becomes the stream's thumbnail: now, then every 30 s. */
+const SNAPSHOT_EVERY_MS = 30000;
+let snapshotTimer = null;
+
+function startSnapshots(stream) {
+  stopSnapshots();
+  const me = currentUser();
+  if (!me || !isHost(me) || !/^\d+$/.test(String(stream))) return;
+  const shoot = async () => {
+    if (onair.state !== 'live' || camOff) return;
+    const v = els.preview;
+    if (!v.videoWidth) return;
+    // 640 px wide at most: a card's picture, not a photo.
+    const scale = Math.min(1, 640 / v.videoWidth);
+    const canvas = document.createElement('canvas');
+    canvas.width = Math.round(v.videoWidth * scale);
+    canvas.height = Math.round(v.videoHeight * scale);
+    canvas.getContext('2d').drawImage(v, 0, 0, canvas.width, canvas.height);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.8));
+    if (!blob) return;
+    try {
+      const s = await uploadImage(`/api/streams/${stream}/thumbnail`, blob);
+      onair.snapshots += 1;
+      onair.thumbnailUrl = s.thumbnail_url;
+      onair.snapshotError = null;
+    } catch (err) {
+      // Someone else's stream, or a server that refused it: the stream goes on without.
+      onair.snapshotError = { code: err.code, message: err.message };
+      if (err.status === 403) stopSnapshots();
+    }
+  };
+  // The first one once the picture has settled (the encoder's first frames are soft).
+  snapshotTimer = setTimeout(function next() {
+    shoot();
+    snapshotTimer = setTimeout(next, SNAPSHOT_EVERY_MS);
+  }, 2000);
+}
+
+function stopSnapshots() {
+  clearTimeout(snapshotTimer);
+  snapshotTimer = null;
 }
 
 // ---------------------------------------------------------------- stats
@@ -1022,6 +1163,8 @@ function stopClock() {
 
 // ---------------------------------------------------------------- wiring
 
+// The setup form is never submitted (Enter in a field must not reload the page).
+$('#setup').addEventListener('submit', (ev) => ev.preventDefault());
 els.key.value = store.get(KEY_STORE, '');
 els.key.addEventListener('input', () => {
   els.key.removeAttribute('aria-invalid');
@@ -1068,7 +1211,7 @@ els.copyLink.addEventListener('click', async () => {
 els.shareLink.addEventListener('focus', () => els.shareLink.select());
 
 window.addEventListener('pagehide', () => {
-  if (onair.location) deleteSession(onair.location);
+  if (onair.location) deleteSession(onair.location, onair.bearer);
 });
 
 els.keySelect.addEventListener('change', () => {

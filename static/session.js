@@ -208,6 +208,26 @@ export async function api(path, { method = 'GET', body, auth = true, headers = {
   }
 }
 
+/**
+ * Uploads an image (a File or Blob: JPEG, PNG or WebP) with `PUT path`,
+ * logged in; resolves to the parsed JSON answer, throws OnAirError.
+ */
+export async function uploadImage(path, blob) {
+  const token = await freshAccessToken();
+  let resp;
+  try {
+    resp = await fetch(path, {
+      method: 'PUT',
+      headers: { 'Content-Type': blob.type || 'application/octet-stream', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+      body: blob,
+    });
+  } catch {
+    throw new OnAirError('Cannot reach the OnAir server. Check your network connection.', { code: 'network' });
+  }
+  if (!resp.ok) throw await errorFromResponse(resp);
+  return resp.json();
+}
+
 /** Ends the login on the server (best effort) and locally. */
 export async function logout() {
   const t = accessToken();

@@ -16,15 +16,16 @@ import {
   deleteSession,
   formatBitrate,
   formatNumber,
-  formatCountdown,
+  formatStartsIn,
   formatWhen,
   initial,
   toast,
   setText,
   showEl,
   layerName,
+  h,
 } from './common.js';
-import { api, currentUser, freshAccessToken, loginUrl, renderAccount, viewerKey } from './session.js';
+import { accessToken, api, currentUser, freshAccessToken, loginUrl, renderAccount, viewerKey } from './session.js';
 import { Realtime, showReminders } from './realtime.js';
 import { ChatView, ChatComposer, describeSettings, refusalText } from './chat.js';
 import { SupportPanel } from './gifts.js';
@@ -81,12 +82,14 @@ const els = {
   badgeViewers: $('#badge-viewers'),
   badgeViewersN: $('#badge-viewers-n'),
   badgeLayer: $('#badge-layer'),
+  layerSingle: $('#layer-single'),
   layer: $('#layer'),
   layerInfo: $('#layer-info'),
   targetLayer: $('#target-layer'),
   viewerCount: $('#viewer-count'),
   viewerCountWrap: $('#viewer-count-wrap'),
   like: $('#like'),
+  follow: $('#follow'),
   likeCount: $('#like-count'),
   quality: $('#quality'),
   statResolution: $('#stat-resolution'),
@@ -135,13 +138,34 @@ const onair = {
   pc: null,
   session: null, // WHEP session id (last segment of Location)
   location: null, // absolute URL of the WHEP session resource
+  authed: false, // the WHEP session was opened with an access token (its DELETE/layer calls send one)
   stream: ref, // as in the URL: a stream id or the host's username
   streamId: null, // the stream's id once the server named it
   info: null, // the Stream object (from `subscribed` / `stream_status`)
   viewerKey: null,
   maxLayer: 'auto', // the cap chosen in the picker
   layer: null, // last /layer response {max_layer,current_layer,target_layer}
+  // From the server's `layers` events (WHEP .../events): what is received
+  // and what can be picked. Labels come from these and the decoded video.
+  layers: [], // [{layer, width, height, bitrate_bps}], low to high
+  currentLayer: null, // the layer forwarded to this viewer now
+  targetLayer: null,
+  layerEvents: 0,
+  layerHistory: [], // the layers received, in order (the last 20 changes)
+  qualityLabel: null, // the badge: the decoded picture's height ("720p")
   viewer: null, // (per-viewer health is for the host only now; always null)
+  get chatRefusal() {
+    // The code of the last message the server refused (`too_long`, `followers_only`, ...).
+    try {
+      return composer.lastCode;
+    } catch {
+      return null; // before the chat box exists
+    }
+  },
+  host: null, // the stream's host ({id, username, display_name})
+  following: false, // whether the viewer follows the host (from the server)
+  followingSince: null,
+  followers: null,
   viewerCount: null, // real viewers now, from the server
   viewerCountSource: null, // 'subscribed' | 'stream_status' | 'viewer_count'
   likes: null, // likes so far, from the server
@@ -173,6 +197,7 @@ let firstFrameSeen = false;
 let userMuted = true;
 let cachedIce = null;
 let sentLayer = 'auto'; // max_layer sent with the last WHEP POST
+let layerEvents = null; // the EventSource of the WHEP session's `layers` events
 let sawReconnecting = false; // the host's video dropped since we joined
 let statusAt = 0; // when `info` arrived (for the countdown)
 let watchPending = false; // a `watch` is out, not answered yet
@@ -296,7 +321,7 @@ function startCountdown() {
       return;
     }
     const left = (s.starts_in_seconds ?? 0) - (Date.now() - statusAt) / 1000;
-    setText(els.overlaySub, left > 0.5 ? `Starts in ${formatCountdown(left)}` : 'Starting any moment');
+    setText(els.overlaySub, formatStartsIn(left, s.scheduled_at));
     onair.countdown = Math.max(0, Math.round(left));
   };
   tick();
@@ -313,7 +338,16 @@ function applyInfo(s, source) {
   setText(els.channelName, s.title);
   setText(els.hostName, s.host ? s.host.display_name || s.host.username : '');
   els.hostName.title = s.host ? `@${s.host.username}` : '';
-  setText(els.avatar, initial(s.host ? s.host.display_name || s.host.username : ref));
+  if (s.host) {
+    const channel = `/c/${encodeURIComponent(s.host.username)}`;
+    els.hostName.href = channel;
+    els.avatar.href = channel;
+    if (!onair.host || onair.host.id !== s.host.id) {
+      onair.host = s.host;
+      loadFollow();
+    }
+  }
+  if (!els.avatar.querySelector('img')) setText(els.avatar, initial(s.host ? s.host.display_name || s.host.username : ref));
   els.description.hidden = !s.description;
   setText(els.description, s.description || '');
   support.setStream(s);
@@ -534,7 +568,7 @@ async function connect() {
     const resp = await fetch(url, { method: 'POST', headers, body: pc.localDescription.sdp });
     if (attempt !== attemptId) {
       pc.close();
-      if (resp.ok && resp.headers.get('Location')) deleteSession(resolveLocation(resp.headers.get('Location')));
+      if (resp.ok && resp.headers.get('Location')) deleteSession(resolveLocation(resp.headers.get('Location')), token);
       return;
     }
     if (!resp.ok) throw await errorFromResponse(resp);
@@ -543,6 +577,7 @@ async function connect() {
     const answer = await resp.text();
 
     onair.pc = pc;
+    onair.authed = Boolean(token);
     onair.location = resolveLocation(loc);
     onair.session = sessionFromLocation(loc);
     onair.whepJoins += 1;
@@ -550,6 +585,7 @@ async function connect() {
     firstFrameSeen = false;
     setText(els.sessionId, onair.session || '—');
     await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    followLayers(onair.location);
     startStats();
     clearTimeout(connectTimer);
     connectTimer = setTimeout(() => {
@@ -584,6 +620,15 @@ function failed(err) {
   if (!shouldPlay()) {
     // The status moved on meanwhile; its event decides what comes next.
     if (onair.info) applyStatus(onair.info);
+    return;
+  }
+  if (err && err.code === 'unsupported_codec') {
+    // Trying again cannot help: this browser cannot take the stream's video
+    // as the encoder sends it (an H.264 profile Firefox does not offer, say).
+    onair.status = 'unsupported';
+    setPhase('error');
+    showOverlay({ title: 'This browser can’t play this stream', text: 'Its video format isn’t one this browser accepts. Try another browser (Chrome, Edge or Safari).', icon: 'error', retry: 'Try again' });
+    setText(els.connState, 'Unsupported');
     return;
   }
   setPhase('error');
@@ -670,10 +715,23 @@ function wentLive() {
 function streamEnded(reason, { title, text }) {
   console.info(`[onair] stream over (${reason})`);
   clearTimeout(retryTimer);
-  cancelPeer();
+  // The server ends its viewers' sessions with the stream: a DELETE now
+  // would only get a 404.
+  attemptId++;
+  inFlight = false;
+  closePeer({ notifyServer: false });
   setPhase('ended');
   setText(els.connState, 'Closed');
   showOverlay({ title, text, icon: 'ended' });
+}
+
+/**
+ * The credential of the WHEP session's requests: a session opened while
+ * logged in is changed or ended only by the same login (any of its tokens:
+ * the latest one, since the page refreshes them).
+ */
+function sessionBearer() {
+  return onair.authed ? accessToken() : null;
 }
 
 /** Leaves the stream (no automatic rejoin); resolves once the server has seen the DELETE. */
@@ -683,7 +741,7 @@ function stop() {
   stopped = true;
   clearTimeout(retryTimer);
   clearInterval(countdownTimer);
-  const deleted = onair.location ? deleteSession(onair.location) : Promise.resolve();
+  const deleted = onair.location ? deleteSession(onair.location, sessionBearer()) : Promise.resolve();
   closePeer({ notifyServer: false });
   setPhase('idle');
   setText(els.statusLine, 'Stopped');
@@ -704,7 +762,7 @@ function closePeer({ notifyServer }) {
   clearTimeout(disconnectTimer);
   disconnectTimer = null;
   stopStats();
-  if (notifyServer && onair.location) deleteSession(onair.location);
+  if (notifyServer && onair.location) deleteSession(onair.location, sessionBearer());
   if (onair.pc) {
     try {
       onair.pc.close();
@@ -715,6 +773,10 @@ function closePeer({ notifyServer }) {
   onair.pc = null;
   onair.location = null;
   onair.layer = null;
+  if (layerEvents) layerEvents.close();
+  layerEvents = null;
+  onair.currentLayer = null;
+  onair.targetLayer = null;
   resetStats();
 }
 
@@ -785,17 +847,19 @@ async function setLayer(layer, { silent = false } = {}) {
   const u = new URL(onair.location);
   u.pathname = `${u.pathname.replace(/\/$/, '')}/layer`;
   try {
+    const headers = { 'Content-Type': 'application/json' };
+    const bearer = sessionBearer();
+    if (bearer) headers.Authorization = `Bearer ${bearer}`;
     const resp = await fetch(u.toString(), {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers,
       body: JSON.stringify({ max_layer: layer }),
     });
     if (!resp.ok) throw await errorFromResponse(resp);
-    const body = await resp.json().catch(() => ({}));
-    onair.layer = body;
-    renderLayer();
-    if (!silent) toast(`Quality: ${layerName(layer)}`, 'ok', 1800);
-    return body;
+    // What this says is the layer *before* the switch: the labels wait for
+    // the `layers` event and the decoded picture.
+    onair.layer = await resp.json().catch(() => ({}));
+    return onair.layer;
   } catch (err) {
     console.error('[onair] layer change failed:', err);
     if (!silent) toast(`Couldn’t change quality: ${describeError(err)}`, 'error');
@@ -803,19 +867,84 @@ async function setLayer(layer, { silent = false } = {}) {
   }
 }
 
-/** The layer we decode, judged by the decoded width against the layer response. */
-function renderLayer() {
-  const l = onair.layer || {};
-  const current = l.current_layer;
-  const target = l.target_layer;
-  setText(els.statLayer, current ? layerName(current) : '—');
-  setText(els.targetLayer, target ? layerName(target) : '—');
-  if (current) {
-    setText(els.badgeLayer, { f: 'HD', h: 'SD', q: 'LD' }[current] || current.toUpperCase());
-    els.badgeLayer.hidden = onair.phase !== 'live';
-  } else {
-    els.badgeLayer.hidden = true;
+/** Follows the WHEP session's server-sent `layers` events. */
+function followLayers(location) {
+  if (layerEvents) layerEvents.close();
+  if (typeof EventSource !== 'function') return;
+  const es = new EventSource(`${location.replace(/\/$/, '')}/events`);
+  layerEvents = es;
+  es.addEventListener('layers', (ev) => {
+    if (es !== layerEvents) return;
+    let msg;
+    try {
+      msg = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    onair.layerEvents += 1;
+    onair.layers = Array.isArray(msg.layers) ? msg.layers : [];
+    if (msg.current_layer && msg.current_layer !== onair.currentLayer) {
+      onair.layerHistory.push(msg.current_layer);
+      if (onair.layerHistory.length > 20) onair.layerHistory.shift();
+    }
+    onair.currentLayer = msg.current_layer || null;
+    onair.targetLayer = msg.target_layer || null;
+    renderPicker();
+    renderLayer();
+  });
+  // The session ended (or never existed): the stream's status decides what next.
+  es.addEventListener('error', () => {
+    if (es === layerEvents && es.readyState === EventSource.CLOSED) layerEvents = null;
+  });
+}
+
+function sizeOf(l) {
+  return l && l.width && l.height ? `${l.width}×${l.height}` : '';
+}
+
+function layerLabel(id) {
+  const l = onair.layers.find((x) => x.layer === id);
+  const size = sizeOf(l);
+  return size ? `${layerName(id)} · ${size}` : layerName(id);
+}
+
+/**
+ * The quality picker offers the layers the stream has, with their size;
+ * a stream with one layer (OBS, FFmpeg) gets no picker, just its size.
+ */
+function renderPicker() {
+  const ids = onair.layers.map((l) => l.layer);
+  const single = ids.length <= 1;
+  els.layer.hidden = single;
+  els.layerSingle.hidden = !single || !ids.length;
+  if (single) {
+    setText(els.layerSingle, sizeOf(onair.layers[0]) || (els.video.videoHeight ? `${els.video.videoWidth}×${els.video.videoHeight}` : ''));
+    return;
   }
+  const want = ['auto', ...['f', 'h', 'q'].filter((id) => ids.includes(id))];
+  const have = [...els.layer.options].map((o) => o.value);
+  const labels = want.map((id) => (id === 'auto' ? 'Auto' : layerLabel(id)));
+  if (want.join() !== have.join() || labels.some((t, i) => els.layer.options[i].textContent !== t)) {
+    els.layer.replaceChildren(...want.map((id, i) => h('option', { value: id }, labels[i])));
+  }
+  els.layer.value = want.includes(onair.maxLayer) ? onair.maxLayer : 'auto';
+}
+
+/**
+ * What is actually received: the server's current layer (Playback details)
+ * and the decoded picture's height (the badge), never the request.
+ */
+function renderLayer() {
+  const current = onair.currentLayer;
+  setText(els.statLayer, current ? layerLabel(current) : '—');
+  setText(els.targetLayer, onair.targetLayer ? layerName(onair.targetLayer) : '—');
+  const v = els.video;
+  const label = v.videoHeight ? `${v.videoHeight}p` : null;
+  onair.qualityLabel = label;
+  setText(els.badgeLayer, label || '');
+  els.badgeLayer.title = current ? `Receiving ${layerLabel(current)}` : '';
+  els.badgeLayer.hidden = !label || onair.phase !== 'live';
+  if (els.layer.hidden && onair.layers.length === 1 && !sizeOf(onair.layers[0]) && v.videoHeight) renderPicker();
 }
 
 // ---------------------------------------------------------------- stats (the browser's own, no server polling)
@@ -876,6 +1005,7 @@ async function readStats() {
     connection_state: connectionState(pc),
   };
   onair.stats = stats;
+  if (onair.qualityLabel !== (v.videoHeight ? `${v.videoHeight}p` : null)) renderLayer();
   if (!firstFrameSeen && (stats.framesDecoded > 0 || v.videoWidth > 0)) onFirstFrame();
   setText(els.statResolution, stats.width ? `${stats.width}×${stats.height}` : '—');
   setText(els.statFps, stats.fps != null ? `${Math.round(stats.fps)} fps` : '—');
@@ -908,6 +1038,77 @@ function onFirstFrame() {
   renderMute();
 }
 
+// ---------------------------------------------------------------- following
+
+/** Whether the viewer follows the host (from the server), and the host's picture. */
+async function loadFollow() {
+  const host = onair.host;
+  if (!host) return;
+  try {
+    const p = await api(`/api/users/${encodeURIComponent(host.username)}`);
+    if (!onair.host || onair.host.id !== p.id) return;
+    onair.following = p.following;
+    onair.followingSince = p.following_since;
+    onair.followers = p.followers;
+    if (p.avatar_url) els.avatar.replaceChildren(h('img', { src: p.avatar_url, alt: '' }));
+  } catch (err) {
+    console.warn('[onair] host profile:', err);
+  }
+  renderFollow();
+}
+
+function renderFollow() {
+  const me = currentUser();
+  const own = me && onair.host && me.id === onair.host.id;
+  els.follow.hidden = !onair.host || own;
+  els.follow.textContent = onair.following ? 'Following' : 'Follow';
+  els.follow.setAttribute('aria-pressed', String(!!onair.following));
+  els.follow.classList.toggle('is-on', !!onair.following);
+  els.follow.title = onair.following ? 'Stop following' : `Follow ${hostName(onair.info)}`;
+}
+
+/**
+ * Follows (or unfollows) the host. In followers-only chat a new follower may
+ * chat at once, or once they have followed for the channel's follow age.
+ */
+async function toggleFollow() {
+  if (!currentUser()) {
+    window.location.href = loginUrl();
+    return;
+  }
+  const host = onair.host;
+  if (!host || followBusy) return;
+  followBusy = true;
+  els.follow.disabled = true;
+  try {
+    await api(`/api/users/${encodeURIComponent(host.username)}/follow`, { method: onair.following ? 'DELETE' : 'POST' });
+    await loadFollow();
+    applyFollowRule();
+    toast(onair.following ? `You follow ${hostName(onair.info)}` : `You no longer follow ${hostName(onair.info)}`, 'ok');
+  } catch (err) {
+    toast(`Couldn’t ${onair.following ? 'unfollow' : 'follow'}: ${describeError(err)}`, 'error');
+  } finally {
+    followBusy = false;
+    els.follow.disabled = false;
+  }
+}
+
+/** What followers-only chat means for this viewer now. */
+function applyFollowRule() {
+  const minutes = onair.chatSettings ? onair.chatSettings.followers_only_minutes : null;
+  if (minutes == null) return;
+  if (!onair.following) {
+    composer.lastError = refusalText({ code: 'followers_only', message: minutes > 0 ? `Chat is in followers-only mode: follow the host for ${minutes} minutes to chat.` : '' });
+    composer.renderState();
+    return;
+  }
+  const since = onair.followingSince ? new Date(onair.followingSince).getTime() : Date.now();
+  const left = since + minutes * 60000 - Date.now();
+  composer.lastError = null;
+  if (left > 1000) composer.wait(left, `Followers-only chat: you can chat once you have followed for ${minutes} min.`);
+  else composer.renderState();
+}
+
 // ---------------------------------------------------------------- chat & likes
 
 const chat = new ChatView($('#chat-list'));
@@ -927,6 +1128,7 @@ const composer = new ChatComposer({
 });
 
 let likeBusy = false;
+let followBusy = false;
 async function like() {
   if (!currentUser()) {
     window.location.href = loginUrl();
@@ -1103,6 +1305,7 @@ function init() {
   els.retry.addEventListener('click', () => retryNow());
   els.overlayAction.addEventListener('click', () => overlayAction && overlayAction.run());
   els.like.addEventListener('click', () => like());
+  els.follow.addEventListener('click', () => toggleFollow());
   els.unmute.addEventListener('click', () => setMuted(false));
   els.muteToggle.addEventListener('click', () => setMuted(!els.video.muted));
   els.play.addEventListener('click', () => {
@@ -1119,6 +1322,7 @@ function init() {
     if (onair.phase === 'live' && !firstFrameSeen && els.video.videoWidth > 0) onFirstFrame();
   });
   els.video.addEventListener('resize', () => {
+    renderLayer();
     if (onair.phase === 'live' && !firstFrameSeen && els.video.videoWidth > 0) onFirstFrame();
   });
   els.video.addEventListener('dblclick', toggleFullscreen);
@@ -1155,7 +1359,7 @@ function init() {
   els.stage.addEventListener('touchstart', poke, { passive: true });
 
   window.addEventListener('pagehide', () => {
-    if (onair.location) deleteSession(onair.location);
+    if (onair.location) deleteSession(onair.location, sessionBearer());
   });
 
   renderMute();

@@ -37,6 +37,7 @@ async fn chromium_publishes_simulcast_and_a_viewer_switches_layers() {
     assert!(low < auto, "capping to q must lower the decoded width: {r}");
     assert_eq!(low, 320, "q is a quarter of 1280: {r}");
     assert!(high > low, "{r}");
+    common::browser::assert_quality_labels(r);
     assert_eq!(r["watch_ended"], true, "the viewer must see the end: {r}");
     eprintln!("browser e2e: {r}; screenshots in {}", shots.display());
     server.stop().await;

@@ -81,11 +81,26 @@ async fn ffmpeg_publishes_h264_over_whip_and_a_viewer_decodes_it() {
 
     let viewer = peer::watch(server.http_addr, "obs", WatchOpts::default()).await.expect("watch");
     assert!(common::wait_until(15, || viewer.video().len() > 120 && viewer.audio().len() > 100).await, "viewer got {} video / {} audio packets", viewer.video().len(), viewer.audio().len());
-    let video = viewer.video();
+    let mut video = viewer.video();
     assert!(onair_media::codec::h264::is_keyframe_start(&video[0].payload), "first packet must start a keyframe");
     for w in video.windows(2) {
         assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "sequence gap");
     }
+    // The viewer's first access unit is a whole keyframe: the parameter sets
+    // and the IDR picture they belong to (a start with the parameter sets
+    // alone would show every OBS viewer a broken first frame).
+    let first_ts = video[0].ts;
+    let first_au: Vec<u8> = video.iter().take_while(|r| r.ts == first_ts).flat_map(|r| onair_media::codec::h264::nal_types(&r.payload).collect::<Vec<_>>()).collect();
+    for (t, name) in [(7, "SPS"), (8, "PPS"), (5, "IDR slice")] {
+        assert!(first_au.contains(&t), "the first access unit has no {name}: NAL types {first_au:?}");
+    }
+    // The snapshot ends wherever the last datagram happened to arrive: keep
+    // whole access units only (up to the last packet with the marker bit),
+    // or the decoder rightly complains of a picture cut short (this test
+    // failed once in five runs that way: an access unit of parameter sets
+    // whose picture had not arrived yet).
+    let last_marker = video.iter().rposition(|r| r.marker).expect("a whole access unit");
+    video.truncate(last_marker + 1);
 
     // Depacketize to Annex B and let FFmpeg decode what the viewer got.
     let mut depack = H264Packet::default();

@@ -76,6 +76,11 @@ fn assert_watched_and_switched(out: &ScriptRun) {
     let q = r["publisher_layers"]["q"]["width"].as_u64().unwrap_or_else(|| panic!("publisher sends no q layer: {r}"));
     assert!(q.abs_diff(top / 4) <= 1, "q should be 1/4 of the top layer: {r}");
     assert_eq!(low, q, "Low must decode the publisher's q layer: {r}");
+    common::browser::assert_quality_labels(r);
+    let p = &r["phone"];
+    let (w, h) = (p["w"].as_f64().unwrap_or(0.0), p["h"].as_f64().unwrap_or(0.0));
+    assert!(p["stage"]["top"].as_f64() <= Some(0.5) && p["stage"]["bottom"].as_f64() >= Some(h - 0.5) && p["stage"]["right"].as_f64() >= Some(w - 0.5), "full-screen video on a phone: {p}");
+    assert!(p["chat"]["top"].as_f64() > Some(h * 0.4) && p["like"]["bottom"].as_f64() > Some(h - 80.0), "chat over the video, like at the bottom: {p}");
     assert_eq!(r["watch_ended"], true, "the viewer must see the end: {r}");
 }
 

@@ -24,11 +24,17 @@ fn viewer_offer() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_sessions_come_back() {
-    // 1,000 offers a round from one address: far past the default per-IP rate.
-    let server = common::start_server_with(common::temp_dir("churn"), |a| a.media_rate = Some(100_000)).await;
+    // 1,000 offers a round from one address: far past the default per-IP
+    // rate and per-network session cap.
+    let server = common::start_server_with(common::temp_dir("churn"), |a| {
+        a.media_rate = Some(100_000);
+        a.max_sessions_per_network = Some(2_000);
+    })
+    .await;
     let key = server.host_key("churn").await.unwrap();
     let publisher = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("publish");
     assert!(common::wait_until(10, || publisher.connected()).await);
+    common::wait_for_json(server.http_addr, "/api/users/churn", |p| p["live"]["state"] == "live").await;
     let offer = viewer_offer();
 
     let mut rss = Vec::new();

@@ -197,7 +197,7 @@ async fn auth_and_writes_are_rate_limited() {
     assert_eq!(codes[10], 429, "{codes:?}");
     let r = common::http::post_sdp(server.http_addr, "/whip", Some("sk_x"), offer).await;
     assert_eq!((r.status, r.error_code().as_str()), (429, "rate_limited"));
-    assert_eq!(common::http::request(server.http_addr, "DELETE", "/whep/ana/0123456789abcdef", &[], b"").await.status, 404, "only offers count");
+    assert_eq!(common::http::request(server.http_addr, "DELETE", "/whep/ana/0123456789abcdef0123456789abcdef", &[], b"").await.status, 404, "only offers count");
     server.stop().await;
 }
 

@@ -135,7 +135,7 @@ async fn a_real_whip_publish_drives_the_state_machine() {
     assert!(common::wait_until(10, || viewer.video().len() > 20 && !viewer.audio().is_empty()).await, "viewer gets media");
 
     // The publisher drops; it comes back within the grace: the same stream resumes.
-    assert_eq!(common::http::request(server.http_addr, "DELETE", &p.location, &[], b"").await.status, 200);
+    assert_eq!(common::http::delete_auth(server.http_addr, &p.location, &key).await.status, 200);
     p.stop().await;
     let gone = ws.next_where(5, |v| v["type"] == "stream_status").await.unwrap();
     assert_eq!((gone["stream"]["state"].as_str(), gone["stream"]["media_state"].as_str()), (Some("live"), Some("reconnecting")));
@@ -164,7 +164,7 @@ async fn a_real_whip_publish_drives_the_state_machine() {
 
     // The publisher vanishes for good: ended after the grace, at the time it left.
     let left = onair::clock::now_ms();
-    assert_eq!(common::http::request(server.http_addr, "DELETE", &again.location, &[], b"").await.status, 200);
+    assert_eq!(common::http::delete_auth(server.http_addr, &again.location, &key).await.status, 200);
     again.stop().await;
     let ended = ws.next_where(10, |v| v["type"] == "stream_status" && v["stream"]["state"] == "ended").await.expect("ended after the grace");
     let s = &ended["stream"];
@@ -365,7 +365,7 @@ async fn reminders_reach_the_socket_and_a_signed_webhook() {
     assert_eq!(reminders["data"]["user_ids"], json!([vic.id]));
 
     // Only once: a reconnect does not remind again.
-    assert_eq!(common::http::request(server.http_addr, "DELETE", &p.location, &[], b"").await.status, 200);
+    assert_eq!(common::http::delete_auth(server.http_addr, &p.location, &key).await.status, 200);
     p.stop().await;
     let p = peer::publish(server.http_addr, &key, PublishOpts::default()).await.expect("republish");
     assert!(common::wait_until(10, || p.connected()).await);

@@ -67,8 +67,9 @@ async fn whep_and_session_errors() {
     assert_eq!((r.status, r.error_code().as_str()), (404, "stream_not_live"));
     let r = http::post_sdp(a, "/whep/nobody?max_layer=x", None, VP8_OFFER).await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "bad_layer"));
-    for (m, p) in [("DELETE", "/whip/0123456789abcdef"), ("DELETE", "/whip/nope"), ("DELETE", "/whep/s/0123456789abcdef")] {
-        let r = request(a, m, p, &[], b"").await;
+    let unknown = "0123456789abcdef0123456789abcdef";
+    for (m, p) in [("DELETE", format!("/whip/{unknown}")), ("DELETE", "/whip/nope".into()), ("DELETE", format!("/whep/s/{unknown}")), ("DELETE", "/whip/0123456789abcdef".into())] {
+        let r = request(a, m, &p, &[], b"").await;
         assert_eq!((r.status, r.error_code().as_str()), (404, "session_not_found"), "{m} {p}");
     }
     let r = request(a, "GET", "/api/streams/nobody/health", &[], b"").await;
@@ -81,6 +82,7 @@ async fn whep_and_session_errors() {
     let key = server.host_key("livehost").await.unwrap();
     let p = peer::publish(a, &key, PublishOpts::default()).await.unwrap();
     assert!(common::wait_until(10, || p.connected()).await);
+    common::wait_live(a, "livehost").await;
     let v = peer::watch(a, "livehost", WatchOpts::default()).await.unwrap();
     let links = v.answer.headers_named("link");
     assert!(links.iter().any(|l| l.contains("urn:ietf:params:whep:ext:core:layer")), "{links:?}");
@@ -98,11 +100,19 @@ async fn whep_and_session_errors() {
     let r = request(a, "DELETE", &format!("/whep/other/{viewer_id}"), &[], b"").await;
     assert_eq!(r.status, 404, "stream in the URL must match");
 
-    // Trickle: wrong content type, then a real candidate fragment.
-    let r = request(a, "PATCH", &p.location, &[("Content-Type", "application/sdp")], b"a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n").await;
-    assert_eq!((r.status, r.error_code().as_str()), (415, "wrong_content_type"));
+    // Session URLs are 128 random bits, and name nothing guessable.
+    let whip_secret = p.location.rsplit('/').next().unwrap();
+    assert!(whip_secret.len() == 32 && whip_secret.bytes().all(|b| b.is_ascii_hexdigit()), "{whip_secret}");
+
+    // Trickle: only with the stream key that opened the session; wrong
+    // content type; then a real candidate fragment.
+    let bearer = format!("Bearer {key}");
     let frag = b"a=ice-ufrag:abcd\r\na=ice-pwd:efgh\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host\r\n";
     let r = request(a, "PATCH", &p.location, &[("Content-Type", "application/trickle-ice-sdpfrag")], frag).await;
+    assert_eq!((r.status, r.error_code().as_str()), (401, "unauthorized"), "no credential: {}", r.body);
+    let r = request(a, "PATCH", &p.location, &[("Content-Type", "application/sdp"), ("Authorization", &bearer)], b"a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n").await;
+    assert_eq!((r.status, r.error_code().as_str()), (415, "wrong_content_type"));
+    let r = request(a, "PATCH", &p.location, &[("Content-Type", "application/trickle-ice-sdpfrag"), ("Authorization", &bearer)], frag).await;
     assert_eq!(r.status, 204, "{}", r.body);
 
     // OPTIONS and CORS preflight.
@@ -130,7 +140,7 @@ async fn whep_and_session_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ice_servers_are_announced_in_link_headers() {
+async fn ice_servers_are_announced_and_turn_credentials_go_only_with_authority() {
     let dir = common::temp_dir("ice");
     let args = onair::config::SettingsArgs {
         http_addr: Some("127.0.0.1:0".parse().unwrap()),
@@ -138,13 +148,41 @@ async fn ice_servers_are_announced_in_link_headers() {
         media_bind: Some("127.0.0.1".parse().unwrap()),
         data_dir: Some(dir),
         workers: Some(1),
-        ice_servers: Some(vec!["stun:stun.example.test:3478".into()]),
+        ice_servers: Some(vec!["stun:stun.example.test:3478".into(), "turn:turn.example.test:3478".into()]),
+        turn_secret: Some("shared-with-coturn".into()),
         ..Default::default()
     };
     let server = onair::server::Server::start(onair::config::Settings::resolve(&args).unwrap()).await.unwrap();
-    let r = request(server.http_addr, "OPTIONS", "/whip", &[], b"").await;
+    let a = server.http_addr;
+    // Anyone: STUN only.
+    let r = request(a, "OPTIONS", "/whip", &[], b"").await;
     assert_eq!(r.headers_named("link"), vec!["<stun:stun.example.test:3478>; rel=\"ice-server\""]);
-    let cfg = request(server.http_addr, "GET", "/api/config", &[], b"").await.json();
-    assert_eq!(cfg["ice_servers"][0]["urls"][0], "stun:stun.example.test:3478");
+    let cfg = request(a, "GET", "/api/config", &[], b"").await.json();
+    assert_eq!(cfg["ice_servers"], serde_json::json!([{ "urls": ["stun:stun.example.test:3478"] }]), "{cfg}");
+
+    // A logged-in user, and an authorized offer: short-lived TURN REST credentials.
+    let check = |username: &str, credential: &str| {
+        let (expiry, _user) = username.split_once(':').expect("expiry:user");
+        let expiry: u64 = expiry.parse().unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        assert!(expiry > now && expiry <= now + 3600, "valid for an hour: {username}");
+        use base64::Engine;
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, b"shared-with-coturn");
+        let tag = base64::engine::general_purpose::STANDARD.decode(credential).unwrap();
+        ring::hmac::verify(&key, username.as_bytes(), &tag).expect("coturn's use-auth-secret accepts it");
+    };
+    let api = common::api::Api::new(a);
+    let user = api.register("icy", "viewer").await;
+    let cfg = common::http::get_auth(a, "/api/config", &user.token).await.json();
+    let turn = cfg["ice_servers"].as_array().unwrap().iter().find(|s| s["urls"][0] == "turn:turn.example.test:3478").cloned().expect("TURN for a login");
+    check(turn["username"].as_str().unwrap(), turn["credential"].as_str().unwrap());
+
+    let key = server.host_key("icehost").await.unwrap();
+    let p = peer::publish(a, &key, PublishOpts::default()).await.unwrap();
+    let links = p.answer.headers_named("link");
+    let turn = links.iter().find(|l| l.starts_with("<turn:")).expect("TURN in the 201's links");
+    let field = |name: &str| turn.split(&format!("{name}=\"")).nth(1).unwrap().split('"').next().unwrap().to_owned();
+    check(&field("username"), &field("credential"));
+    p.stop().await;
     server.stop().await;
 }

@@ -22,6 +22,7 @@
 //! - [`chat`]: chat fan-out to thousands of sockets, and chat ingest;
 //! - [`money`]: gifts from a thousand concurrent senders to one creator.
 
+pub mod abuse;
 pub mod chat;
 pub mod http;
 pub mod janus;

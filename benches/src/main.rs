@@ -112,6 +112,23 @@ enum Command {
         json: Option<PathBuf>,
         #[arg(long)]
         quiet: bool,
+    /// Abuse: what legitimate viewers lose while one client floods the server (offers, keyframe requests, junk datagrams).
+    Abuse {
+        /// Which abuse; all three when absent.
+        #[arg(long, value_enum)]
+        kind: Option<onair_bench::abuse::Kind>,
+        /// Attacks per second (default: 300 offers, 5,000 PLIs, 20,000 datagrams).
+        #[arg(long)]
+        rate: Option<u32>,
+        #[arg(long, default_value_t = 20)]
+        viewers: usize,
+        /// Seconds of each window (calm, then under abuse).
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Runs OnAir for the harness (used by the other commands; prints its address and a stream key).
     #[command(hide = true)]
@@ -326,6 +343,18 @@ async fn run(command: Command) -> Result<(), String> {
                 r.senders, r.gifts_per_s, r.latency_ms.p50, r.latency_ms.p95, r.latency_ms.p99, r.latency_ms.max, r.jobs_per_transaction, r.server_cpu_us_per_gift, r.refused, r.earnings_match, r.ledger_ok
             );
             write_json(&json, &serde_json::to_value(&r).map_err(|e| e.to_string())?)
+
+        }
+        Command::Abuse { kind, rate, viewers, duration, workers, json } => {
+            use onair_bench::abuse::{self, Kind};
+            let kinds = kind.map_or_else(|| vec![Kind::OfferFlood, Kind::PliFlood, Kind::Garbage], |k| vec![k]);
+            let mut reports = Vec::new();
+            for k in kinds {
+                let r = abuse::run(k, rate.unwrap_or(k.default_rate()), viewers, Duration::from_secs(duration), workers).await?;
+                print!("{}", abuse::table(&r));
+                reports.push(r);
+            }
+            write_json(&json, &serde_json::to_value(&reports).map_err(|e| e.to_string())?)
         }
         Command::Serve { .. } => unreachable!("handled in main"),
     }

@@ -30,13 +30,13 @@ pub struct RunOptions {
     pub progress: bool,
 }
 
-fn shared() -> Arc<Shared> {
+pub(crate) fn shared() -> Arc<Shared> {
     let epoch = Instant::now();
     Arc::new(Shared { epoch, send_times: Arc::new(SendTimes::new(epoch)), latency: LatencyHistogram::default() })
 }
 
 /// Starts the publisher and waits until media flows.
-async fn start_publisher(target: &Target, media: PublishMedia, shared: &Shared) -> Result<Publisher, String> {
+pub(crate) async fn start_publisher(target: &Target, media: PublishMedia, shared: &Shared) -> Result<Publisher, String> {
     let publisher = publisher::start(target, media, shared.send_times.clone()).await?;
     let end = Instant::now() + Duration::from_secs(15);
     while publisher.stats.total() < 50 {
@@ -50,7 +50,7 @@ async fn start_publisher(target: &Target, media: PublishMedia, shared: &Shared) 
 }
 
 /// Joins `n` viewers, `JOIN_CONCURRENCY` at a time; returns those that joined and the errors.
-async fn join(target: &Arc<Target>, shared: &Arc<Shared>, n: usize) -> (Vec<Viewer>, Vec<String>) {
+pub(crate) async fn join(target: &Arc<Target>, shared: &Arc<Shared>, n: usize) -> (Vec<Viewer>, Vec<String>) {
     let mut viewers = Vec::with_capacity(n);
     let mut errors = Vec::new();
     let mut left = n;
@@ -74,7 +74,7 @@ async fn join(target: &Arc<Target>, shared: &Arc<Shared>, n: usize) -> (Vec<View
     (viewers, errors)
 }
 
-async fn leave_all(target: &Arc<Target>, viewers: Vec<Viewer>) {
+pub(crate) async fn leave_all(target: &Arc<Target>, viewers: Vec<Viewer>) {
     let mut tasks = Vec::new();
     for v in viewers {
         let t = target.clone();
@@ -92,15 +92,15 @@ async fn leave_all(target: &Arc<Target>, viewers: Vec<Viewer>) {
 
 /// What every viewer counted, summed, at one instant.
 #[derive(Debug, Clone, Copy, Default)]
-struct Totals {
-    packets: u64,
-    rtx: u64,
-    expected: u64,
-    frames: u64,
-    switches: u64,
+pub(crate) struct Totals {
+    pub packets: u64,
+    pub rtx: u64,
+    pub expected: u64,
+    pub frames: u64,
+    pub switches: u64,
 }
 
-fn totals(viewers: &[Viewer]) -> Totals {
+pub(crate) fn totals(viewers: &[Viewer]) -> Totals {
     let mut t = Totals::default();
     for v in viewers {
         let s = &v.stats;

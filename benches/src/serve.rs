@@ -21,7 +21,8 @@ pub fn run(args: SettingsArgs, chat_users: Option<usize>, gift_senders: Option<u
     rt.block_on(async move {
         let server = onair::server::Server::start(settings).await?;
         let key = server.host_key(STREAM).await?;
-        let mut ready = serde_json::json!({ "http": server.http_addr.to_string(), "key": key });
+        let media: Vec<String> = server.sfu.media_addrs().iter().map(|a| a.to_string()).collect();
+        let mut ready = serde_json::json!({ "http": server.http_addr.to_string(), "key": key, "media": media });
         if let Some(n) = chat_users {
             ready["chat"] = chat_setup(&server, n).await.map_err(|e| e.to_string())?;
         }
@@ -43,7 +44,8 @@ pub fn run(args: SettingsArgs, chat_users: Option<usize>, gift_senders: Option<u
 async fn chat_setup(server: &onair::server::Server, n: usize) -> Result<serde_json::Value, onair_signaling::ApiError> {
     let app = &server.app;
     let host = app.accounts.ensure_host(STREAM).await?;
-    let stream = app.streams.create(&host, &onair::streams::NewStream { title: "Chat benchmark".into(), ..Default::default() }).await?;
+    let defaults = app.channels.defaults(host.id).await?;
+    let stream = app.streams.create(&host, &onair::streams::NewStream { title: "Chat benchmark".into(), ..Default::default() }, &defaults).await?;
     let host_token = app.accounts.start_session(host, "onair-bench", None).await?.access_token;
     let mut tokens = Vec::with_capacity(n);
     for i in 0..n {

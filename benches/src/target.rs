@@ -52,6 +52,8 @@ pub struct WhipServer {
     pub key: String,
     /// Its process, when known: CPU and memory are read from `/proc`.
     pub pid: Option<u32>,
+    /// Its media UDP addresses, when known (an OnAir the harness started).
+    pub media: Vec<SocketAddr>,
     child: Option<tokio::process::Child>,
     data_dir: Option<PathBuf>,
 }
@@ -197,6 +199,7 @@ impl Target {
             whep: Endpoint::parse(whep)?,
             key: key.to_owned(),
             pid,
+            media: Vec::new(),
             child: None,
             data_dir: None,
         }))
@@ -210,14 +213,21 @@ impl Target {
     /// Starts OnAir as a child process (see [`OnairProcess`]) with a stream
     /// key for the stream `bench`.
     pub async fn start_onair(workers: usize, media_bind: IpAddr) -> Result<Target, String> {
-        let p = OnairProcess::spawn(workers, media_bind, &[]).await?;
+        Self::start_onair_with(workers, media_bind, &[]).await
+    }
+
+    /// [`Target::start_onair`] with more arguments to `serve`.
+    pub async fn start_onair_with(workers: usize, media_bind: IpAddr, extra: &[String]) -> Result<Target, String> {
+        let p = OnairProcess::spawn(workers, media_bind, extra).await?;
         let key = p.ready["key"].as_str().unwrap_or_default().to_owned();
+        let media = p.ready["media"].as_array().into_iter().flatten().filter_map(|a| a.as_str()?.parse().ok()).collect();
         Ok(Target::Whip(WhipServer {
             name: "onair".into(),
             whip: Endpoint { addr: p.http, path: "/whip".into() },
             whep: Endpoint { addr: p.http, path: format!("/whep/{}", crate::serve::STREAM) },
             key,
             pid: p.child.id(),
+            media,
             child: Some(p.child),
             data_dir: Some(p.data_dir),
         }))
@@ -274,8 +284,9 @@ impl OnairProcess {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--http-addr", "127.0.0.1:0", "--media-port", "0", "--media-bind", &media_bind.to_string(), "--workers", &workers.to_string()])
-            // Hundreds of viewers join from this one address.
-            .args(["--media-rate", "100000"])
+            // Hundreds of viewers join from this one address (unless the
+            // caller sets the limits itself: the abuse scenarios do).
+            .args(if extra.iter().any(|a| a == "--media-rate") { vec![] } else { vec!["--media-rate", "100000", "--max-sessions-per-network", "100000"] })
             .args(extra)
             .env("ONAIR_LOG", std::env::var("ONAIR_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::piped())

@@ -72,6 +72,13 @@ impl Viewer {
     /// `socket` is a pre-bound socket (a viewer inside a network namespace);
     /// otherwise one is bound on the target's peer address.
     pub async fn join(target: &Target, shared: Arc<Shared>, socket: Option<std::net::UdpSocket>) -> Result<Viewer, String> {
+        Self::join_as(target, shared, socket, 0).await
+    }
+
+    /// [`Viewer::join`], for a viewer that also sends `plis_per_second`
+    /// keyframe requests (PLI) once connected: a broken or hostile client,
+    /// for the abuse scenarios.
+    pub async fn join_as(target: &Target, shared: Arc<Shared>, socket: Option<std::net::UdpSocket>, plis_per_second: u32) -> Result<Viewer, String> {
         let mut peer = match socket {
             Some(s) => Peer::from_std(s)?,
             None => Peer::new(target.peer_ip()?).await?,
@@ -102,7 +109,7 @@ impl Viewer {
         let pts = PayloadTypes::from_sdp(&sdp);
         let stats = Arc::new(ViewerStats::default());
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run(peer, pts, joined_at, shared, stats.clone(), stop_rx));
+        let task = tokio::spawn(run(peer, pts, joined_at, shared, stats.clone(), stop_rx, plis_per_second));
         Ok(Viewer { stats, stop, task, session: Some(session) })
     }
 
@@ -138,9 +145,10 @@ struct State {
     first: Option<FirstFrame>,
 }
 
-async fn run(mut peer: Peer, pts: PayloadTypes, joined_at: Instant, shared: Arc<Shared>, stats: Arc<ViewerStats>, mut stop: watch::Receiver<bool>) {
+async fn run(mut peer: Peer, pts: PayloadTypes, joined_at: Instant, shared: Arc<Shared>, stats: Arc<ViewerStats>, mut stop: watch::Receiver<bool>, plis_per_second: u32) {
     let mut st = State { pts, joined_at, shared, stats, seqs: HashMap::new(), first: None };
     let mut buf = vec![0u8; 2048];
+    let mut flood = tokio::time::interval(std::time::Duration::from_millis(10));
     loop {
         st.drain(&mut peer, Instant::now());
         while let Some(ev) = peer.pc.poll_event() {
@@ -162,6 +170,16 @@ async fn run(mut peer: Peer, pts: PayloadTypes, joined_at: Instant, shared: Arc<
                 st.drain(&mut peer, now);
             },
             _ = tokio::time::sleep(timeout) => peer.tick(),
+            _ = flood.tick(), if plis_per_second > 0 && st.stats.connected.load(Ordering::Relaxed) => {
+                let media_ssrc = st.seqs.keys().next().copied().unwrap_or(0);
+                let receivers: Vec<_> = peer.pc.get_receivers().collect();
+                for _ in 0..plis_per_second / 100 {
+                    if let Some(mut r) = receivers.first().and_then(|id| peer.pc.rtp_receiver(*id)) {
+                        let pli = rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication { sender_ssrc: 1, media_ssrc };
+                        let _ = r.write_rtcp(Instant::now(), vec![Box::new(pli)]);
+                    }
+                }
+            },
         }
     }
     let _ = peer.pc.close();

@@ -19,7 +19,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::forward::{Fanout, Kind};
+use crate::packet::{Fanout, Kind};
 use crate::layer::Layer;
 
 /// Packets kept per source: a few seconds of a 2.5 Mbit/s layer. A NACK for
@@ -40,6 +40,13 @@ pub const MAX_GOP_AGE: Duration = Duration::from_secs(1);
 /// keyframes only when asked, and a picture from minutes ago, then a jump
 /// to the live one, is worse than waiting one round trip for a fresh one.
 pub const MAX_KEYFRAME_AGE: Duration = Duration::from_secs(3);
+
+/// The publisher of a stream without viewers whose newest keyframe of a
+/// layer is older than this is asked for a new one (see the worker's
+/// `refresh_keyframes`): browsers send keyframes only when asked, so without
+/// this the first viewer of a running browser stream never started from the
+/// cache.
+pub const KEYFRAME_REFRESH: Duration = Duration::from_secs(2);
 
 /// Recent packets of one publisher SSRC.
 struct SourceRing {
@@ -148,6 +155,25 @@ impl StreamCache {
         s.get_ext(s.extend(seq)).cloned()
     }
 
+    /// How old `layer`'s newest keyframe is (`None`: the layer has none).
+    pub fn keyframe_age(&self, layer: Layer) -> Option<Duration> {
+        self.sources.iter().find(|s| s.layer == layer)?.keyframe_at.map(|at| at.elapsed())
+    }
+
+    /// The picture size of `layer`'s newest keyframe, when its codec says
+    /// it there (VP8's frame header, H.264's sequence parameter set).
+    pub fn keyframe_size(&self, layer: Layer) -> Option<(u32, u32)> {
+        let s = self.sources.iter().find(|s| s.layer == layer)?;
+        let start = s.keyframe?;
+        let ts = s.get_ext(start)?.timestamp;
+        // The keyframe's first packets: parameter sets come before the picture.
+        (start..=s.highest).take(8).filter_map(|e| s.get_ext(e)).take_while(|p| p.timestamp == ts).find_map(|p| match p.codec {
+            crate::codec::Codec::Vp8 => crate::codec::vp8::keyframe_size(&p.payload),
+            crate::codec::Codec::H264 => crate::codec::h264::sps_size(&p.payload),
+            _ => None,
+        })
+    }
+
     /// The current group of pictures of `layer`: the newest keyframe and
     /// everything after it; or the keyframe alone when the group is longer
     /// than [`MAX_GOP_BURST`], older than [`MAX_GOP_AGE`] or has holes; or
@@ -208,7 +234,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::forward::ForwardPacket;
+    use crate::packet::ForwardPacket;
 
     fn pkt(layer: Layer, ssrc: u32, seq: u16, ts: u32, key: bool) -> Fanout {
         Arc::new(ForwardPacket::test_video(layer, ssrc, seq, ts, key, Bytes::from_static(b"x")))

@@ -37,6 +37,32 @@ pub struct MediaConfig {
     /// publish of the same stream within it takes the viewers over without
     /// them renegotiating. Zero ends the stream as soon as its publisher goes.
     pub publisher_hold: Duration,
+    /// Sessions (publishers and viewers, connected or not) the whole SFU
+    /// holds at most; past it new offers get `503 capacity`.
+    pub max_sessions: usize,
+    /// Sessions one worker holds at most; 0: the total shared evenly, plus
+    /// a quarter for uneven departures.
+    pub max_sessions_per_worker: usize,
+    /// Sessions one client network (an IPv4 address, an IPv6 /64) holds at
+    /// most; past it its offers get `429 rate_limited`.
+    pub max_sessions_per_network: usize,
+    /// A session whose connection is not up this long after its offer is
+    /// dropped (an offer costs a peer connection; one that never connects
+    /// must not hold it).
+    pub connect_timeout: Duration,
+    /// Short-lived TURN credentials (the TURN REST API scheme), when the
+    /// operator runs a TURN server that shares this secret.
+    pub turn: Option<TurnAuth>,
+}
+
+/// The TURN REST API scheme (coturn's `use-auth-secret`): the user name is
+/// `<expiry unix time>:<user>`, the password base64(HMAC-SHA1(secret, user name)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnAuth {
+    /// The secret shared with the TURN server (`static-auth-secret`).
+    pub secret: String,
+    /// How long credentials stay valid.
+    pub ttl: Duration,
 }
 
 impl Default for MediaConfig {
@@ -49,6 +75,11 @@ impl Default for MediaConfig {
             ice_servers: Vec::new(),
             worker_queue: 4096,
             publisher_hold: Duration::ZERO,
+            max_sessions: 10_000,
+            max_sessions_per_worker: 0,
+            max_sessions_per_network: 200,
+            connect_timeout: Duration::from_secs(10),
+            turn: None,
         }
     }
 }
@@ -61,5 +92,14 @@ impl MediaConfig {
         } else {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(64)
         }
+    }
+
+    /// The per-worker session cap after resolving "0 = derived".
+    pub fn worker_session_cap(&self) -> usize {
+        if self.max_sessions_per_worker > 0 {
+            return self.max_sessions_per_worker;
+        }
+        let even = self.max_sessions.div_ceil(self.worker_count());
+        (even + even / 4).max(1)
     }
 }

@@ -18,6 +18,12 @@ pub enum SfuError {
     SessionNotFound,
     /// The SFU is shutting down or a worker is gone.
     Unavailable,
+    /// The server holds as many sessions as it is configured for (in total
+    /// or on every worker), or a worker's command queue is full: try again
+    /// in a few seconds.
+    Capacity(String),
+    /// This client network holds as many sessions as one network may.
+    TooManySessions(String),
     /// An error inside the WebRTC stack.
     Internal(String),
 }
@@ -31,6 +37,8 @@ impl fmt::Display for SfuError {
             SfuError::StreamBusy(s) => write!(f, "stream '{s}' already has a publisher"),
             SfuError::SessionNotFound => write!(f, "no such session"),
             SfuError::Unavailable => write!(f, "media engine unavailable"),
+            SfuError::Capacity(m) => write!(f, "server at capacity: {m}"),
+            SfuError::TooManySessions(m) => write!(f, "too many media sessions: {m}"),
             SfuError::Internal(m) => write!(f, "internal media error: {m}"),
         }
     }

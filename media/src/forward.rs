@@ -5,79 +5,12 @@
 //! no WebRTC state: the worker asks it what to send and does the sending, so
 //! the whole layer-switching logic is plain code with plain tests.
 
-use std::sync::Arc;
-
-use bytes::Bytes;
-
 use crate::codec::{vp8, Codec};
 use crate::layer::{Layer, LayerCap, Quality};
 use crate::ratemeter::RateMeter;
+use crate::packet::{ForwardPacket, Kind};
 use crate::rewrite::StreamRewriter;
-use crate::sfu::StreamShared;
-
-/// Audio or video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Audio.
-    Audio,
-    /// Video.
-    Video,
-}
-
-/// One RTP packet from a publisher, decrypted once and shared (refcounted)
-/// by every viewer on every worker.
-#[derive(Debug, Clone)]
-pub struct ForwardPacket {
-    /// The stream it belongs to (`StreamShared::id`).
-    pub stream: u64,
-    /// Audio or video.
-    pub kind: Kind,
-    /// Simulcast layer (audio: always `F`).
-    pub layer: Layer,
-    /// Codec of the payload.
-    pub codec: Codec,
-    /// Publisher's SSRC.
-    pub ssrc: u32,
-    /// Publisher's sequence number.
-    pub seq: u16,
-    /// Publisher's timestamp.
-    pub timestamp: u32,
-    /// RTP marker bit.
-    pub marker: bool,
-    /// The payload (shared, never copied unless a header field inside it must change).
-    pub payload: Bytes,
-    /// First packet of a keyframe.
-    pub keyframe: bool,
-    /// When the SFU received it, in microseconds of the worker clock.
-    pub arrival_us: u64,
-    /// How many padding-only packets of the source came right before this
-    /// one (in order) and were not forwarded.
-    pub padding_before: u16,
-}
-
-/// What travels between workers.
-pub type Fanout = Arc<ForwardPacket>;
-
-#[cfg(test)]
-impl ForwardPacket {
-    /// A VP8 packet of stream 1 for unit tests (no marker, no padding before).
-    pub(crate) fn test_video(layer: Layer, ssrc: u32, seq: u16, timestamp: u32, keyframe: bool, payload: Bytes) -> Self {
-        ForwardPacket {
-            stream: 1,
-            kind: Kind::Video,
-            layer,
-            codec: Codec::Vp8,
-            ssrc,
-            seq,
-            timestamp,
-            marker: false,
-            payload,
-            keyframe,
-            arrival_us: 0,
-            padding_before: 0,
-        }
-    }
-}
+use crate::stream::StreamShared;
 
 /// The header a viewer's copy of a packet gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -504,10 +437,11 @@ impl Viewer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sfu::SessionId;
+    use bytes::Bytes;
+    use crate::session::SessionId;
 
     fn stream(layers: u64) -> StreamShared {
-        let s = StreamShared::new(1, "s", SessionId(1), 0);
+        let s = StreamShared::new(1, "s", SessionId::random(), 0);
         for (slot, bps) in s.layer_bps.iter().zip([150_000, 500_000, 2_000_000]) {
             slot.store(bps, std::sync::atomic::Ordering::Relaxed);
         }

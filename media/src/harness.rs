@@ -20,7 +20,9 @@ use crate::config::MediaConfig;
 use crate::error::SfuError;
 use crate::layer::LayerCap;
 use crate::metrics::Metrics;
-use crate::sfu::{Role, SessionId, Shared};
+use crate::offer;
+use crate::registry::Shared;
+use crate::session::{Role, SessionId};
 use crate::udp::UdpBatch;
 use crate::worker::{self, Command, Transmit, Worker};
 
@@ -110,7 +112,7 @@ impl Harness {
 
     fn build(sink: Sink) -> Harness {
         let addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
-        let shared = Arc::new(Shared::new(MediaConfig { workers: 1, ..MediaConfig::default() }));
+        let shared = Arc::new(Shared::new(MediaConfig { workers: 1, ..MediaConfig::default() }).expect("SFU state"));
         let (cmd_txs, media_txs, _rxs) = worker::channels(1, 16);
         sink.0.borrow_mut().capture = true;
         let worker = Worker::new(0, sink.clone(), addr, vec![addr], shared.clone(), cmd_txs, media_txs);
@@ -118,14 +120,21 @@ impl Harness {
     }
 
     fn open(&mut self, stream: &str, role: Role, cap: LayerCap, offer: &str) -> Result<(SessionId, String), SfuError> {
-        let id = SessionId(self.shared.new_id());
+        let id = SessionId::random();
+        let ticket = self.shared.admission.admit(None, Some(0))?;
         let shared_stream = match role {
             Role::Publisher => self.shared.register_stream(stream, id, 0)?.0,
             Role::Viewer => self.shared.live_stream(stream)?,
         };
-        let (reply, mut rx) = oneshot::channel();
-        self.worker.on_command(Command::Open { id, stream: shared_stream, role, cap, offer: offer.to_owned(), reply });
-        let res = rx.try_recv().map_err(|_| SfuError::Unavailable)?;
+        let now = Instant::now();
+        let certificate = self.shared.certificates.current(now)?;
+        let request = offer::Request { offer: offer.to_owned(), role, stream: shared_stream.clone(), cap, announce: vec![self.addr], certificate };
+        let res = offer::prepare(request, now).and_then(|prepared| {
+            let answer = prepared.answer.clone();
+            let (reply, mut rx) = oneshot::channel();
+            self.worker.on_command(Command::Open { id, stream: shared_stream, prepared: Box::new(prepared), ticket, owner: None, reply });
+            rx.try_recv().map_err(|_| SfuError::Unavailable)?.map(|()| answer)
+        });
         if res.is_err() && role == Role::Publisher {
             self.shared.streams.remove(stream);
         }
@@ -144,15 +153,16 @@ impl Harness {
 
     /// Feeds a datagram from `from`, as one wake-up of the worker.
     pub fn datagram(&mut self, data: &[u8], from: SocketAddr) {
-        self.worker.on_datagram(data, from);
+        self.worker.on_datagram(data, from, Instant::now());
         self.worker.flush();
     }
 
     /// Feeds several datagrams from `from` in one wake-up (as the worker
     /// drains its socket): what they produce is sent together at the end.
     pub fn burst(&mut self, datagrams: &[Vec<u8>], from: SocketAddr) {
+        let now = Instant::now();
         for d in datagrams {
-            self.worker.on_datagram(d, from);
+            self.worker.on_datagram(d, from, now);
         }
         self.worker.flush();
     }

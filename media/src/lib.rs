@@ -4,42 +4,59 @@
 //! answers back; browsers and encoders then talk to it directly over UDP.
 //!
 //! Follow a packet through the modules:
-//! - [`sfu`]: the handle. Picks a worker for each session and keeps the
-//!   registry of live streams.
+//! - [`sfu`]: the handle (control plane). Admits each offer under the
+//!   session caps ([`admission`]), builds its connection away from the
+//!   workers ([`offer`], [`negotiate`], one DTLS [`certificate`]) and hands
+//!   it to a worker; keeps the registry of live streams ([`registry`],
+//!   [`stream`]).
 //! - `worker`: one thread per core, each with its own UDP socket and event
-//!   loop. Routes datagrams to peers ([`stun`] for first contact), drives each
-//!   peer's sans-I/O `rtc` connection, fans publisher packets out.
-//! - [`negotiate`]: offer in, `RTCPeerConnection` and answer out.
+//!   loop: routes datagrams to peers (`worker::routes`, [`stun`]), drives
+//!   each peer's sans-I/O `rtc` connection, takes publishers' packets in
+//!   (`worker::ingest`) and sends them to viewers (`worker::egress`).
+//! - [`packet`]: what travels from a publisher's worker to its viewers.
 //! - [`forward`]: per-viewer decisions: which simulcast layer, and the
 //!   rewritten sequence number, timestamp and VP8 ids ([`rewrite`], [`codec`]).
 //! - [`cache`]: the stream's recent video packets, for NACKs and a joining
 //!   viewer's first frame.
 //! - [`udp`]: a worker's outgoing datagrams, batched per wake-up (UDP GSO).
-//! - [`layer`]: simulcast layers and quality levels; [`metrics`]: counters.
+//! - [`layer`]: simulcast layers and quality levels; [`metrics`]: counters;
+//!   [`events`] and [`health`]: what the platform is told.
 
+pub mod admission;
 pub mod audio_level;
 pub mod cache;
+pub mod certificate;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod feedback;
 pub mod forward;
 pub mod harness;
+pub mod health;
 mod interfaces;
 pub mod layer;
 pub mod metrics;
 pub mod nack;
 pub mod negotiate;
+pub(crate) mod offer;
+pub mod packet;
 pub mod ratemeter;
+pub(crate) mod registry;
 pub mod rewrite;
+pub mod session;
 pub mod sfu;
+pub mod stream;
 pub mod stun;
 pub mod udp;
 mod worker;
 
 pub use worker::Transmit;
 
-pub use config::{IceServer, MediaConfig};
+pub use config::{IceServer, MediaConfig, TurnAuth};
 pub use error::SfuError;
+pub use events::SfuEvent;
+pub use health::{LayerInfo, LayerState, PeerHealth, StreamHealth, TrackHealth};
 pub use layer::{Layer, LayerCap, Quality};
-pub use sfu::{LayerState, PeerHealth, Role, SessionAnswer, SessionId, Sfu, SfuEvent, StreamHealth};
+pub use session::{Role, SessionId, SessionTag};
+pub use sfu::{Requester, SessionAnswer, Sfu};

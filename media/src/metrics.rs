@@ -48,6 +48,18 @@ pub struct Metrics {
     pub queue_drops: AtomicU64,
     /// Datagrams that matched no session.
     pub unknown_datagrams: AtomicU64,
+    /// Keyframe requests from viewers ignored: over the viewer's budget.
+    pub keyframe_requests_ignored: AtomicU64,
+    /// STUN checks refused: a bad MESSAGE-INTEGRITY, or a replay from another address.
+    pub stun_checks_refused: AtomicU64,
+    /// Offers refused: the SFU, a worker or a client network was at its cap.
+    pub sessions_refused: AtomicU64,
+    /// Sessions dropped because their connection never came up in time.
+    pub sessions_timed_out: AtomicU64,
+    /// Panics while handling one peer (that peer was closed, the worker went on).
+    pub peer_panics: AtomicU64,
+    /// Workers restarted after a panic outside any one peer's handling.
+    pub worker_restarts: AtomicU64,
 }
 
 impl Metrics {
@@ -65,7 +77,7 @@ impl Metrics {
 
     /// Prometheus text exposition of every counter.
     pub fn prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 20] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 26] = [
             ("onair_publishers", "gauge", "Publisher sessions open now", &self.publishers),
             ("onair_viewers", "gauge", "Viewer sessions open now", &self.viewers),
             ("onair_sessions_opened_total", "counter", "Media sessions opened", &self.sessions_opened),
@@ -86,6 +98,12 @@ impl Metrics {
             ("onair_udp_send_drops_total", "counter", "Datagrams the kernel refused", &self.udp_send_drops),
             ("onair_queue_drops_total", "counter", "Packets dropped on a full worker queue", &self.queue_drops),
             ("onair_unknown_datagrams_total", "counter", "UDP datagrams matching no session", &self.unknown_datagrams),
+            ("onair_keyframe_requests_ignored_total", "counter", "Viewer PLI/FIR over the per-viewer budget", &self.keyframe_requests_ignored),
+            ("onair_stun_checks_refused_total", "counter", "STUN checks refused: bad MESSAGE-INTEGRITY or replayed", &self.stun_checks_refused),
+            ("onair_sessions_refused_total", "counter", "Offers refused at a session cap", &self.sessions_refused),
+            ("onair_sessions_timed_out_total", "counter", "Sessions dropped for never connecting", &self.sessions_timed_out),
+            ("onair_peer_panics_total", "counter", "Panics while handling one peer (that peer closed)", &self.peer_panics),
+            ("onair_worker_restarts_total", "counter", "Media workers restarted after a panic", &self.worker_restarts),
         ];
         let mut out = String::with_capacity(2048);
         for (name, kind, help, v) in rows {

@@ -18,6 +18,7 @@ use rtc::peer_connection::configuration::interceptor_registry::{
 };
 use rtc::peer_connection::configuration::media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_RTX};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
@@ -244,6 +245,7 @@ pub fn answer(
     ice: &IceCredentials,
     candidates: &[SocketAddr],
     for_viewer: Option<&StreamCodecs>,
+    certificate: RTCCertificate,
     now: Instant,
     add_tracks: impl FnOnce(&mut RTCPeerConnection) -> Result<(), SfuError>,
 ) -> Result<(RTCPeerConnection, String), SfuError> {
@@ -263,7 +265,9 @@ pub fn answer(
         .with_answering_dtls_role(RTCDtlsRole::Server)
         .build();
     let mut pc = RTCPeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
+        // The process's certificate (see `certificate`): without one, the
+        // connection would generate a key pair of its own.
+        .with_configuration(RTCConfigurationBuilder::new().with_certificates(vec![certificate]).build())
         .with_setting_engine(settings)
         .with_media_engine(media_engine)
         .with_interceptor_registry(registry)

@@ -145,12 +145,44 @@ impl UdpBatch {
     }
 }
 
+/// The socket buffer size a worker asks for: a worker busy for a few
+/// milliseconds (a burst of offers' installs, a flood of feedback from one
+/// client) must not make the kernel drop everyone else's datagrams. Capped
+/// by `net.core.rmem_max`/`wmem_max` unless the process may force it.
+pub const SOCKET_BUFFER: usize = 8 << 20;
+
+/// Grows a socket's receive and send buffers toward [`SOCKET_BUFFER`].
+/// Returns the receive buffer the kernel granted (0 if unknown).
+pub fn grow_buffers(fd: RawFd) -> usize {
+    sys::grow_buffers(fd, SOCKET_BUFFER)
+}
+
 #[cfg(target_os = "linux")]
 mod sys {
     //! The two system calls, on a non-blocking socket.
 
     use std::net::SocketAddr;
     use std::os::fd::RawFd;
+
+    /// SO_RCVBUFFORCE (root or CAP_NET_ADMIN) first, else SO_RCVBUF.
+    pub fn grow_buffers(fd: RawFd, bytes: usize) -> usize {
+        let set = |opt: libc::c_int, v: libc::c_int| {
+            // SAFETY: a valid fd and an int option value.
+            unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, opt, std::ptr::addr_of!(v).cast(), std::mem::size_of::<libc::c_int>() as libc::socklen_t) == 0 }
+        };
+        let v = bytes.min(i32::MAX as usize) as libc::c_int;
+        if !set(libc::SO_RCVBUFFORCE, v) {
+            set(libc::SO_RCVBUF, v);
+        }
+        if !set(libc::SO_SNDBUFFORCE, v) {
+            set(libc::SO_SNDBUF, v);
+        }
+        let mut got: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: valid fd, and out-pointers to an int and its length.
+        let ok = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, std::ptr::addr_of_mut!(got).cast(), &mut len) == 0 };
+        if ok { got.max(0) as usize } else { 0 }
+    }
 
     pub enum Sent {
         Ok,
@@ -238,6 +270,10 @@ mod sys {
 
 #[cfg(not(target_os = "linux"))]
 mod sys {
+    pub fn grow_buffers(_fd: RawFd, _bytes: usize) -> usize {
+        0
+    }
+
     use std::net::SocketAddr;
     use std::os::fd::RawFd;
 

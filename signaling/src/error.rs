@@ -107,8 +107,17 @@ impl From<SfuError> for ApiError {
             SfuError::StreamBusy(_) => (StatusCode::CONFLICT, "stream_busy"),
             SfuError::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
             SfuError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            SfuError::Capacity(_) => (StatusCode::SERVICE_UNAVAILABLE, "capacity"),
+            SfuError::TooManySessions(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             SfuError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
-        ApiError::new(status, code, e.to_string())
+        let err = ApiError::new(status, code, e.to_string());
+        match e {
+            // Sessions come and go within seconds: a pending one that never
+            // connects is gone in ten.
+            SfuError::Capacity(_) | SfuError::TooManySessions(_) => err.retry_after(5_000),
+            SfuError::Unavailable => err.retry_after(2_000),
+            _ => err,
+        }
     }
 }

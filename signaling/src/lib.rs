@@ -3,10 +3,12 @@
 //! - WHIP ingest, RFC 9725: `POST /whip` (bearer stream key, `application/sdp`)
 //!   answers `201 Created` with `Location: /whip/{session}`; `PATCH` there
 //!   takes trickled candidates (`application/trickle-ice-sdpfrag`); `DELETE`
-//!   ends the session.
+//!   ends the session. Both need the bearer credential the POST carried.
 //! - WHEP playback (draft-ietf-wish-whep): `POST /whep/{stream}`, `DELETE`
 //!   and `PATCH` on `/whep/{stream}/{session}`, plus the layer extension
-//!   `POST /whep/{stream}/{session}/layer`.
+//!   `POST /whep/{stream}/{session}/layer`, and `GET .../events`
+//!   (server-sent `layers` events: the layer the viewer receives, and the
+//!   layers it may pick).
 //! - Stream health: `GET /api/streams/{stream}/health` and its WebSocket.
 //!
 //! Who may publish or watch is not decided here: the platform around the SFU
@@ -17,7 +19,8 @@ mod client;
 mod cors;
 mod error;
 mod health;
-mod sdpfrag;
+pub mod sdpfrag;
+pub mod turn;
 mod whep;
 mod whip;
 
@@ -62,6 +65,13 @@ pub trait Platform: Send + Sync + 'static {
 
     /// The stream a path segment names, with no access check (session URLs).
     fn resolve<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Option<String>>;
+
+    /// Who a bearer credential names, for binding a session to its owner:
+    /// a login's access tokens (which are refreshed while a page stays
+    /// open) all name their user; any other credential names itself.
+    fn principal(&self, bearer: &str) -> String {
+        bearer.to_owned()
+    }
 }
 
 /// What the handlers share.
@@ -81,6 +91,7 @@ pub fn router(state: Signaling) -> Router {
         .route("/whep/{stream}", post(whep::create).options(whip::options))
         .route("/whep/{stream}/{session}", axum::routing::delete(whep::delete).patch(whep::patch).options(whip::options))
         .route("/whep/{stream}/{session}/layer", post(whep::layer))
+        .route("/whep/{stream}/{session}/events", get(whep::events))
         .route("/api/streams/{id}/health", get(health::get_health))
         .route("/api/streams/{id}/health/ws", get(health::ws))
         .layer(axum::middleware::from_fn(cors::cors))

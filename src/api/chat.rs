@@ -36,6 +36,7 @@ pub async fn history(State(app): State<AppState>, MaybeAuth(who): MaybeAuth, Pat
     responses((status = 201, body = ChatMessage),
               (status = 403, description = "banned, timed_out, subscribers_only, followers_only, ...", body = ErrorBody),
               (status = 422, description = "too_long, empty, duplicate, banned_word", body = ErrorBody),
+              (status = 409, description = "chat_closed: the stream is over", body = ErrorBody),
               (status = 429, description = "rate_limited, slow_mode", body = ErrorBody)))]
 pub async fn post(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>, Body(msg): Body<PostMessage>) -> Result<(StatusCode, Json<ChatMessage>), ApiError> {
     let m = app.chat.post(id(&sid, "stream")?, &who, msg).await?;
@@ -45,7 +46,7 @@ pub async fn post(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<
 /// Likes the stream (a ❤️ reaction).
 #[utoipa::path(post, path = "/api/streams/{id}/like", tag = "chat", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Stream id")),
-    responses((status = 201, body = ChatMessage), (status = 429, body = ErrorBody)))]
+    responses((status = 201, body = ChatMessage), (status = 409, description = "chat_closed", body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn like(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>) -> Result<(StatusCode, Json<ChatMessage>), ApiError> {
     let m = app.chat.post(id(&sid, "stream")?, &who, PostMessage { kind: Kind::Reaction, text: "❤️".into(), product: None }).await?;
     Ok((StatusCode::CREATED, Json(m)))
@@ -113,23 +114,25 @@ pub async fn update_settings(State(app): State<AppState>, Auth(who): Auth, Path(
     Ok(Json(after))
 }
 
-fn describe_modes(s: &ChatSettings) -> String {
+/// The system message announcing a channel's chat rules, e.g. "Chat is in
+/// slow mode (10 s) and followers-only mode".
+pub fn describe_modes(s: &ChatSettings) -> String {
     let mut parts = Vec::new();
     if s.slow_mode_seconds > 0 {
         parts.push(format!("slow mode ({} s)", s.slow_mode_seconds));
     }
     if s.subscribers_only {
-        parts.push("subscribers-only".to_owned());
+        parts.push("subscribers-only mode".to_owned());
     }
     match s.followers_only_minutes {
-        Some(0) => parts.push("followers-only".to_owned()),
-        Some(m) => parts.push(format!("followers-only ({m} min)")),
+        Some(0) => parts.push("followers-only mode".to_owned()),
+        Some(m) => parts.push(format!("followers-only mode ({m} min of following)")),
         None => {}
     }
-    if parts.is_empty() {
-        "Chat is open to everyone".to_owned()
-    } else {
-        format!("Chat is in {} mode", parts.join(", "))
+    match parts.len() {
+        0 => "Chat is open to everyone".to_owned(),
+        1 => format!("Chat is in {}", parts[0]),
+        n => format!("Chat is in {} and {}", parts[..n - 1].join(", "), parts[n - 1]),
     }
 }
 
@@ -331,4 +334,21 @@ pub async fn gift_subscription(State(app): State<AppState>, Auth(who): Auth, Pat
     }
     let t = super::user_named(&app, &input.user).await?;
     Ok((StatusCode::CREATED, Json(app.membership.gift_subscription(h.id, t.id, input.days).await?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(slow: i64, subs: bool, followers: Option<i64>) -> ChatSettings {
+        ChatSettings { host_id: 1, slow_mode_seconds: slow, subscribers_only: subs, followers_only_minutes: followers, banned_words: vec![] }
+    }
+
+    #[test]
+    fn modes_read_as_a_sentence() {
+        assert_eq!(describe_modes(&settings(10, false, None)), "Chat is in slow mode (10 s)");
+        assert_eq!(describe_modes(&settings(0, false, Some(0))), "Chat is in followers-only mode");
+        assert_eq!(describe_modes(&settings(10, true, Some(10))), "Chat is in slow mode (10 s), subscribers-only mode and followers-only mode (10 min of following)");
+        assert_eq!(describe_modes(&settings(0, false, None)), "Chat is open to everyone");
+    }
 }

@@ -2,22 +2,26 @@
 //! delete; reminders; gift tickets.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use onair_signaling::ApiError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{id, AppState, Auth, Body, Q};
+use super::extract::{id, AppState, Auth, Body, MaybeAuth, Q};
 use super::ErrorBody;
+use crate::images::ImageFile;
 use crate::clock::{now_ms, parse_rfc3339};
 use crate::streams::{ListQuery, NewStream, State as StreamState, Stream, StreamPage, StreamPatch, StreamStore};
 
-/// Lists streams: live now, scheduled (soonest first), recent, or all, with counts of each.
+/// Lists streams: live now, scheduled (soonest first), recent, or all, with
+/// counts of each. Streams ended without saving (and cancelled or failed
+/// ones) are listed only for their host (`host` = the caller) and staff.
 #[utoipa::path(get, path = "/api/streams", tag = "streams", params(ListQuery),
-    responses((status = 200, body = StreamPage), (status = 400, body = ErrorBody)))]
-pub async fn list(State(app): State<AppState>, Q(q): Q<ListQuery>) -> Result<Json<StreamPage>, ApiError> {
-    let mut page = app.streams.list(&q).await?;
+    responses((status = 200, body = StreamPage), (status = 400, body = ErrorBody), (status = 404, description = "No such host", body = ErrorBody)))]
+pub async fn list(State(app): State<AppState>, MaybeAuth(who): MaybeAuth, Q(q): Q<ListQuery>) -> Result<Json<StreamPage>, ApiError> {
+    let caller = who.as_ref().map(|w| (w.id(), w.role().is_staff()));
+    let mut page = app.streams.list(&q, caller).await?;
     page.streams = page.streams.into_iter().map(|s| app.analytics.with_viewers(s)).collect();
     Ok(Json(page))
 }
@@ -29,7 +33,8 @@ pub async fn create(State(app): State<AppState>, Auth(who): Auth, Body(input): B
     if !who.role().can_host() {
         return Err(ApiError::forbidden("only hosts create streams"));
     }
-    let s = app.streams.create(&who.user, &input).await?;
+    let defaults = app.channels.defaults(who.id()).await?;
+    let s = app.streams.create(&who.user, &input, &defaults).await?;
     app.lifecycle.announce(&s);
     Ok((StatusCode::CREATED, Json(s)))
 }
@@ -46,8 +51,45 @@ pub async fn get(State(app): State<AppState>, Path(sid): Path<String>) -> Result
     params(("id" = i64, Path, description = "Stream id")),
     responses((status = 200, body = Stream), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>, Body(p): Body<StreamPatch>) -> Result<Json<Stream>, ApiError> {
-    let s = app.owned_stream(id(&sid, "stream")?, &who, false).await?;
-    let s = app.analytics.with_viewers(app.streams.update(&s, &p).await?);
+    let before = app.owned_stream(id(&sid, "stream")?, &who, false).await?;
+    let s = app.analytics.with_viewers(app.streams.update(&before, &p).await?);
+    if before.thumbnail_url != s.thumbnail_url {
+        app.images.release(&app.pool, before.thumbnail_url.as_deref()).await?;
+    }
+    app.lifecycle.announce(&s);
+    Ok(Json(s))
+}
+
+/// Uploads a stream's thumbnail (its host): a JPEG, PNG or WebP of at most
+/// 2 MiB and 16-4096 pixels a side, sent as the body with its
+/// `Content-Type`. The studio sends a frame of its preview every 30 s while
+/// live. Stored under the data directory, served at `/images/{name}`.
+#[utoipa::path(put, path = "/api/streams/{id}/thumbnail", tag = "streams", security(("bearer" = [])),
+    request_body(content((ImageFile = "image/jpeg"), (ImageFile = "image/png"), (ImageFile = "image/webp")), description = "The image"),
+    params(("id" = i64, Path, description = "Stream id")),
+    responses((status = 200, body = Stream), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 413, description = "image_too_large", body = ErrorBody), (status = 415, description = "unsupported_image", body = ErrorBody),
+              (status = 422, description = "bad_image, bad_image_size", body = ErrorBody)))]
+pub async fn put_thumbnail(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>, headers: HeaderMap, body: axum::body::Body) -> Result<Json<Stream>, ApiError> {
+    let before = app.owned_stream(id(&sid, "stream")?, &who, false).await?;
+    let data = super::image_body(body).await?;
+    let image = app.images.store(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), &data).await?;
+    let s = app.analytics.with_viewers(app.streams.set_thumbnail(before.id, Some(&image.url)).await?);
+    if before.thumbnail_url != s.thumbnail_url {
+        app.images.release(&app.pool, before.thumbnail_url.as_deref()).await?;
+    }
+    app.lifecycle.announce(&s);
+    Ok(Json(s))
+}
+
+/// Removes a stream's thumbnail (its host).
+#[utoipa::path(delete, path = "/api/streams/{id}/thumbnail", tag = "streams", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Stream id")),
+    responses((status = 200, body = Stream), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_thumbnail(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>) -> Result<Json<Stream>, ApiError> {
+    let before = app.owned_stream(id(&sid, "stream")?, &who, false).await?;
+    let s = app.analytics.with_viewers(app.streams.set_thumbnail(before.id, None).await?);
+    app.images.release(&app.pool, before.thumbnail_url.as_deref()).await?;
     app.lifecycle.announce(&s);
     Ok(Json(s))
 }
@@ -58,7 +100,8 @@ pub async fn update(State(app): State<AppState>, Auth(who): Auth, Path(sid): Pat
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 409, description = "Live: end it first", body = ErrorBody)))]
 pub async fn delete(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>) -> Result<StatusCode, ApiError> {
     let s = app.owned_stream(id(&sid, "stream")?, &who, false).await?;
-    if app.streams.delete(s.id).await? {
+    if app.streams.delete(&s).await? {
+        app.images.release(&app.pool, s.thumbnail_url.as_deref()).await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(StatusCode::CONFLICT, "bad_state", "a live stream cannot be deleted; end it first"))
@@ -84,7 +127,7 @@ pub struct EndInput {
 }
 
 /// Ends a live stream now (disconnects the publisher and viewers).
-#[utoipa::path(post, path = "/api/streams/{id}/end", tag = "streams", security(("bearer" = [])), request_body = EndInput,
+#[utoipa::path(post, path = "/api/streams/{id}/end", tag = "streams", security(("bearer" = [])), request_body = Option<EndInput>,
     params(("id" = i64, Path, description = "Stream id")),
     responses((status = 200, body = Stream), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn end(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>, body: Option<Body<EndInput>>) -> Result<Json<Stream>, ApiError> {
@@ -112,7 +155,7 @@ pub struct CancelInput {
 }
 
 /// Calls off a scheduled stream (a recurring one moves to its next occurrence).
-#[utoipa::path(post, path = "/api/streams/{id}/cancel", tag = "streams", security(("bearer" = [])), request_body = CancelInput,
+#[utoipa::path(post, path = "/api/streams/{id}/cancel", tag = "streams", security(("bearer" = [])), request_body = Option<CancelInput>,
     params(("id" = i64, Path, description = "Stream id")),
     responses((status = 200, body = Stream), (status = 409, body = ErrorBody)))]
 pub async fn cancel(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>, body: Option<Body<CancelInput>>) -> Result<Json<Stream>, ApiError> {
@@ -122,6 +165,7 @@ pub async fn cancel(State(app): State<AppState>, Auth(who): Auth, Path(sid): Pat
 
 /// Query of the occurrences.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OccurrencesQuery {
     /// From this instant (RFC 3339; default now).
     pub from: Option<String>,

@@ -2,7 +2,7 @@
 //! following).
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use onair_signaling::ApiError;
 use serde::{Deserialize, Serialize};
@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use super::extract::{id, AppState, Auth, Body, MaybeAuth};
 use super::ErrorBody;
+use crate::images::ImageFile;
 use crate::accounts::{PublicUser, User};
 use crate::keys::{KeyInfo, NewKey};
 use crate::streams::Stream;
@@ -101,16 +102,24 @@ pub async fn revoke_key(State(app): State<AppState>, Auth(who): Auth, Path(key_i
     }
 }
 
-/// A user's public profile.
+/// A user's public profile (their channel page, `/c/{username}`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Profile {
     /// The user.
     #[serde(flatten)]
     pub user: PublicUser,
+    /// About them (up to 1,000 characters).
+    pub bio: String,
+    /// Their picture (an upload, `/images/...`), if any.
+    pub avatar_url: Option<String>,
     /// Followers.
     pub followers: i64,
     /// Whether the caller follows them.
     pub following: bool,
+    /// Since when the caller follows them.
+    #[serde(serialize_with = "crate::clock::json::opt_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub following_since: Option<i64>,
     /// Their live stream, if any.
     pub live: Option<Stream>,
 }
@@ -121,12 +130,64 @@ pub struct Profile {
     responses((status = 200, body = Profile), (status = 404, body = ErrorBody)))]
 pub async fn profile(State(app): State<AppState>, MaybeAuth(who): MaybeAuth, Path(user): Path<String>) -> Result<Json<Profile>, ApiError> {
     let u = super::user_named(&app, &user).await?;
-    let following = match &who {
-        Some(w) => app.membership.following_since(w.id(), u.id).await?.is_some(),
-        None => false,
+    let following_since = match &who {
+        Some(w) => app.membership.following_since(w.id(), u.id).await?,
+        None => None,
     };
     let live = app.streams.live_of(u.id).await?.map(|s| app.analytics.with_viewers(s));
-    Ok(Json(Profile { user: PublicUser::from(&u), followers: app.membership.follower_count(u.id).await?, following, live }))
+    let (bio, avatar_url) = app.channels.profile(u.id).await?;
+    Ok(Json(Profile {
+        user: PublicUser::from(&u),
+        bio,
+        avatar_url,
+        followers: app.membership.follower_count(u.id).await?,
+        following: following_since.is_some(),
+        following_since,
+        live,
+    }))
+}
+
+/// What the caller may change about themself.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MePatch {
+    /// Up to 1,000 characters, shown on their channel page.
+    pub bio: Option<String>,
+}
+
+/// Changes the caller's profile; answers their public profile.
+#[utoipa::path(patch, path = "/api/me", tag = "users", security(("bearer" = [])), request_body = MePatch,
+    responses((status = 200, body = Profile), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn update_me(State(app): State<AppState>, Auth(who): Auth, Body(p): Body<MePatch>) -> Result<Json<Profile>, ApiError> {
+    if let Some(bio) = &p.bio {
+        app.channels.set_bio(who.id(), bio).await?;
+    }
+    profile(State(app), MaybeAuth(Some(who.clone())), Path(who.user.username.clone())).await
+}
+
+/// Uploads the caller's picture: a JPEG, PNG or WebP of at most 2 MiB and
+/// 16-4096 pixels a side, sent as the body with its `Content-Type`.
+#[utoipa::path(put, path = "/api/me/avatar", tag = "users", security(("bearer" = [])),
+    request_body(content((ImageFile = "image/jpeg"), (ImageFile = "image/png"), (ImageFile = "image/webp")), description = "The image"),
+    responses((status = 200, body = Profile), (status = 401, body = ErrorBody), (status = 413, description = "image_too_large", body = ErrorBody),
+              (status = 415, description = "unsupported_image", body = ErrorBody), (status = 422, description = "bad_image, bad_image_size", body = ErrorBody)))]
+pub async fn put_avatar(State(app): State<AppState>, Auth(who): Auth, headers: HeaderMap, body: axum::body::Body) -> Result<Json<Profile>, ApiError> {
+    let data = super::image_body(body).await?;
+    let image = app.images.store(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), &data).await?;
+    let old = app.channels.set_avatar(who.id(), Some(&image.url)).await?;
+    if old.as_deref() != Some(image.url.as_str()) {
+        app.images.release(&app.pool, old.as_deref()).await?;
+    }
+    profile(State(app), MaybeAuth(Some(who.clone())), Path(who.user.username.clone())).await
+}
+
+/// Removes the caller's picture.
+#[utoipa::path(delete, path = "/api/me/avatar", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = Profile), (status = 401, body = ErrorBody)))]
+pub async fn delete_avatar(State(app): State<AppState>, Auth(who): Auth) -> Result<Json<Profile>, ApiError> {
+    let old = app.channels.set_avatar(who.id(), None).await?;
+    app.images.release(&app.pool, old.as_deref()).await?;
+    profile(State(app), MaybeAuth(Some(who.clone())), Path(who.user.username.clone())).await
 }
 
 /// Follows a user.

@@ -205,6 +205,10 @@ impl Money {
                 if let Some(host) = target["host_id"].as_i64() {
                     self.membership.subscription_changed(user, host);
                 }
+            } else if purpose == "ticket" {
+                if let Some(stream) = target["stream_id"].as_i64() {
+                    self.membership.ticket_changed(user, stream);
+                }
             }
         }
         Ok(outcome)
@@ -247,7 +251,8 @@ async fn sweep(me: std::sync::Weak<Money>) {
 impl Money {
     /// One pass of the sweeper at `now` (tests call it with a time of their choosing).
     pub async fn sweep_once(self: &Arc<Self>, now: i64, renewals: bool, prune: bool) -> Result<(), ApiError> {
-        for user in tickets::sweep(self, now).await? {
+        for (user, stream) in tickets::sweep(self, now).await? {
+            self.membership.ticket_changed(user, stream);
             self.wallet_changed(user);
         }
         if renewals {

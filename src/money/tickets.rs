@@ -119,8 +119,9 @@ pub async fn buy_in(tx: &mut Tx, user: i64, stream_id: i64, base: &str, share: u
 const SWEEP_BATCH: i64 = 500;
 
 /// Posts or voids ticket holds as their streams went (see the module
-/// docs); returns the buyers whose coins changed. One transaction per pass.
-pub async fn sweep(money: &Arc<Money>, now: i64) -> Result<Vec<i64>, ApiError> {
+/// docs); returns the (buyer, stream) pairs whose coins or tickets changed.
+/// One transaction per pass.
+pub async fn sweep(money: &Arc<Money>, now: i64) -> Result<Vec<(i64, i64)>, ApiError> {
     money
         .writer
         .run(move |tx| {
@@ -138,7 +139,7 @@ pub async fn sweep(money: &Arc<Money>, now: i64) -> Result<Vec<i64>, ApiError> {
                 .await
                 .db()?;
                 let mut users = Vec::new();
-                for (hold, timeout, user, _stream, state, started_at) in open {
+                for (hold, timeout, user, stream, state, started_at) in open {
                     let base = hold.rsplit_once(':').map(|(b, _)| b.to_owned()).unwrap_or_else(|| hold.clone());
                     let gone = state.is_none() || matches!(state.as_deref(), Some("cancelled" | "error"));
                     let outcome = if started_at.is_some() && !gone {
@@ -159,7 +160,9 @@ pub async fn sweep(money: &Arc<Money>, now: i64) -> Result<Vec<i64>, ApiError> {
                     // A purchase's holds all go the same way; the ticket follows them.
                     let refunded_at = (outcome == "refunded").then_some(now);
                     sqlx::query("UPDATE tickets SET status = $1, refunded_at = $2 WHERE purchase_id = $3 AND status = 'held'").bind(outcome).bind(refunded_at).bind(&base).execute(tx.conn()).await.db()?;
-                    users.extend(user);
+                    if let (Some(u), Some(st)) = (user, stream) {
+                        users.push((u, st));
+                    }
                 }
                 users.sort_unstable();
                 users.dedup();
@@ -175,6 +178,7 @@ impl Money {
         let share = self.settings.creator_share;
         let reply = idempotency::run(&self.writer, keyed, StatusCode::CREATED, move |tx| Box::pin(async move { buy_in(tx, user, stream_id, &spend::new_base("ticket"), share).await })).await?;
         if let Reply::Fresh(t) = &reply {
+            self.membership.ticket_changed(user, t.stream_id);
             self.wallet_changed(user);
             let host: Option<(i64,)> = sqlx::query_as("SELECT host_id FROM streams WHERE id = $1").bind(t.stream_id).fetch_optional(&self.pool).await.db()?;
             if let Some((h,)) = host {

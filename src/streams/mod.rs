@@ -12,8 +12,12 @@ pub mod lifecycle;
 pub mod schedule;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use dashmap::DashMap;
 use onair_signaling::ApiError;
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
@@ -21,6 +25,7 @@ use sqlx::{Row, SqlitePool};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::accounts::{PublicUser, Role, User};
+use crate::channels::ChannelDefaults;
 use crate::clock::{now_ms, parse_rfc3339};
 use crate::db::DbResult;
 use schedule::{Recurrence, Rule};
@@ -144,8 +149,10 @@ pub struct Stream {
     pub title: String,
     /// Description.
     pub description: String,
-    /// Thumbnail image URL.
+    /// Thumbnail image URL (an upload: `/images/...`).
     pub thumbnail_url: Option<String>,
+    /// Category ("" for none).
+    pub category: String,
     /// Who may watch.
     pub visibility: Visibility,
     /// Coins a ticket costs (ticketed streams).
@@ -162,10 +169,15 @@ pub struct Stream {
     pub starts_in_seconds: Option<i64>,
     /// How it recurs.
     pub recurrence: Option<Recurrence>,
-    /// When it went live.
+    /// When it went live (by API, waiting for media; or at its first media).
     #[serde(serialize_with = "crate::clock::json::opt_ms")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<i64>,
+    /// When its first media arrived: what "live since" and durations count
+    /// from. Null while a stream started by API still waits for media.
+    #[serde(serialize_with = "crate::clock::json::opt_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub live_since: Option<i64>,
     /// When it ended.
     #[serde(serialize_with = "crate::clock::json::opt_ms")]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -242,6 +254,7 @@ fn stream_of(row: &SqliteRow) -> Result<Stream, sqlx::Error> {
         title: row.try_get("title")?,
         description: row.try_get("description")?,
         thumbnail_url: row.try_get("thumbnail_url")?,
+        category: row.try_get("category")?,
         visibility: Visibility::parse(row.try_get::<String, _>("visibility")?.as_str()),
         ticket_price: row.try_get("ticket_price")?,
         state,
@@ -250,6 +263,7 @@ fn stream_of(row: &SqliteRow) -> Result<Stream, sqlx::Error> {
         starts_in_seconds,
         recurrence,
         started_at: row.try_get("started_at")?,
+        live_since: row.try_get("media_started_at")?,
         ended_at: row.try_get("ended_at")?,
         end_reason: row.try_get("end_reason")?,
         error: row.try_get("error")?,
@@ -273,9 +287,13 @@ pub struct NewStream {
     /// Up to 5,000 characters.
     #[serde(default)]
     pub description: Option<String>,
-    /// An http(s) image URL.
+    /// An http(s) image URL (or upload one: `PUT /api/streams/{id}/thumbnail`);
+    /// default: the channel's default thumbnail.
     #[serde(default)]
     pub thumbnail_url: Option<String>,
+    /// Up to 40 characters.
+    #[serde(default)]
+    pub category: Option<String>,
     /// `public` (default), `subscribers` or `ticketed`.
     #[serde(default)]
     pub visibility: Option<Visibility>,
@@ -301,6 +319,8 @@ pub struct StreamPatch {
     pub description: Option<String>,
     /// An http(s) image URL, or "" to remove it.
     pub thumbnail_url: Option<String>,
+    /// Up to 40 characters ("" for none).
+    pub category: Option<String>,
     /// Who may watch.
     pub visibility: Option<Visibility>,
     /// Coins per ticket.
@@ -317,6 +337,7 @@ struct Fields {
     title: String,
     description: String,
     thumbnail_url: Option<String>,
+    category: String,
     visibility: Visibility,
     ticket_price: Option<i64>,
     scheduled_at: Option<i64>,
@@ -332,14 +353,7 @@ fn check_title(t: &str, fields: &mut BTreeMap<String, String>) -> String {
 }
 
 fn check_url(u: &str, fields: &mut BTreeMap<String, String>) -> Option<String> {
-    let u = u.trim();
-    if u.is_empty() {
-        return None;
-    }
-    if u.len() > 2048 || !(u.starts_with("https://") || u.starts_with("http://") || u.starts_with('/')) || u.contains(char::is_whitespace) {
-        fields.insert("thumbnail_url".into(), "must be an http(s) URL".into());
-    }
-    Some(u.to_owned())
+    crate::channels::check_image_url("thumbnail_url", u, fields)
 }
 
 fn check_price(visibility: Visibility, price: Option<i64>, fields: &mut BTreeMap<String, String>) -> Option<i64> {
@@ -410,13 +424,14 @@ impl NewStream {
             fields.insert("description".into(), "must be at most 5,000 characters".into());
         }
         let thumbnail_url = self.thumbnail_url.as_deref().and_then(|u| check_url(u, &mut fields));
+        let category = crate::channels::check_category(self.category.as_deref().unwrap_or(""), &mut fields);
         let visibility = self.visibility.unwrap_or(Visibility::Public);
         let ticket_price = check_price(visibility, self.ticket_price, &mut fields);
         let (scheduled_at, rule) = check_schedule(self.scheduled_at.as_deref(), self.recurrence.as_ref(), now, &mut fields);
         if !fields.is_empty() {
             return Err(ApiError::validation(fields));
         }
-        Ok(Fields { title, description, thumbnail_url, visibility, ticket_price, scheduled_at, rule })
+        Ok(Fields { title, description, thumbnail_url, category, visibility, ticket_price, scheduled_at, rule })
     }
 }
 
@@ -428,15 +443,18 @@ pub enum ListType {
     Live,
     /// Scheduled at a time, soonest first.
     Scheduled,
-    /// Ended or archived, most recent first.
+    /// Over, most recent first: saved (archived) ones; the host also sees
+    /// those ended without saving.
     Recent,
-    /// Everything, newest first.
+    /// Everything, newest first (ended-unsaved, cancelled and failed
+    /// streams only for their host).
     #[default]
     All,
 }
 
 /// Query of `GET /api/streams`.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `live`, `scheduled`, `recent` or `all` (default).
     #[serde(rename = "type", default)]
@@ -477,16 +495,91 @@ pub struct StreamPage {
     pub offset: i64,
 }
 
+/// How long a cached stream (or channel) is trusted without asking the
+/// database again. Every change the lifecycle announces drops the copy at
+/// once, so this only bounds what is not announced (counters, the hour a
+/// scheduled stream becomes a channel's publish target).
+pub const CACHE_TTL: Duration = Duration::from_secs(1);
+/// More entries than this and the cache forgets the stale ones.
+const CACHE_MAX: usize = 10_000;
+
+/// Streams and channel names as last read: what every chat message and
+/// WebSocket `subscribe` / `watch` needs, answered without a query.
+#[derive(Default)]
+struct Cache {
+    streams: DashMap<i64, (Instant, Option<Arc<Stream>>)>,
+    /// Channel (host username) -> the stream it names.
+    channels: DashMap<String, (Instant, Option<i64>)>,
+    /// Bumped by every `forget`, so that a read that raced with a change
+    /// does not store what it saw before it.
+    generation: AtomicU64,
+    /// Reads that had to go to the database.
+    misses: AtomicU64,
+}
+
 /// The stream store.
 #[derive(Clone)]
 pub struct StreamStore {
     pool: SqlitePool,
+    cache: Arc<Cache>,
 }
 
 impl StreamStore {
     /// A store on this pool.
     pub fn new(pool: SqlitePool) -> Self {
-        StreamStore { pool }
+        StreamStore { pool, cache: Default::default() }
+    }
+
+    /// A stream, from the cache if read within [`CACHE_TTL`].
+    pub async fn cached(&self, id: i64) -> Result<Option<Arc<Stream>>, ApiError> {
+        let now = Instant::now();
+        if let Some(e) = self.cache.streams.get(&id).filter(|e| now.saturating_duration_since(e.0) < CACHE_TTL) {
+            return Ok(e.1.clone());
+        }
+        let seen = self.cache.generation.load(Ordering::Acquire);
+        self.cache.misses.fetch_add(1, Ordering::Relaxed);
+        let s = self.get(id).await?.map(Arc::new);
+        if self.cache.streams.len() >= CACHE_MAX {
+            self.cache.streams.retain(|_, e| now.saturating_duration_since(e.0) < CACHE_TTL);
+        }
+        if self.cache.generation.load(Ordering::Acquire) == seen {
+            self.cache.streams.insert(id, (now, s.clone()));
+        }
+        Ok(s)
+    }
+
+    /// The stream a channel name resolved to, if cached within [`CACHE_TTL`].
+    pub fn cached_channel(&self, name: &str) -> Option<Option<i64>> {
+        self.cache.channels.get(name).filter(|e| e.0.elapsed() < CACHE_TTL).map(|e| e.1)
+    }
+
+    /// Remembers what a channel name resolved to; `seen` is
+    /// [`StreamStore::cache_generation`] from before the lookup.
+    pub fn remember_channel(&self, name: &str, stream: Option<i64>, seen: u64) {
+        let now = Instant::now();
+        if self.cache.channels.len() >= CACHE_MAX {
+            self.cache.channels.retain(|_, e| now.saturating_duration_since(e.0) < CACHE_TTL);
+        }
+        if self.cache.generation.load(Ordering::Acquire) == seen {
+            self.cache.channels.insert(name.to_owned(), (now, stream));
+        }
+    }
+
+    /// The cache's generation now (see [`StreamStore::remember_channel`]).
+    pub fn cache_generation(&self) -> u64 {
+        self.cache.generation.load(Ordering::Acquire)
+    }
+
+    /// Drops the cached copies of a stream and of its host's channel (it changed).
+    pub fn forget(&self, s: &Stream) {
+        self.cache.generation.fetch_add(1, Ordering::AcqRel);
+        self.cache.streams.remove(&s.id);
+        self.cache.channels.remove(&s.host.username);
+    }
+
+    /// Stream reads the cache could not answer, since the start.
+    pub fn cache_misses(&self) -> u64 {
+        self.cache.misses.load(Ordering::Relaxed)
     }
 
     /// The pool (for the lifecycle's transactions).
@@ -495,9 +588,13 @@ impl StreamStore {
     }
 
     /// Creates a scheduled stream for a host.
-    pub async fn create(&self, host: &User, input: &NewStream) -> Result<Stream, ApiError> {
+    /// Without a thumbnail of its own it gets the channel's default one.
+    pub async fn create(&self, host: &User, input: &NewStream, defaults: &ChannelDefaults) -> Result<Stream, ApiError> {
         let now = now_ms();
-        let f = input.check(now)?;
+        let mut f = input.check(now)?;
+        if f.thumbnail_url.is_none() {
+            f.thumbnail_url = defaults.thumbnail_url.clone();
+        }
         self.insert(host.id, &f, None, now).await
     }
 
@@ -505,8 +602,8 @@ impl StreamStore {
         let cols = f.rule.as_ref().map(Rule::columns);
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO streams (host_id, series_id, title, description, thumbnail_url, visibility, ticket_price, state, scheduled_at, \
-             recur_freq, recur_days, recur_time, timezone, recur_until, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
+             recur_freq, recur_days, recur_time, timezone, recur_until, created_at, updated_at, category) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10, $11, $12, $13, $14, $14, $15) RETURNING id",
         )
         .bind(host_id)
         .bind(series)
@@ -522,6 +619,7 @@ impl StreamStore {
         .bind(cols.as_ref().map(|c| c.3.clone()))
         .bind(cols.as_ref().and_then(|c| c.4))
         .bind(now)
+        .bind(&f.category)
         .fetch_one(&self.pool)
         .await
         .db()?;
@@ -531,13 +629,17 @@ impl StreamStore {
         self.get(id).await?.ok_or_else(|| ApiError::internal("stream vanished after insert"))
     }
 
-    /// An ad-hoc stream for a host who went live with nothing prepared.
-    pub async fn create_adhoc(&self, host: &User) -> Result<Stream, ApiError> {
+    /// An ad-hoc stream for a host who went live with nothing prepared:
+    /// their channel's defaults (title, description, category, thumbnail,
+    /// visibility).
+    pub async fn create_adhoc(&self, host: &User, defaults: &ChannelDefaults) -> Result<Stream, ApiError> {
+        let title = if defaults.title.is_empty() { crate::channels::automatic_title(&host.display_name) } else { defaults.title.clone() };
         let f = Fields {
-            title: format!("{} is live", host.display_name),
-            description: String::new(),
-            thumbnail_url: None,
-            visibility: Visibility::Public,
+            title,
+            description: defaults.description.clone(),
+            thumbnail_url: defaults.thumbnail_url.clone(),
+            category: defaults.category.clone(),
+            visibility: defaults.visibility,
             ticket_price: None,
             scheduled_at: None,
             rule: None,
@@ -556,6 +658,7 @@ impl StreamStore {
             title: s.title.clone(),
             description: s.description.clone(),
             thumbnail_url: s.thumbnail_url.clone(),
+            category: s.category.clone(),
             visibility: s.visibility,
             ticket_price: s.ticket_price,
             scheduled_at: Some(next),
@@ -586,6 +689,12 @@ impl StreamStore {
     pub async fn get(&self, id: i64) -> Result<Option<Stream>, ApiError> {
         let row = sqlx::query(&format!("{SELECT} WHERE s.id = $1")).bind(id).fetch_optional(&self.pool).await.db()?;
         row.as_ref().map(stream_of).transpose().db()
+    }
+
+    /// A stream by id, read on a transaction (as that transaction sees it).
+    pub async fn get_in(conn: &mut sqlx::SqliteConnection, id: i64) -> Result<Option<Stream>, sqlx::Error> {
+        let row = sqlx::query(&format!("{SELECT} WHERE s.id = $1")).bind(id).fetch_optional(conn).await?;
+        row.as_ref().map(stream_of).transpose()
     }
 
     /// A host's live stream, if any.
@@ -630,7 +739,11 @@ impl StreamStore {
     }
 
     /// A page of streams with counts.
-    pub async fn list(&self, q: &ListQuery) -> Result<StreamPage, ApiError> {
+    ///
+    /// Streams ended without saving, cancelled or failed are the host's
+    /// business: they are listed only when `caller` (user id, is staff) asks
+    /// for their own channel's streams (`host`), or is staff.
+    pub async fn list(&self, q: &ListQuery, caller: Option<(i64, bool)>) -> Result<StreamPage, ApiError> {
         let limit = q.limit.unwrap_or(20);
         let offset = q.offset.unwrap_or(0);
         let mut fields = BTreeMap::new();
@@ -653,11 +766,13 @@ impl StreamStore {
             }
             None => None,
         };
+        let private = host_id.is_some() && caller.is_some_and(|(id, staff)| staff || Some(id) == host_id);
+        let (recent, all) = if private { ("s.state IN ('ended', 'archived')", "1 = 1") } else { ("s.state = 'archived'", "s.state IN ('scheduled', 'live', 'archived')") };
         let (filter, order) = match q.kind {
             ListType::Live => ("s.state = 'live'", "s.started_at DESC, s.id DESC"),
             ListType::Scheduled => ("s.state = 'scheduled' AND s.scheduled_at IS NOT NULL", "s.scheduled_at ASC, s.id ASC"),
-            ListType::Recent => ("s.state IN ('ended', 'archived')", "s.ended_at DESC, s.id DESC"),
-            ListType::All => ("1 = 1", "s.id DESC"),
+            ListType::Recent => (recent, "s.ended_at DESC, s.id DESC"),
+            ListType::All => (all, "s.id DESC"),
         };
         // The host filter is the last parameter, and only there when asked.
         let by_host = |n: usize| if host_id.is_some() { format!(" AND s.host_id = ${n}") } else { String::new() };
@@ -671,15 +786,15 @@ impl StreamStore {
         let sql = format!(
             "SELECT SUM(CASE WHEN s.state = 'live' THEN 1 ELSE 0 END), \
              SUM(CASE WHEN s.state = 'scheduled' AND s.scheduled_at IS NOT NULL THEN 1 ELSE 0 END), \
-             SUM(CASE WHEN s.state IN ('ended', 'archived') THEN 1 ELSE 0 END), COUNT(*) FROM streams s WHERE 1 = 1{}",
+             SUM(CASE WHEN {recent} THEN 1 ELSE 0 END), SUM(CASE WHEN {all} THEN 1 ELSE 0 END) FROM streams s WHERE 1 = 1{}",
             by_host(1)
         );
-        let mut query = sqlx::query_as::<_, (Option<i64>, Option<i64>, Option<i64>, i64)>(&sql);
+        let mut query = sqlx::query_as::<_, (Option<i64>, Option<i64>, Option<i64>, Option<i64>)>(&sql);
         if let Some(h) = host_id {
             query = query.bind(h);
         }
         let (live, scheduled, recent, all) = query.fetch_one(&self.pool).await.db()?;
-        let counts = ListCounts { live: live.unwrap_or(0), scheduled: scheduled.unwrap_or(0), recent: recent.unwrap_or(0), all };
+        let counts = ListCounts { live: live.unwrap_or(0), scheduled: scheduled.unwrap_or(0), recent: recent.unwrap_or(0), all: all.unwrap_or(0) };
         let total = match q.kind {
             ListType::Live => counts.live,
             ListType::Scheduled => counts.scheduled,
@@ -702,6 +817,10 @@ impl StreamStore {
             Some(u) => check_url(u, &mut fields),
             None => s.thumbnail_url.clone(),
         };
+        let category = match &p.category {
+            Some(c) => crate::channels::check_category(c, &mut fields),
+            None => s.category.clone(),
+        };
         let visibility = p.visibility.unwrap_or(s.visibility);
         let price = if p.ticket_price.is_some() || p.visibility.is_some() { p.ticket_price.or(s.ticket_price.filter(|_| visibility == Visibility::Ticketed)) } else { s.ticket_price };
         let ticket_price = check_price(visibility, price, &mut fields);
@@ -722,7 +841,7 @@ impl StreamStore {
         sqlx::query(
             "UPDATE streams SET title = $1, description = $2, thumbnail_url = $3, visibility = $4, ticket_price = $5, scheduled_at = $6, \
              recur_freq = $7, recur_days = $8, recur_time = $9, timezone = $10, recur_until = $11, updated_at = $12, \
-             series_id = CASE WHEN $7 IS NOT NULL AND series_id IS NULL THEN id ELSE series_id END WHERE id = $13",
+             series_id = CASE WHEN $7 IS NOT NULL AND series_id IS NULL THEN id ELSE series_id END, category = $14 WHERE id = $13",
         )
         .bind(&title)
         .bind(&description)
@@ -737,15 +856,23 @@ impl StreamStore {
         .bind(cols.as_ref().and_then(|c| c.4))
         .bind(now)
         .bind(s.id)
+        .bind(&category)
         .execute(&self.pool)
         .await
         .db()?;
         self.get(s.id).await?.ok_or_else(|| ApiError::not_found("no such stream"))
     }
 
+    /// Sets (or removes) a stream's thumbnail.
+    pub async fn set_thumbnail(&self, id: i64, url: Option<&str>) -> Result<Stream, ApiError> {
+        sqlx::query("UPDATE streams SET thumbnail_url = $1, updated_at = $2 WHERE id = $3").bind(url).bind(now_ms()).bind(id).execute(&self.pool).await.db()?;
+        self.get(id).await?.ok_or_else(|| no_stream(id))
+    }
+
     /// Deletes a stream that is not live (with its chat and analytics).
-    pub async fn delete(&self, id: i64) -> Result<bool, ApiError> {
-        let r = sqlx::query("DELETE FROM streams WHERE id = $1 AND state <> 'live'").bind(id).execute(&self.pool).await.db()?;
+    pub async fn delete(&self, s: &Stream) -> Result<bool, ApiError> {
+        let r = sqlx::query("DELETE FROM streams WHERE id = $1 AND state <> 'live'").bind(s.id).execute(&self.pool).await.db()?;
+        self.forget(s);
         Ok(r.rows_affected() == 1)
     }
 

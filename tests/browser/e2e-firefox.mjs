@@ -83,7 +83,7 @@ async function main() {
   const topWidth = await publisherTopWidth(pub);
   run.note(`publisher layers ${JSON.stringify(layers)}; top width ${topWidth}`);
 
-  const { widthAuto, widthLow, widthHigh } = await switchLayers(run, watch, { first, topWidth });
+  const { widthAuto, widthLow, widthHigh, picker, labels } = await switchLayers(run, watch, { first, topWidth });
 
   run.step = 'final state';
   const finalSample = await sampleVideo(watch);
@@ -119,17 +119,32 @@ async function main() {
     width_auto: widthAuto,
     width_low: widthLow,
     width_high: widthHigh,
+    picker,
+    labels,
     publisher_state: pubFinal.state,
   };
 
   run.step = 'screenshots';
   await run.screenshots();
 
+
   if (args.checkEnd) {
     result.publisher_state_after_end = await endAndWatchEnd(run, pub, watch);
     result.watch_ended = true;
     await run.screenshots('-ended');
   }
+  // The watch page on a phone (issue 11 item 10): full-screen video, chat
+  // over it. Last: resizing a page can keep a busy headless Firefox from
+  // serving the other page's clicks for a while.
+  run.step = 'phone layout';
+  await watch.raw.setViewport({ width: 390, height: 844 });
+  await new Promise((r) => setTimeout(r, 800));
+  result.phone = await watch.evaluate(() => {
+    const r = (s) => document.querySelector(s).getBoundingClientRect().toJSON();
+    return { stage: r('#stage'), chat: r('#chat-list'), like: r('#like'), w: innerWidth, h: innerHeight, fit: getComputedStyle(document.querySelector('#video')).objectFit };
+  });
+  if (run.screenshotDir) await watch.screenshot(`${run.screenshotDir}/watch-phone.png`).catch(() => {});
+  await watch.raw.setViewport({ width: 1366, height: 900 });
   await run.succeed(result);
 }
 

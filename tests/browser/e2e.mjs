@@ -44,7 +44,7 @@ async function main() {
   // Width of the top simulcast layer as the publisher encodes it.
   const topWidth = await publisherTopWidth(pub);
   run.note(`publisher top layer width ${topWidth}`);
-  const { widthAuto, widthLow, widthHigh } = await switchLayers(run, watch, { first, topWidth });
+  const { widthAuto, widthLow, widthHigh, picker, labels } = await switchLayers(run, watch, { first, topWidth });
 
   run.step = 'final state';
   const finalSample = await sampleVideo(watch);
@@ -57,6 +57,8 @@ async function main() {
     width_auto: widthAuto,
     width_low: widthLow,
     width_high: widthHigh,
+    picker,
+    labels,
     publisher_state: publisherState,
   };
 

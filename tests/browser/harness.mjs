@@ -133,6 +133,7 @@ export class Run {
     this.timeoutMs = timeoutMs;
     this.screenshotDir = screenshots || null;
     this.logs = [];
+    this.cspViolations = []; // the server's Content-Security-Policy refused something a page does
     this.pages = {}; // name -> adapter
     this.browsers = []; // objects with close()
     this.step = 'init';
@@ -182,7 +183,10 @@ export class Run {
   addPage(name, adapter) {
     this.pages[name] = adapter;
     const page = adapter.raw;
-    page.on('console', (m) => this.log(`[${name}] console.${m.type()}: ${m.text()}`));
+    page.on('console', (m) => {
+      this.log(`[${name}] console.${m.type()}: ${m.text()}`);
+      if (/Content.Security.Policy/i.test(m.text())) this.cspViolations.push(`[${name}] ${m.text()}`);
+    });
     page.on('pageerror', (e) => this.log(`[${name}] pageerror: ${e && e.stack ? e.stack : e}`));
     page.on('requestfailed', (r) => {
       const f = r.failure();
@@ -279,6 +283,9 @@ export class Run {
   }
 
   async succeed(result) {
+    if (this.cspViolations.length) {
+      return this.fail(new Error(`the pages broke the Content-Security-Policy: ${this.cspViolations.slice(0, 3).join(' | ')}`));
+    }
     this.step = 'close';
     this.finished = true;
     this.exitCode = 0;
@@ -323,7 +330,7 @@ export function sampleVideo(page) {
       frameHeight: 0,
       videoWidth: v ? v.videoWidth : 0,
       videoHeight: v ? v.videoHeight : 0,
-      layer: (o.viewer && o.viewer.layer) || (o.layer && o.layer.current_layer) || null,
+      layer: o.currentLayer || null,
     };
     if (o.pc) {
       try {
@@ -485,7 +492,12 @@ export async function switchLayers(run, watch, { first, topWidth }) {
   const widthAuto = auto.width;
   run.note(`width_auto ${widthAuto}`);
 
+  run.step = 'the picker offers the stream\'s layers';
+  const picker = await pollUntil(run, 'the picker lists High, Medium and Low with their sizes', () => pickerState(watch), (p) => p.visible && p.options.length === 4, Math.min(20000, run.remaining()));
+  run.note(`picker: ${JSON.stringify(picker)}`);
+
   run.step = 'select low';
+  const beforeLow = (await labels(watch)).history.length;
   await watch.select('#layer', 'q', run.remaining());
   const low = await pollUntil(
     run,
@@ -497,8 +509,10 @@ export async function switchLayers(run, watch, { first, topWidth }) {
   const lowSettled = await settle(run, watch, (s) => s.width > 0 && s.width < widthAuto);
   const widthLow = Math.min(low.width, lowSettled.width);
   run.note(`width_low ${widthLow}`);
+  const labelsLow = await labelsMatch(run, watch, 'q', 'Low', beforeLow);
 
   run.step = 'select high';
+  const beforeHigh = (await labels(watch)).history.length;
   await watch.select('#layer', 'f', run.remaining());
   const high = await pollUntil(
     run,
@@ -510,7 +524,64 @@ export async function switchLayers(run, watch, { first, topWidth }) {
   const highSettled = await settle(run, watch, (s) => s.width > widthLow);
   const widthHigh = Math.max(high.width, highSettled.width);
   run.note(`width_high ${widthHigh}`);
-  return { widthAuto, widthLow, widthHigh };
+  const labelsHigh = await labelsMatch(run, watch, 'f', 'High', beforeHigh);
+  return { widthAuto, widthLow, widthHigh, picker, labels: { low: labelsLow, high: labelsHigh } };
+}
+
+/** The quality picker as shown: visible or not, and its options' values and words. */
+export function pickerState(page) {
+  return page.evaluate(() => {
+    const sel = document.querySelector('#layer');
+    const single = document.querySelector('#layer-single');
+    return {
+      visible: !!sel && !sel.hidden && sel.offsetParent !== null,
+      options: sel ? [...sel.options].map((o) => ({ value: o.value, text: o.textContent })) : [],
+      single: single && !single.hidden ? single.textContent : null,
+      layers: (window.onair && window.onair.layers) || [],
+    };
+  });
+}
+
+/** What the page says is playing, and what the video decodes. */
+export function labels(page) {
+  return page.evaluate(() => {
+    const v = document.querySelector('#video');
+    const text = (sel) => (document.querySelector(sel) ? document.querySelector(sel).textContent : null);
+    return {
+      current_layer: window.onair.currentLayer,
+      badge: text('#badge-layer'),
+      badge_hidden: document.querySelector('#badge-layer').hidden,
+      stat_layer: text('#stat-layer'),
+      video_height: v ? v.videoHeight : 0,
+      layer_events: window.onair.layerEvents,
+      history: window.onair.layerHistory || [],
+    };
+  });
+}
+
+const LAYER_NAME = { f: 'High', h: 'Medium', q: 'Low' };
+
+/**
+ * After a switch to `layer`: the server's event said it was received (a
+ * busy machine's viewer may move on since: a cap is a ceiling), and the
+ * labels say what is decoded now: the badge its height, Playback details
+ * the name of the layer the server says it gets.
+ */
+async function labelsMatch(run, watch, layer, name, since) {
+  run.step = `labels follow the switch to ${name}`;
+  const l = await pollUntil(
+    run,
+    `the server said ${name}, and the labels say what is decoded`,
+    () => labels(watch),
+    (x) =>
+      x.history.slice(since).includes(layer) &&
+      !x.badge_hidden &&
+      x.badge === `${x.video_height}p` &&
+      !!x.current_layer &&
+      x.stat_layer.startsWith(LAYER_NAME[x.current_layer]),
+    Math.min(10000, run.remaining()),
+  );
+  return { ...l, seen: layer };
 }
 
 /** Clicks End on the publisher and waits for the viewer to show the end. */

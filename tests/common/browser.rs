@@ -79,3 +79,31 @@ pub async fn run_script(script: &str, args: &[&str]) -> ScriptRun {
 pub fn screenshot_dir(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("onair-shots-{tag}-{}", std::process::id()))
 }
+
+/// Issue 11 items 2 and 3, as `switchLayers` in harness.mjs measured them:
+/// the picker offers the stream's three layers with their sizes, and after
+/// each switch the labels say what is decoded (the server's layer event and
+/// the `<video>`'s height), not what was asked before it.
+pub fn assert_quality_labels(r: &serde_json::Value) {
+    let options: Vec<&str> = r["picker"]["options"].as_array().map(|o| o.iter().filter_map(|o| o["value"].as_str()).collect()).unwrap_or_default();
+    assert_eq!(options, ["auto", "f", "h", "q"], "the picker offers the layers the stream has: {r}");
+    let low_text = r["picker"]["options"][3]["text"].as_str().unwrap_or_default();
+    assert!(low_text.starts_with("Low · ") && low_text.contains('×'), "Low with its size: {r}");
+    fn name(l: &str) -> &'static str {
+        match l {
+            "f" => "High",
+            "h" => "Medium",
+            _ => "Low",
+        }
+    }
+    for (which, layer) in [("low", "q"), ("high", "f")] {
+        let l = &r["labels"][which];
+        let history: Vec<&str> = l["history"].as_array().map(|h| h.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default();
+        assert!(history.contains(&layer) && l["seen"] == layer, "the server's layer event after choosing {layer}: {r}");
+        let height = l["video_height"].as_u64().unwrap_or(0);
+        assert!(height > 0, "{r}");
+        assert_eq!(l["badge"], format!("{height}p"), "the badge is the decoded height: {r}");
+        let current = l["current_layer"].as_str().unwrap_or_default();
+        assert!(l["stat_layer"].as_str().unwrap_or_default().starts_with(name(current)), "Playback details names the layer received: {r}");
+    }
+}

@@ -92,6 +92,11 @@ pub async fn post_sdp(addr: SocketAddr, path: &str, bearer: Option<&str>, sdp: &
 }
 
 /// GET with `Authorization: Bearer <token>` (an access token or a stream key).
+/// DELETE with a bearer credential.
+pub async fn delete_auth(addr: SocketAddr, path: &str, token: &str) -> Response {
+    request(addr, "DELETE", path, &[("Authorization", &format!("Bearer {token}"))], b"").await
+}
+
 pub async fn get_auth(addr: SocketAddr, path: &str, token: &str) -> Response {
     let auth = format!("Bearer {token}");
     request(addr, "GET", path, &[("Authorization", auth.as_str())], b"").await

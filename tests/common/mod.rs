@@ -8,6 +8,7 @@ pub mod browser;
 pub mod http;
 pub mod money;
 pub mod peer;
+pub mod process;
 
 use std::path::PathBuf;
 
@@ -104,4 +105,12 @@ pub async fn wait_for_json(addr: std::net::SocketAddr, path: &str, ok: impl Fn(&
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until the platform has marked `channel`'s stream live with media
+/// arriving: a test peer sees its connection up a moment before the server
+/// has recorded it, and a WHEP offer in between is refused (404
+/// stream_not_live), most often on a loaded machine.
+pub async fn wait_live(addr: std::net::SocketAddr, channel: &str) {
+    wait_for_json(addr, &format!("/api/users/{channel}"), |u| u["live"]["media_state"] == "receiving").await;
 }

@@ -89,6 +89,8 @@ pub struct Seen {
     pub keyframes_sent: [u64; 3],
     /// (ssrc, seq) of the datagram dropped on purpose.
     pub dropped: Option<(u32, u16)>,
+    /// PLIs a viewer sent (see `WatchOpts::pli_per_second`).
+    pub plis_sent: u64,
 }
 
 /// A running test peer.
@@ -425,6 +427,23 @@ fn drain(pc: &mut RTCPeerConnection, socket: &UdpSocket, seen: &Arc<Mutex<Seen>>
     }
 }
 
+/// One junk datagram: its first byte makes it look like RTP/RTCP, DTLS or
+/// STUN in turn (RFC 7983's demultiplexing ranges), the rest is random.
+fn garbage(i: u32) -> Vec<u8> {
+    let len = 1 + rand::random::<u32>() as usize % 1200;
+    let mut d: Vec<u8> = (0..len).map(|_| rand::random()).collect();
+    d[0] = match i % 4 {
+        0 => 0x80 | (d[0] & 0x3f), // RTP/RTCP
+        1 => 20 + d[0] % 44,       // DTLS
+        2 => d[0] & 0x03,          // STUN
+        _ => d[0],
+    };
+    if i % 4 == 2 && d.len() >= 8 {
+        d[4..8].copy_from_slice(&[0x21, 0x12, 0xA4, 0x42]); // the magic cookie
+    }
+    d
+}
+
 /// Watch options.
 #[derive(Clone, Default)]
 pub struct WatchOpts {
@@ -438,10 +457,29 @@ pub struct WatchOpts {
     pub viewer: Option<String>,
     /// `User-Agent`.
     pub user_agent: Option<String>,
+    /// Keyframe requests (PLI) sent per second once connected: a hostile
+    /// or broken client.
+    pub pli_per_second: u32,
+    /// Random datagrams sent from the peer's own address per second once
+    /// connected (RTP-, RTCP-, DTLS- and STUN-looking junk).
+    pub garbage_per_second: u32,
 }
 
-/// Watches over WHEP; returns the peer or the server's error response.
+/// Watches over WHEP; returns the peer or the server's error response. A
+/// stream whose publisher just connected is live for the platform a moment
+/// later (its lifecycle hears of the connection): `stream_not_live` is
+/// retried for a few seconds, as the watch page does.
 pub async fn watch(http_addr: SocketAddr, stream: &str, opts: WatchOpts) -> Result<TestPeer, http::Response> {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        match watch_once(http_addr, stream, opts.clone()).await {
+            Err(r) if r.status == 404 && r.body.contains("stream_not_live") && Instant::now() < end => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => return other,
+        }
+    }
+}
+
+async fn watch_once(http_addr: SocketAddr, stream: &str, opts: WatchOpts) -> Result<TestPeer, http::Response> {
     let (mut pc, socket, local) = new_pc().await;
     for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
         pc.add_transceiver_from_kind(kind, Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() }))
@@ -475,12 +513,35 @@ pub async fn watch(http_addr: SocketAddr, stream: &str, opts: WatchOpts) -> Resu
     let task = tokio::spawn(async move {
         let mut buf = vec![0u8; 2048];
         let mut media_datagrams = 0usize;
+        let mut abuse_tick = tokio::time::interval(Duration::from_millis(10));
+        let abusive = opts.pli_per_second > 0 || opts.garbage_per_second > 0;
+        let server = std::sync::OnceLock::new();
         loop {
             drain(&mut pc, &socket, &s2);
             let timeout = pc.poll_timeout().map(|t| t.saturating_duration_since(Instant::now())).unwrap_or(Duration::from_secs(1));
+            let connected = s2.lock().unwrap().state == Some(RTCPeerConnectionState::Connected);
             tokio::select! {
                 _ = stop_rx.changed() => break,
+                _ = abuse_tick.tick(), if abusive && connected => {
+                    let media_ssrc = s2.lock().unwrap().received.iter().find(|r| r.pt != 111).map_or(0, |r| r.ssrc);
+                    let receivers: Vec<_> = pc.get_receivers().collect();
+                    for _ in 0..opts.pli_per_second / 100 {
+                        for id in &receivers {
+                            let pli = rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication { sender_ssrc: 1, media_ssrc };
+                            if let Some(mut r) = pc.rtp_receiver(*id) {
+                                let _ = r.write_rtcp(Instant::now(), vec![Box::new(pli)]);
+                            }
+                        }
+                        s2.lock().unwrap().plis_sent += 1;
+                    }
+                    if let Some(to) = server.get() {
+                        for i in 0..opts.garbage_per_second / 100 {
+                            let _ = socket.try_send_to(&garbage(i), *to);
+                        }
+                    }
+                },
                 r = socket.recv_from(&mut buf) => if let Ok((n, from)) = r {
+                    let _ = server.set(from);
                     // RTP/RTCP (first byte 128..=191) after connecting counts toward drop_nth.
                     // Video-sized RTP (audio packets here are under 100 bytes).
                     let is_media = n > 200 && (128..=191).contains(&buf[0]) && !(192..=223).contains(&buf[1]);

@@ -46,6 +46,160 @@ pub fn is_keyframe_start(payload: &[u8]) -> bool {
     }
 }
 
+/// The picture size a packet's sequence parameter set announces (a single
+/// SPS NAL unit, or one in a STAP-A), cropping applied: what a decoder shows.
+pub fn sps_size(payload: &[u8]) -> Option<(u32, u32)> {
+    let header = *payload.first()?;
+    match header & TYPE_MASK {
+        NAL_SPS => sps::size(&payload[1..]),
+        STAP_A => {
+            let mut rest = payload.get(1..)?;
+            while let [hi, lo, after @ ..] = rest {
+                let size = usize::from(u16::from_be_bytes([*hi, *lo]));
+                if size == 0 || size > after.len() {
+                    return None;
+                }
+                let (nal, next) = after.split_at(size);
+                if nal[0] & TYPE_MASK == NAL_SPS {
+                    return sps::size(&nal[1..]);
+                }
+                rest = next;
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Just enough of an SPS (H.264 section 7.3.2.1.1) to reach the picture size.
+mod sps {
+    /// Reads bits of an RBSP (emulation-prevention bytes removed).
+    struct Bits {
+        data: Vec<u8>,
+        pos: usize,
+    }
+
+    impl Bits {
+        fn new(ebsp: &[u8]) -> Bits {
+            let mut data = Vec::with_capacity(ebsp.len());
+            let mut zeros = 0;
+            for &b in ebsp {
+                if zeros >= 2 && b == 3 {
+                    zeros = 0;
+                    continue;
+                }
+                zeros = if b == 0 { zeros + 1 } else { 0 };
+                data.push(b);
+            }
+            Bits { data, pos: 0 }
+        }
+
+        fn bit(&mut self) -> Option<u32> {
+            let byte = *self.data.get(self.pos / 8)?;
+            let b = (byte >> (7 - self.pos % 8)) & 1;
+            self.pos += 1;
+            Some(u32::from(b))
+        }
+
+        fn bits(&mut self, n: u32) -> Option<u32> {
+            (0..n).try_fold(0u32, |v, _| Some((v << 1) | self.bit()?))
+        }
+
+        /// Exp-Golomb, unsigned.
+        fn ue(&mut self) -> Option<u32> {
+            let mut zeros = 0;
+            while self.bit()? == 0 {
+                zeros += 1;
+                if zeros > 31 {
+                    return None;
+                }
+            }
+            Some((1u32 << zeros) - 1 + self.bits(zeros)?)
+        }
+
+        /// Exp-Golomb, signed.
+        fn se(&mut self) -> Option<i32> {
+            let k = self.ue()?;
+            Some(if k % 2 == 1 { k.div_ceil(2) as i32 } else { -((k / 2) as i32) })
+        }
+    }
+
+    /// Width and height of the SPS whose payload (after the NAL header) is `ebsp`.
+    pub fn size(ebsp: &[u8]) -> Option<(u32, u32)> {
+        let mut r = Bits::new(ebsp);
+        let profile = r.bits(8)?;
+        r.bits(16)?; // constraint flags, level
+        r.ue()?; // seq_parameter_set_id
+        let mut chroma = 1;
+        if matches!(profile, 100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135) {
+            chroma = r.ue()?;
+            if chroma == 3 {
+                r.bit()?; // separate_colour_plane_flag
+            }
+            r.ue()?; // bit_depth_luma_minus8
+            r.ue()?; // bit_depth_chroma_minus8
+            r.bit()?; // qpprime_y_zero_transform_bypass_flag
+            if r.bit()? == 1 {
+                for i in 0..if chroma == 3 { 12 } else { 8 } {
+                    if r.bit()? == 1 {
+                        skip_scaling_list(&mut r, if i < 6 { 16 } else { 64 })?;
+                    }
+                }
+            }
+        }
+        r.ue()?; // log2_max_frame_num_minus4
+        match r.ue()? {
+            0 => {
+                r.ue()?; // log2_max_pic_order_cnt_lsb_minus4
+            }
+            1 => {
+                r.bit()?;
+                r.se()?;
+                r.se()?;
+                for _ in 0..r.ue()?.min(255) {
+                    r.se()?;
+                }
+            }
+            _ => {}
+        }
+        r.ue()?; // max_num_ref_frames
+        r.bit()?; // gaps_in_frame_num_value_allowed_flag
+        let width_mbs = r.ue()?.checked_add(1)?;
+        let height_units = r.ue()?.checked_add(1)?;
+        let frame_mbs_only = r.bit()?;
+        if frame_mbs_only == 0 {
+            r.bit()?; // mb_adaptive_frame_field_flag
+        }
+        r.bit()?; // direct_8x8_inference_flag
+        let (mut w, mut h) = (width_mbs.checked_mul(16)?, (2 - frame_mbs_only).checked_mul(height_units)?.checked_mul(16)?);
+        if r.bit()? == 1 {
+            let (left, right, top, bottom) = (r.ue()?, r.ue()?, r.ue()?, r.ue()?);
+            // Cropping is counted in chroma samples (4:2:0 halves both ways).
+            let (sub_w, sub_h) = match chroma {
+                0 | 3 => (1, 1),
+                2 => (2, 1),
+                _ => (2, 2),
+            };
+            w = w.checked_sub(sub_w * left.checked_add(right)?)?;
+            h = h.checked_sub(sub_h * (2 - frame_mbs_only) * top.checked_add(bottom)?)?;
+        }
+        (w > 0 && h > 0).then_some((w, h))
+    }
+
+    fn skip_scaling_list(r: &mut Bits, n: usize) -> Option<()> {
+        let (mut last, mut next) = (8i32, 8i32);
+        for _ in 0..n {
+            if next != 0 {
+                next = (last + r.se()? + 256) % 256;
+            }
+            if next != 0 {
+                last = next;
+            }
+        }
+        Some(())
+    }
+}
+
 /// True when `payload` is an FU-A fragment with its start bit set.
 pub fn is_fu_a_start(payload: &[u8]) -> bool {
     payload.first().is_some_and(|h| h & TYPE_MASK == FU_A)
@@ -123,6 +277,31 @@ mod tests {
 
     fn types(p: &[u8]) -> Vec<u8> {
         nal_types(p).collect()
+    }
+
+    #[test]
+    fn sps_sizes() {
+        // From x264 (FFmpeg's testsrc): constrained baseline 640x360 (40x23
+        // macroblocks, cropped by 8 rows), high 1280x720 and high 1920x1080 (cropped).
+        let sps_640x360 = [
+            0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5, 0xc0, 0x44, 0x00, 0x00, 0x03, 0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x58, 0xba, 0x80,
+        ];
+        assert_eq!(sps_size(&sps_640x360), Some((640, 360)));
+        let sps_720p = [
+            0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x19, 0x60,
+        ];
+        assert_eq!(sps_size(&sps_720p), Some((1280, 720)));
+        let sps_1080p = [
+            0x67, 0x64, 0x00, 0x28, 0xac, 0xd9, 0x40, 0x78, 0x02, 0x27, 0xe5, 0xc0, 0x44, 0x00, 0x00, 0x03, 0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc6, 0x58,
+        ];
+        assert_eq!(sps_size(&sps_1080p), Some((1920, 1080)));
+        // The same SPS in a STAP-A, after an SEI.
+        let mut stap = vec![0x78, 0x00, 0x02, 0x06, 0x05];
+        stap.extend_from_slice(&(sps_640x360.len() as u16).to_be_bytes());
+        stap.extend_from_slice(&sps_640x360);
+        assert_eq!(sps_size(&stap), Some((640, 360)));
+        assert_eq!(sps_size(&[0x65, 0x88, 0x84]), None, "an IDR slice has no size");
+        assert_eq!(sps_size(&sps_640x360[..6]), None, "cut off");
     }
 
     #[test]

@@ -139,6 +139,23 @@ pub fn is_keyframe_start(payload: &[u8]) -> bool {
     parse(payload).is_some_and(|d| d.is_keyframe)
 }
 
+/// The picture size of a key frame, from its first packet: after the
+/// 3-byte frame tag come the start code `9d 01 2a` and the 14-bit width and
+/// height (RFC 6386 section 9.1).
+pub fn keyframe_size(payload: &[u8]) -> Option<(u32, u32)> {
+    let d = parse(payload)?;
+    if !d.is_keyframe {
+        return None;
+    }
+    let b = payload.get(d.header_len..d.header_len + 10)?;
+    if b[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let w = u32::from(u16::from_le_bytes([b[6], b[7]]) & 0x3fff);
+    let h = u32::from(u16::from_le_bytes([b[8], b[9]]) & 0x3fff);
+    (w > 0 && h > 0).then_some((w, h))
+}
+
 /// Overwrites the PictureID and TL0PICIDX fields of `payload` in place.
 ///
 /// `desc` must be the result of [`parse`] on this same payload. Only fields
@@ -175,6 +192,17 @@ mod tests {
     /// I,L,T set; 15-bit PictureID 0x1234; TL0PICIDX 0x56; TID=0, Y=1;
     /// then the VP8 payload header of a key frame (P=0), e.g. 0x50.
     const KEY: [u8; 8] = [0x90, 0xE0, 0x92, 0x34, 0x56, 0x20, 0x50, 0x9D];
+
+    #[test]
+    fn keyframe_size_from_the_frame_header() {
+        // Descriptor (X, I with 15-bit id, L), frame tag of a keyframe, start code, 320x180.
+        let key = [0x90, 0xC0, 0x80, 0x01, 0x05, 0x10, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xb4, 0x00];
+        assert_eq!(keyframe_size(&key), Some((320, 180)));
+        let mut delta = key;
+        delta[5] = 0x11; // P=1: an inter frame
+        assert_eq!(keyframe_size(&delta), None);
+        assert_eq!(keyframe_size(&key[..12]), None, "cut off");
+    }
 
     #[test]
     fn parses_full_descriptor() {

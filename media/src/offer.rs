@@ -1,0 +1,131 @@
+//! An offer turned into a ready peer connection and an answer, away from the
+//! workers.
+//!
+//! Parsing SDP and building a connection costs about a millisecond of CPU:
+//! done on a worker it would stall forwarding for every peer there, and a
+//! flood of offers (WHEP needs no login) would stall it for good. So the
+//! handle builds the connection on the blocking pool ([`prepare`]) and hands
+//! the worker a finished peer to install.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rtc::peer_connection::certificate::RTCCertificate;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
+
+use crate::error::SfuError;
+use crate::forward::{DownTrack, Rtx, Viewer};
+use crate::layer::LayerCap;
+use crate::negotiate::{self, IceCredentials, StreamCodecs};
+use crate::session::Role;
+use crate::stream::{lock, StreamShared};
+
+/// A connection built from an offer, ready for a worker.
+pub(crate) struct Prepared {
+    pub pc: RTCPeerConnection,
+    pub ice: IceCredentials,
+    pub answer: String,
+    pub part: PreparedPart,
+}
+
+/// What the connection is for.
+pub(crate) enum PreparedPart {
+    /// A publisher, and the codecs it negotiated (what its viewers will get).
+    Publisher(StreamCodecs),
+    /// A viewer, with its outgoing tracks.
+    Viewer(Box<Viewer>),
+}
+
+/// What to build.
+pub(crate) struct Request {
+    pub offer: String,
+    pub role: Role,
+    pub stream: Arc<StreamShared>,
+    pub cap: LayerCap,
+    /// The candidates of the worker that will hold the session.
+    pub announce: Vec<SocketAddr>,
+    pub certificate: RTCCertificate,
+}
+
+/// Builds the connection and the answer for `req`.
+pub(crate) fn prepare(req: Request, now: Instant) -> Result<Prepared, SfuError> {
+    let ice = IceCredentials::random();
+    let Request { offer, role, stream, cap, announce, certificate } = req;
+    let codecs = (role == Role::Viewer).then(|| lock(&stream.codecs).clone());
+    let mut tracks = (None, None);
+    let (mut pc, answer) = negotiate::answer(&offer, &ice, &announce, codecs.as_ref(), certificate, now, |pc| {
+        let Some(codecs) = &codecs else { return Ok(()) };
+        if let Some(v) = &codecs.video {
+            tracks.0 = Some(add_down_track(pc, &stream.name, RtpCodecKind::Video, v)?);
+        }
+        if let Some(a) = &codecs.audio {
+            tracks.1 = Some(add_down_track(pc, &stream.name, RtpCodecKind::Audio, a)?);
+        }
+        Ok(())
+    })?;
+    let part = match role {
+        Role::Publisher => {
+            let codecs = negotiate::negotiated_codecs(&mut pc);
+            if codecs.video.is_none() && codecs.audio.is_none() {
+                return Err(SfuError::UnsupportedCodec("no audio or video track could be negotiated".into()));
+            }
+            PreparedPart::Publisher(codecs)
+        }
+        Role::Viewer => {
+            let (video, audio) = tracks;
+            if video.is_none() && audio.is_none() {
+                return Err(SfuError::UnsupportedCodec("the offer accepts none of the stream's codecs".into()));
+            }
+            let mut v = Viewer::new(video, audio, cap);
+            v.retarget(&stream);
+            PreparedPart::Viewer(Box::new(v))
+        }
+    };
+    Ok(Prepared { pc, ice, answer, part })
+}
+
+/// Adds an outgoing track to a viewer's connection and returns its down
+/// track: our SSRC, the payload type the viewer negotiated and, for video,
+/// the RTX stream (RFC 4588) when the viewer offered it.
+fn add_down_track(pc: &mut RTCPeerConnection, stream: &str, kind: RtpCodecKind, codec: &RTCRtpCodecParameters) -> Result<DownTrack, SfuError> {
+    use rtc::media_stream::MediaStreamTrack;
+    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters};
+    let ssrc = rand::random::<u32>();
+    let video = kind == RtpCodecKind::Video;
+    let rtx_ssrc = rand::random::<u32>();
+    let label = if video { "video" } else { "audio" };
+    let track = MediaStreamTrack::new(
+        format!("onair-{stream}"),
+        format!("{label}-{ssrc:08x}"),
+        label.to_owned(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                rtx: video.then_some(RTCRtpRtxParameters { ssrc: rtx_ssrc }),
+                ..Default::default()
+            },
+            codec: codec.rtp_codec.clone(),
+            ..Default::default()
+        }],
+    );
+    // The viewer's offer has the codec but not in a form the publisher's
+    // stream matches (an H.264 profile, say): the viewer cannot take this
+    // stream, which is not a server fault (422, not 500).
+    let sender = pc
+        .add_track(track)
+        .map_err(|e| SfuError::UnsupportedCodec(format!("the viewer cannot receive the stream's {} ({}): {e}", codec.rtp_codec.mime_type, codec.rtp_codec.sdp_fmtp_line)))?;
+    let codecs = pc.rtp_sender(sender).map(|mut s| s.get_parameters().rtp_parameters.codecs.clone()).unwrap_or_default();
+    let pt = codecs
+        .iter()
+        .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.rtp_codec.mime_type))
+        .map_or(codec.payload_type, |c| c.payload_type);
+    let track = DownTrack::new(ssrc, pt, codec.rtp_codec.clock_rate);
+    if !video {
+        return Ok(track);
+    }
+    let rtx = negotiate::rtx_payload_type(&codecs, pt).map(|payload_type| Rtx { ssrc: rtx_ssrc, payload_type, seq: rand::random() });
+    Ok(track.with_retransmission(rtx))
+}
