@@ -18,6 +18,7 @@ use crate::config::PlatformSettings;
 use crate::images::Images;
 use crate::keys::KeyStore;
 use crate::membership::Membership;
+use crate::money::Money;
 use crate::ratelimit::{Limiter, Rate};
 use crate::realtime::Hub;
 use crate::streams::lifecycle::{Lifecycle, Timings};
@@ -69,6 +70,8 @@ pub struct App {
     pub webhooks: Webhooks,
     /// Request limits.
     pub limits: Limits,
+    /// The coin wallet, its ledger and payments.
+    pub money: Arc<Money>,
     /// Channel profiles and defaults.
     pub channels: Channels,
     /// Uploaded images.
@@ -135,6 +138,7 @@ impl App {
         let membership = Membership::new(pool.clone());
         let chat = Chat::start(pool.clone(), hub.clone(), streams.clone(), membership.clone());
         let analytics = Analytics::start(pool.clone(), hub.clone(), settings.viewers_per_network as usize).await?;
+        let money = Money::start(pool.clone(), settings.money.clone(), hub.clone(), chat.clone(), streams.clone(), membership.clone()).await?;
         let webhooks = Webhooks::start(pool.clone());
         let timings = Timings { reconnect_grace: settings.reconnect_grace, media_wait: settings.media_wait };
         let lifecycle = Lifecycle::start(streams.clone(), hub.clone(), chat.clone(), analytics.clone(), webhooks.clone(), sfu.clone(), timings).await?;
@@ -153,7 +157,7 @@ impl App {
         };
         let channels = Channels::new(pool.clone());
         let images = Images::new(data_dir);
-        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, shutdown: Shutdown::default() });
+        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, shutdown: Shutdown::default(), money });
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));

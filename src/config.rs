@@ -60,6 +60,22 @@ pub struct SettingsArgs {
     /// WHIP/WHEP offers (new media sessions) per second per IP [default: 10].
     #[arg(long, env = "ONAIR_MEDIA_RATE", global = true)]
     pub media_rate: Option<u32>,
+    /// Creators' share of the coins spent on them, in percent [default: 70].
+    #[arg(long, env = "ONAIR_CREATOR_SHARE", global = true)]
+    pub creator_share: Option<u32>,
+    /// Currency of coin prices (ISO code) [default: usd].
+    #[arg(long, env = "ONAIR_CURRENCY", global = true)]
+    pub currency: Option<String>,
+    /// Coins a monthly subscription costs [default: 500].
+    #[arg(long, env = "ONAIR_SUBSCRIPTION_PRICE", global = true)]
+    pub subscription_price: Option<i64>,
+    /// Stripe secret key: payments go through Stripe (else the development provider).
+    #[arg(long, env = "ONAIR_STRIPE_SECRET_KEY", hide_env_values = true, global = true)]
+    pub stripe_secret_key: Option<String>,
+    /// Payment webhook signing secret(s), comma separated (several while rolling one)
+    /// [default: generated into the data directory].
+    #[arg(long, env = "ONAIR_PAYMENT_WEBHOOK_SECRET", value_delimiter = ',', hide_env_values = true, global = true)]
+    pub payment_webhook_secret: Option<Vec<String>>,
     /// Media sessions the server holds at most [default: 10000].
     #[arg(long, env = "ONAIR_MAX_SESSIONS", global = true)]
     pub max_sessions: Option<usize>,
@@ -112,6 +128,11 @@ struct FileSettings {
     auth_rate: Option<u32>,
     write_rate: Option<u32>,
     media_rate: Option<u32>,
+    creator_share: Option<u32>,
+    currency: Option<String>,
+    subscription_price: Option<i64>,
+    stripe_secret_key: Option<String>,
+    payment_webhook_secret: Option<Vec<String>>,
     max_sessions: Option<usize>,
     max_sessions_per_worker: Option<usize>,
     max_sessions_per_network: Option<usize>,
@@ -139,6 +160,8 @@ pub struct PlatformSettings {
     pub writes_per_second: u32,
     /// WHIP/WHEP offers per second per IP (burst: ten seconds' worth).
     pub media_offers_per_second: u32,
+    /// Money.
+    pub money: MoneySettings,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: TrustedProxies,
     /// Open WebSockets per client network.
@@ -165,7 +188,44 @@ impl Default for PlatformSettings {
             ws_per_user: 20,
             ws_messages_per_second: 10,
             viewers_per_network: 10,
+            money: MoneySettings::default(),
         }
+    }
+}
+
+/// Settings of the money side.
+#[derive(Clone)]
+pub struct MoneySettings {
+    /// Creators' share of coins spent on them, percent (the platform keeps the rest).
+    pub creator_share: u32,
+    /// Lowercase ISO code of prices.
+    pub currency: String,
+    /// Coins a monthly subscription costs.
+    pub subscription_price: i64,
+    /// Stripe's secret key, if payments go through Stripe.
+    pub stripe_secret_key: Option<String>,
+    /// Webhook signing secrets; empty: one generated into the data directory.
+    pub webhook_secrets: Vec<String>,
+    /// Where a generated secret is kept.
+    pub data_dir: PathBuf,
+}
+
+impl Default for MoneySettings {
+    fn default() -> Self {
+        MoneySettings { creator_share: 70, currency: "usd".into(), subscription_price: 500, stripe_secret_key: None, webhook_secrets: Vec::new(), data_dir: PathBuf::from("./data") }
+    }
+}
+
+impl std::fmt::Debug for MoneySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets stay out of logs.
+        f.debug_struct("MoneySettings")
+            .field("creator_share", &self.creator_share)
+            .field("currency", &self.currency)
+            .field("subscription_price", &self.subscription_price)
+            .field("stripe", &self.stripe_secret_key.is_some())
+            .field("webhook_secrets", &self.webhook_secrets.len())
+            .finish()
     }
 }
 
@@ -204,9 +264,31 @@ impl Settings {
             (None, Some(list)) => list,
             (None, None) => Vec::new(),
         };
+        let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+        let md = MoneySettings::default();
+        let creator_share = args.creator_share.or(file.creator_share).unwrap_or(md.creator_share);
+        if creator_share > 100 {
+            return Err(format!("--creator-share is a percentage (0-100), not {creator_share}"));
+        }
+        let currency = args.currency.clone().or(file.currency).unwrap_or(md.currency).to_ascii_lowercase();
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(format!("--currency is a three-letter ISO code such as usd, not '{currency}'"));
+        }
+        let subscription_price = args.subscription_price.or(file.subscription_price).unwrap_or(md.subscription_price);
+        if !(1..=1_000_000).contains(&subscription_price) {
+            return Err("--subscription-price is 1-1,000,000 coins".into());
+        }
+        let money = MoneySettings {
+            creator_share,
+            currency,
+            subscription_price,
+            stripe_secret_key: args.stripe_secret_key.clone().or(file.stripe_secret_key).filter(|k| !k.is_empty()),
+            webhook_secrets: args.payment_webhook_secret.clone().or(file.payment_webhook_secret).unwrap_or_default().into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+            data_dir: data_dir.clone(),
+        };
         Ok(Settings {
             http_addr: args.http_addr.or(file.http_addr).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("default addr")),
-            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data")),
+            data_dir,
             static_dir: args.static_dir.clone().or(file.static_dir).unwrap_or_else(default_static_dir),
             media: MediaConfig {
                 bind_ip: args.media_bind.or(file.media_bind).unwrap_or(defaults.bind_ip),
@@ -233,6 +315,7 @@ impl Settings {
                 auth_per_minute: args.auth_rate.or(file.auth_rate).unwrap_or(pd.auth_per_minute).max(1),
                 writes_per_second: args.write_rate.or(file.write_rate).unwrap_or(pd.writes_per_second).max(1),
                 media_offers_per_second: args.media_rate.or(file.media_rate).unwrap_or(pd.media_offers_per_second).max(1),
+                money,
                 trusted_proxies: TrustedProxies::parse(&args.trusted_proxies.clone().or(file.trusted_proxies).unwrap_or_default()).map_err(|e| format!("trusted proxies: {e}"))?,
                 ws_per_network: args.ws_per_ip.or(file.ws_per_ip).unwrap_or(pd.ws_per_network).max(1),
                 ws_per_user: args.ws_per_user.or(file.ws_per_user).unwrap_or(pd.ws_per_user).max(1),

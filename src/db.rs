@@ -20,6 +20,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "platform", include_str!("../migrations/0002_platform.sql")),
     (3, "hardening", include_str!("../migrations/0003_hardening.sql")),
     (4, "channels", include_str!("../migrations/0004_channels.sql")),
+    (5, "ledger", include_str!("../migrations/0005_ledger.sql")),
+    (6, "monetization", include_str!("../migrations/0006_monetization.sql")),
 ];
 
 /// Opens (creating if needed) `onair.db` in `data_dir` and migrates it.
@@ -86,6 +88,21 @@ fn statements(sql: &str) -> Vec<String> {
 /// isolation waits by itself; there this is a plain `BEGIN`.)
 pub async fn begin_immediate(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
     pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+/// A named server secret (32 random bytes), made on first use and kept.
+pub async fn server_secret(pool: &SqlitePool, name: &str) -> Result<Vec<u8>, String> {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    let fresh = B64.encode(rand::random::<[u8; 32]>());
+    sqlx::query("INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+        .bind(name)
+        .bind(&fresh)
+        .execute(pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (value,): (String,) = sqlx::query_as("SELECT value FROM server_settings WHERE name = $1").bind(name).fetch_one(pool).await.map_err(|e| e.to_string())?;
+    B64.decode(value).map_err(|e| format!("server secret {name}: {e}"))
 }
 
 /// Database errors become 500s (logged) or, for a busy database, 503s.

@@ -13,6 +13,8 @@
 //! - [`chat`]: live chat, its rules and moderation; [`membership`]:
 //!   followers, subscribers, tickets, moderators;
 //! - [`analytics`]: viewer figures from real connections;
+//! - [`money`]: the coin wallet, its ledger, payments, tips, gifts, tickets,
+//!   subscriptions and creator earnings;
 //! - [`realtime`]: the event hub behind every client's WebSocket;
 //! - [`webhooks`]: signed outbound events; [`ratelimit`]: token buckets;
 //! - [`logs`]: log output (text or JSON, no colours off a terminal);
@@ -35,6 +37,7 @@ pub mod images;
 pub mod keys;
 pub mod logs;
 pub mod membership;
+pub mod money;
 pub mod ratelimit;
 pub mod realtime;
 pub mod server;

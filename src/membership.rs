@@ -6,9 +6,9 @@
 //! subscriber, ticket holder) are cached; every write here drops its entry.
 //! (One process owns the database; several would need to tell each other.)
 //!
-//! Until the payment side exists, subscriptions and tickets come from the
-//! host as gifts (`source = 'gift'`); the rules that read them do not care
-//! where they came from.
+//! Subscriptions and tickets come from the host as gifts (`source =
+//! 'gift'`) or are bought with coins (`purchase`, see [`crate::money`]);
+//! the rules that read them do not care where they came from.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -185,13 +185,25 @@ impl Membership {
         Ok(Subscription { user_id: user, host_id: host, source: "gift".into(), expires_at })
     }
 
-    /// Whether `user` holds a ticket to `stream`.
+    /// A subscription of `user` to `host` changed elsewhere (bought, renewed,
+    /// lapsed): forget the cached answer.
+    pub fn subscription_changed(&self, user: i64, host: i64) {
+        self.subscriptions.forget((user, host));
+    }
+
+    /// A ticket of `user` to `stream` changed elsewhere (bought, refunded):
+    /// forget the cached answer.
+    pub fn ticket_changed(&self, user: i64, stream: i64) {
+        self.tickets.forget((user, stream));
+    }
+
+    /// Whether `user` holds a ticket to `stream` (bought, held or given; not refunded).
     pub async fn has_ticket(&self, user: i64, stream: i64) -> Result<bool, ApiError> {
         if let Some(t) = self.tickets.get((user, stream)) {
             return Ok(t);
         }
         let seen = self.tickets.generation();
-        let r: Option<(i64,)> = sqlx::query_as("SELECT id FROM tickets WHERE user_id = $1 AND stream_id = $2").bind(user).bind(stream).fetch_optional(&self.pool).await.db()?;
+        let r: Option<(i64,)> = sqlx::query_as("SELECT id FROM tickets WHERE user_id = $1 AND stream_id = $2 AND status <> 'refunded'").bind(user).bind(stream).fetch_optional(&self.pool).await.db()?;
         self.tickets.put((user, stream), r.is_some(), seen);
         Ok(r.is_some())
     }

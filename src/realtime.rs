@@ -106,6 +106,12 @@ pub enum Event {
         /// The stream.
         stream: Box<Stream>,
     },
+    /// A viewer tipped the host (on the stream's topic, once the coins moved).
+    Tip(Box<crate::money::support::SupportEvent>),
+    /// A viewer sent gifts: what the pages animate, with the running combo.
+    Gift(Box<crate::money::support::SupportEvent>),
+    /// Your balances changed (to your own pages only).
+    Wallet(Box<crate::money::wallet::Wallet>),
 }
 
 struct Outbox {

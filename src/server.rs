@@ -37,6 +37,12 @@ impl Server {
         let app = App::start(pool, sfu.clone(), settings.platform.clone(), keys, &settings.data_dir).await?;
         let listener = TcpListener::bind(settings.http_addr).await.map_err(|e| format!("cannot listen on {}: {e}", settings.http_addr))?;
         let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        // The development payment provider posts its webhooks to this server.
+        let mut reach = http_addr;
+        if reach.ip().is_unspecified() {
+            reach.set_ip(if reach.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+        }
+        app.money.set_base_url(&format!("http://{reach}"));
         let router = crate::api::router(app.clone(), &settings.static_dir);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -94,7 +94,8 @@ export class ChatView {
     }
     let page;
     try {
-      page = await api(`/api/streams/${encodeURIComponent(streamId)}/chat?limit=100`, { auth: false });
+      // With the login: the history of a ticketed or subscriber-only stream is for those who may watch it.
+      page = await api(`/api/streams/${encodeURIComponent(streamId)}/chat?limit=100`);
     } catch (err) {
       if (gen !== this.loadGen) return;
       this.notice(`Couldn’t load the chat history: ${describeError(err)}`);

@@ -281,7 +281,9 @@ export function renderAccount({ current = '' } = {}) {
     if (u && isHost(u)) {
       link('/dashboard', 'Dashboard', 'dashboard');
       link('/publish', 'Studio', 'publish', 'nav-opt');
+      link('/earnings', 'Earnings', 'earnings', 'nav-opt');
     }
+    if (u) link('/wallet', 'Wallet', 'wallet').id = 'wallet-link';
     if (u) {
       const who = document.createElement('span');
       who.className = 'nav-user nav-opt';

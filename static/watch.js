@@ -28,6 +28,8 @@ import {
 import { accessToken, api, currentUser, freshAccessToken, loginUrl, renderAccount, viewerKey } from './session.js';
 import { Realtime, showReminders } from './realtime.js';
 import { ChatView, ChatComposer, describeSettings, refusalText } from './chat.js';
+import { SupportPanel } from './gifts.js';
+import { formatCoins } from './money.js';
 
 const ERROR_RETRY_MS = [2000, 4000, 8000, 15000];
 const CONNECT_TIMEOUT_MS = 15000;
@@ -69,6 +71,7 @@ const els = {
   overlayGlyph: $('#overlay-glyph'),
   overlayIcon: $('#overlay-icon'),
   retry: $('#retry'),
+  overlayAction: $('#overlay-action'),
   play: $('#play'),
   unmute: $('#unmute'),
   muteToggle: $('#mute-toggle'),
@@ -202,6 +205,10 @@ let stopped = false;
 let inFlight = false; // a WHEP offer is on its way
 
 const rt = new Realtime({ name: 'watch' });
+/** The gift tray, tips, supporters, tickets and subscriptions. */
+const support = new SupportPanel({ rt, stage: $('#stage'), root: $('#support'), subscribeButton: $('#subscribe') });
+/** What the overlay's action button does (buy a ticket, subscribe). */
+let overlayAction = null;
 
 // ---------------------------------------------------------------- state & UI
 
@@ -255,7 +262,10 @@ function renderStatusLine() {
   setText(els.statusLine, text || '');
 }
 
-function showOverlay({ title, text = '', sub = '', spinner = false, retry = null, icon = 'broadcast', link = null }) {
+function showOverlay({ title, text = '', sub = '', spinner = false, retry = null, icon = 'broadcast', link = null, action = null }) {
+  els.overlayAction.hidden = !action;
+  overlayAction = action;
+  if (action) setText(els.overlayAction, action.text);
   setText(els.overlayTitle, title);
   setText(els.overlayText, text);
   setText(els.overlaySub, sub);
@@ -340,6 +350,7 @@ function applyInfo(s, source) {
   if (!els.avatar.querySelector('img')) setText(els.avatar, initial(s.host ? s.host.display_name || s.host.username : ref));
   els.description.hidden = !s.description;
   setText(els.description, s.description || '');
+  support.setStream(s);
   if (source !== 'stream_status' || onair.viewerCountSource !== 'viewer_count') {
     if (s.state === 'live') {
       onair.viewerCount = s.viewers ?? 0;
@@ -451,11 +462,48 @@ function watchRefused(err) {
   } else if (err.code === 'subscription_required' || err.code === 'ticket_required') {
     onair.status = err.code;
     setPhase('error');
-    showOverlay({ title: err.code === 'ticket_required' ? 'Ticket required' : 'Subscribers only', text: refusalText(err), icon: 'lock' });
+    const ticket = err.code === 'ticket_required';
+    showOverlay({ title: ticket ? 'Ticket required' : 'Subscribers only', text: refusalText(err), icon: 'lock', action: { text: ticket ? 'Buy a ticket' : 'Subscribe', run: () => unlock(ticket) } });
     composer.setClosed(true, 'Only viewers who may watch can chat.');
+    // Show what it costs: the stream's public details.
+    lookUpStream().then((s) => {
+      if (!s || onair.status !== err.code) return;
+      support.setStream(s);
+      // Say what is behind the lock: the stream's title and host.
+      setText(els.streamTitle, s.title);
+      setText(els.channelName, s.title);
+      setText(els.hostName, hostName(s));
+      setText(els.avatar, initial(hostName(s)));
+      if (ticket && s.ticket_price) setText(els.overlayAction, `Buy a ticket · ${formatCoins(s.ticket_price)} coins`);
+    });
   } else {
     setPhase('error');
     showOverlay({ title: 'Can’t open this stream', text: describeError(err), icon: 'error', retry: 'Try again' });
+  }
+}
+
+/** The stream this page names, from the public API (when the socket refused to say). */
+async function lookUpStream() {
+  try {
+    if (/^\d+$/.test(ref)) return await api(`/api/streams/${ref}`, { auth: false });
+    const page = await api(`/api/streams?type=live&host=${encodeURIComponent(ref)}&limit=1`, { auth: false });
+    return page.streams[0] || null;
+  } catch {
+    return null;
+  }
+}
+
+/** Buys a ticket (or subscribes) from the overlay, then asks to watch again. */
+async function unlock(ticket) {
+  els.overlayAction.disabled = true;
+  try {
+    const ok = ticket ? await support.buyTicket() : await support.subscribe();
+    if (ok) {
+      showOverlay({ title: 'Opening the stream…', text: '', spinner: true });
+      rejoinWatch();
+    }
+  } finally {
+    els.overlayAction.disabled = false;
   }
 }
 
@@ -1255,6 +1303,7 @@ function init() {
 
   els.layer.addEventListener('change', () => setLayer(els.layer.value));
   els.retry.addEventListener('click', () => retryNow());
+  els.overlayAction.addEventListener('click', () => overlayAction && overlayAction.run());
   els.like.addEventListener('click', () => like());
   els.follow.addEventListener('click', () => toggleFollow());
   els.unmute.addEventListener('click', () => setMuted(false));

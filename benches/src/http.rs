@@ -80,6 +80,51 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
+/// One kept-alive HTTP/1.1 connection, for clients that send request after
+/// request (responses must carry a Content-Length, as the JSON API's do).
+pub struct KeepAlive {
+    addr: SocketAddr,
+    stream: tokio::io::BufReader<TcpStream>,
+}
+
+impl KeepAlive {
+    /// Connects.
+    pub async fn connect(addr: SocketAddr) -> Result<KeepAlive, String> {
+        let s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        s.set_nodelay(true).map_err(|e| e.to_string())?;
+        Ok(KeepAlive { addr, stream: tokio::io::BufReader::new(s) })
+    }
+
+    /// Sends a request and reads its response, keeping the connection.
+    pub async fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, String> {
+        use tokio::io::AsyncBufReadExt;
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n", self.addr, body.len());
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        let mut out = req.into_bytes();
+        out.extend_from_slice(body);
+        self.stream.get_mut().write_all(&out).await.map_err(|e| e.to_string())?;
+        let mut head = Vec::new();
+        loop {
+            let n = self.stream.read_until(b'\n', &mut head).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("connection closed".into());
+            }
+            if head.ends_with(b"\r\n\r\n") {
+                break;
+            }
+        }
+        let mut r = parse(&head)?;
+        let len = r.header("content-length").and_then(|v| v.parse::<usize>().ok()).ok_or("no Content-Length")?;
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body).await.map_err(|e| e.to_string())?;
+        r.body = body;
+        Ok(r)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,13 +19,15 @@
 //!   network namespace, [`netns`]);
 //! - [`measure`]: server CPU and memory from `/proc`, percentiles;
 //! - [`report`]: JSON, a table, an SVG plot;
-//! - [`chat`]: chat fan-out to thousands of sockets, and chat ingest.
+//! - [`chat`]: chat fan-out to thousands of sockets, and chat ingest;
+//! - [`money`]: gifts from a thousand concurrent senders to one creator.
 
 pub mod abuse;
 pub mod chat;
 pub mod http;
 pub mod janus;
 pub mod measure;
+pub mod money;
 pub mod media;
 pub mod netns;
 pub mod peer;

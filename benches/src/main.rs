@@ -98,6 +98,20 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Gifts: SENDERS viewers send gifts to one creator's live stream, one request in flight each.
+    Gifts {
+        #[arg(long, default_value_t = 1000)]
+        senders: usize,
+        /// Seconds of warm-up before the measured window.
+        #[arg(long, default_value_t = 3)]
+        warmup: u64,
+        /// Seconds measured.
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[arg(long)]
+        quiet: bool,
     /// Abuse: what legitimate viewers lose while one client floods the server (offers, keyframe requests, junk datagrams).
     Abuse {
         /// Which abuse; all three when absent.
@@ -124,6 +138,9 @@ enum Command {
         /// Also make a chat stream and this many logged-in viewers.
         #[arg(long)]
         chat_users: Option<usize>,
+        /// Also start a live stream and make this many viewers with coins to gift.
+        #[arg(long)]
+        gift_senders: Option<usize>,
     },
 }
 
@@ -165,8 +182,8 @@ struct ServerArgs {
 
 fn main() {
     let cli = Cli::parse();
-    if let Command::Serve { settings, chat_users } = cli.command {
-        if let Err(e) = onair_bench::serve::run(settings, chat_users) {
+    if let Command::Serve { settings, chat_users, gift_senders } = cli.command {
+        if let Err(e) = onair_bench::serve::run(settings, chat_users, gift_senders) {
             eprintln!("onair-bench serve: {e}");
             std::process::exit(1);
         }
@@ -318,6 +335,15 @@ async fn run(command: Command) -> Result<(), String> {
                 r.senders, r.offered_per_s, r.accepted_per_s, r.acknowledged, r.sent, r.stored, r.ack_ms.p50, r.ack_ms.p99, r.refused, r.server_cpu_s
             );
             write_json(&json, &serde_json::to_value(&r).map_err(|e| e.to_string())?)
+        }
+        Command::Gifts { senders, warmup, duration, json, quiet } => {
+            let r = onair_bench::money::gifts(senders, Duration::from_secs(warmup), Duration::from_secs(duration), !quiet).await?;
+            println!(
+                "| gifts | {} senders | {:.0} gifts/s | p50 {:.1} / p95 {:.1} / p99 {:.1} / max {:.1} ms | {:.1} gifts per transaction | server CPU {:.0} us per gift | refused {:?} | earnings match {} | ledger ok {} |",
+                r.senders, r.gifts_per_s, r.latency_ms.p50, r.latency_ms.p95, r.latency_ms.p99, r.latency_ms.max, r.jobs_per_transaction, r.server_cpu_us_per_gift, r.refused, r.earnings_match, r.ledger_ok
+            );
+            write_json(&json, &serde_json::to_value(&r).map_err(|e| e.to_string())?)
+
         }
         Command::Abuse { kind, rate, viewers, duration, workers, json } => {
             use onair_bench::abuse::{self, Kind};

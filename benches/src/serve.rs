@@ -14,7 +14,7 @@ use onair::config::{Settings, SettingsArgs};
 /// The stream the harness publishes.
 pub const STREAM: &str = "bench";
 
-pub fn run(args: SettingsArgs, chat_users: Option<usize>) -> Result<(), String> {
+pub fn run(args: SettingsArgs, chat_users: Option<usize>, gift_senders: Option<usize>) -> Result<(), String> {
     onair::raise_fd_limit();
     let settings = Settings::resolve(&args)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())?;
@@ -25,6 +25,9 @@ pub fn run(args: SettingsArgs, chat_users: Option<usize>) -> Result<(), String> 
         let mut ready = serde_json::json!({ "http": server.http_addr.to_string(), "key": key, "media": media });
         if let Some(n) = chat_users {
             ready["chat"] = chat_setup(&server, n).await.map_err(|e| e.to_string())?;
+        }
+        if let Some(n) = gift_senders {
+            ready["gifts"] = gift_setup(&server, n).await.map_err(|e| e.to_string())?;
         }
         println!("{ready}");
         // Serve until the harness goes away.
@@ -50,4 +53,25 @@ async fn chat_setup(server: &onair::server::Server, n: usize) -> Result<serde_js
         tokens.push(app.accounts.start_session(u, "onair-bench", None).await?.access_token);
     }
     Ok(serde_json::json!({ "stream": stream.id, "host_token": host_token, "tokens": tokens }))
+}
+
+/// The host's stream live (started by API), an admin (for the ledger
+/// check), and `n` viewers logged in, each given coins from the platform's
+/// promo pool (a real ledger transfer) to send gifts with.
+async fn gift_setup(server: &onair::server::Server, n: usize) -> Result<serde_json::Value, onair_signaling::ApiError> {
+    let app = &server.app;
+    let host = app.accounts.ensure_host(STREAM).await?;
+    let stream = app.streams.create(&host, &onair::streams::NewStream { title: "Gift benchmark".into(), ..Default::default() }).await?;
+    let stream = app.lifecycle.start_by_api(&stream).await?;
+    let host_token = app.accounts.start_session(host, "onair-bench", None).await?.access_token;
+    let admin = app.accounts.create_unchecked("bench_admin", Role::Admin).await?;
+    let admin_token = app.accounts.start_session(admin, "onair-bench", None).await?.access_token;
+    let mut tokens = Vec::with_capacity(n);
+    for i in 0..n {
+        let u = app.accounts.create_unchecked(&format!("bench_sender_{i}"), Role::Viewer).await?;
+        let keyed = onair::money::idempotency::Keyed::new(u.id, &format!("bench-coins-{i}"), "POST", "/api/admin/promo", &serde_json::json!({}))?;
+        app.money.grant_promo(u.id, 1_000_000, Some("load test".into()), keyed).await?;
+        tokens.push(app.accounts.start_session(u, "onair-bench", None).await?.access_token);
+    }
+    Ok(serde_json::json!({ "stream": stream.id, "host_token": host_token, "admin_token": admin_token, "tokens": tokens }))
 }

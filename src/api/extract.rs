@@ -142,6 +142,102 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
     }
 }
 
+/// A money request: its `Idempotency-Key` (required), what the request was
+/// (method, path, body: its fingerprint), and its JSON body (an empty body
+/// reads as `{}`). Bad bodies are `422` with a message per field.
+pub struct Idempotent<T> {
+    /// The key as sent.
+    pub key: String,
+    /// `POST`.
+    pub method: String,
+    /// The path (without the query).
+    pub path: String,
+    /// The body as JSON (fingerprinted canonically).
+    pub json: serde_json::Value,
+    /// The body, or why it is not one (`422`): reported only after the key
+    /// is checked, so a key reused for another request is a `409` whatever
+    /// that request holds.
+    pub body: Result<T, ApiError>,
+}
+
+/// A keyed request, opened.
+pub enum Opened<T> {
+    /// Answered before: the stored response.
+    Replay(crate::money::idempotency::Stored),
+    /// New: the request under its key, and its body.
+    Fresh(crate::money::idempotency::Keyed, T),
+}
+
+impl<T> Idempotent<T> {
+    /// The request under the key, for `user`.
+    pub fn keyed(&self, user: i64) -> Result<crate::money::idempotency::Keyed, ApiError> {
+        crate::money::idempotency::Keyed::new(user, &self.key, &self.method, &self.path, &self.json)
+    }
+
+    /// The request under its key for `user`, and its body. A body that is
+    /// not valid is first checked against the key (a replay, or `409` for
+    /// another request under it) before it is a `422`. A valid one goes on:
+    /// the money writer replays a key it has seen (the operation and the
+    /// lookup run in one transaction), so the hot path reads nothing here.
+    pub async fn open(self, pool: &sqlx::SqlitePool, user: i64) -> Result<Opened<T>, ApiError> {
+        let keyed = self.keyed(user)?;
+        match self.body {
+            Ok(body) => Ok(Opened::Fresh(keyed, body)),
+            Err(e) => match crate::money::idempotency::replay(pool, &keyed, crate::clock::now_ms()).await? {
+                Some(s) => Ok(Opened::Replay(s)),
+                None => Err(e),
+            },
+        }
+    }
+
+    /// As [`Idempotent::open`], and a stored answer is replayed even for a
+    /// valid body: for requests that call the payment provider before the
+    /// writer (a retry must not make a second intent or refund).
+    pub async fn open_checked(self, pool: &sqlx::SqlitePool, user: i64) -> Result<Opened<T>, ApiError> {
+        let keyed = self.keyed(user)?;
+        if let Some(s) = crate::money::idempotency::replay(pool, &keyed, crate::clock::now_ms()).await? {
+            return Ok(Opened::Replay(s));
+        }
+        Ok(Opened::Fresh(keyed, self.body?))
+    }
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Idempotent<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let key = req
+            .headers()
+            .get(crate::money::idempotency::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "idempotency_key_required", "money requests need an 'Idempotency-Key' header (a fresh UUID per operation; the same one to retry it)"))?;
+        let method = req.method().as_str().to_owned();
+        let path = req.uri().path().to_owned();
+        let json_type = req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body is larger than {} bytes", super::MAX_JSON_BODY))
+            } else {
+                ApiError::new(e.status(), "bad_body", e.body_text())
+            }
+        })?;
+        let json: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+            serde_json::json!({})
+        } else if !json_type {
+            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "wrong_content_type", "send JSON with 'Content-Type: application/json'"));
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_json", format!("the body is not valid JSON: {e}")))?
+        };
+        let body = serde_json::from_value::<T>(json.clone()).map_err(|e| {
+            let mut err = data_error(&format!("Failed to deserialize the JSON body into the target type: {e}"));
+            err.status = StatusCode::UNPROCESSABLE_ENTITY;
+            err
+        });
+        Ok(Idempotent { key, method, path, json, body })
+    }
+}
+
 /// An id from the path; anything not a number names nothing (404).
 pub fn id(segment: &str, what: &str) -> Result<i64, ApiError> {
     segment.parse::<i64>().map_err(|_| ApiError::not_found(format!("no {what} '{segment}'")))

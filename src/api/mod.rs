@@ -10,6 +10,9 @@ pub mod auth;
 pub mod channels;
 pub mod chat;
 pub mod extract;
+pub mod money;
+pub mod money_admin;
+pub mod payments;
 pub mod media_doc;
 pub mod security;
 pub mod streams;
@@ -83,7 +86,9 @@ Access tokens go in `Authorization: Bearer`; a `?token=` query parameter is acce
         (name = "chat", description = "Live chat"),
         (name = "moderation", description = "Chat rules, bans, timeouts, moderators"),
         (name = "analytics", description = "Viewer figures from real connections"),
-        (name = "admin", description = "Users' roles, webhooks"),
+        (name = "money", description = "The coin wallet: top-ups, tips, gifts, tickets, subscriptions, earnings, payouts, statements. Requests that move coins take an Idempotency-Key"),
+        (name = "payments", description = "The payment provider's webhook and the development provider's checkout"),
+        (name = "admin", description = "Users' roles, webhooks, the ledger, gifts, payouts, refunds"),
         (name = "real-time", description = "The WebSocket"),
         (name = "server", description = "Configuration for pages, health, metrics, uploaded images"),
     )
@@ -135,6 +140,36 @@ fn api(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::change_user))
         .routes(routes!(admin::webhooks, admin::create_webhook))
         .routes(routes!(admin::delete_webhook))
+        .routes(routes!(money::wallet))
+        .routes(routes!(money::packages))
+        .routes(routes!(money::top_up))
+        .routes(routes!(money::payment))
+        .routes(routes!(money::transactions))
+        .routes(routes!(money::gifts))
+        .routes(routes!(money::tip))
+        .routes(routes!(money::gift))
+        .routes(routes!(money::supporters))
+        .routes(routes!(money::buy_ticket))
+        .routes(routes!(money::subscribe))
+        .routes(routes!(money::unsubscribe))
+        .routes(routes!(money::my_subscriptions))
+        .routes(routes!(money::earnings))
+        .routes(routes!(money::request_payout, money::my_payouts))
+        .routes(routes!(payments::webhook))
+        .routes(routes!(payments::dev_intent))
+        .routes(routes!(payments::dev_pay))
+        .routes(routes!(payments::dev_decline))
+        .routes(routes!(payments::dev_dispute))
+        .routes(routes!(money_admin::ledger_check))
+        .routes(routes!(money_admin::ledger_accounts))
+        .routes(routes!(money_admin::all_gifts, money_admin::create_gift))
+        .routes(routes!(money_admin::update_gift))
+        .routes(routes!(money_admin::payouts))
+        .routes(routes!(money_admin::payout_paid))
+        .routes(routes!(money_admin::payout_reject))
+        .routes(routes!(money_admin::payments))
+        .routes(routes!(money_admin::refund))
+        .routes(routes!(money_admin::promo))
         .routes(routes!(ws::upgrade))
         .routes(routes!(config))
         .routes(routes!(metrics))
@@ -285,6 +320,9 @@ pub fn router(app: AppState, static_dir: &Path) -> Router {
         .route_service("/dashboard", page("dashboard.html"))
         .route_service("/publish", page("publish.html"))
         .route_service("/watch/{stream}", page("watch.html"))
+        .route_service("/wallet", page("wallet.html"))
+        .route_service("/earnings", page("earnings.html"))
+        .route_service("/pay/dev/{intent}", page("pay-dev.html"))
         .route_service("/c/{username}", page("channel.html"))
         .nest_service("/static", ServeDir::new(static_dir));
     let misc = Router::new()
@@ -388,7 +426,8 @@ async fn config(State(app): State<AppState>, client: onair_signaling::Client) ->
         None => onair_signaling::turn::public_ice_servers(app.sfu.ice_servers()),
     };
     // The studio retries a dropped publish for as long as the stream is held for it.
-    Json(serde_json::json!({ "ice_servers": ice_servers, "reconnect_grace_seconds": app.settings.reconnect_grace.as_secs() }))
+    let payments = serde_json::json!({ "provider": app.money.payments.provider.name(), "currency": app.money.payments.currency, "creator_share": app.money.settings.creator_share });
+    Json(serde_json::json!({ "ice_servers": ice_servers, "reconnect_grace_seconds": app.settings.reconnect_grace.as_secs(), "payments": payments }))
 }
 
 /// Prometheus text: sessions, packets and bytes, NACKs, retransmissions,
@@ -409,6 +448,17 @@ async fn metrics(State(app): State<AppState>) -> Response {
     ] {
         text.push_str(&format!("# TYPE {name} counter\n{name} {value}\n"));
     }
+    let w = &app.money.writer.stats;
+    text.push_str(&format!(
+        "# TYPE onair_money_batches counter\nonair_money_batches {}\n# TYPE onair_money_jobs counter\nonair_money_jobs {}\n\
+         # TYPE onair_money_begin_seconds counter\nonair_money_begin_seconds {}\n# TYPE onair_money_run_seconds counter\nonair_money_run_seconds {}\n\
+         # TYPE onair_money_commit_seconds counter\nonair_money_commit_seconds {}\n",
+        w.batches.load(std::sync::atomic::Ordering::Relaxed),
+        w.jobs.load(std::sync::atomic::Ordering::Relaxed),
+        w.begin_us.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6,
+        w.run_us.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6,
+        w.commit_us.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

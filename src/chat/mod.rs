@@ -224,7 +224,7 @@ impl Chat {
     }
 
     /// A stream's row (cached: every message needs its state, host and visibility).
-    async fn stream(&self, id: i64) -> Result<Arc<Stream>, ApiError> {
+    pub async fn stream(&self, id: i64) -> Result<Arc<Stream>, ApiError> {
         self.streams.cached(id).await?.ok_or_else(|| no_stream(id))
     }
 

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod browser;
 pub mod http;
+pub mod money;
 pub mod peer;
 pub mod process;
 
