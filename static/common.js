@@ -472,6 +472,8 @@ export function h(tag, attrs = {}, ...children) {
     if (k === 'dataset') Object.assign(el.dataset, v);
     else if (k === 'class') el.className = [el.className, v].filter(Boolean).join(' ');
     else if (k === 'text') el.textContent = v;
+    // Through the CSSOM: the Content-Security-Policy (style-src 'self') refuses style attributes.
+    else if (k === 'style') el.style.cssText = String(v);
     else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
     else if (v === true) el.setAttribute(k, '');
     else el.setAttribute(k, String(v));

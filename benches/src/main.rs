@@ -112,6 +112,7 @@ enum Command {
         json: Option<PathBuf>,
         #[arg(long)]
         quiet: bool,
+    },
     /// Abuse: what legitimate viewers lose while one client floods the server (offers, keyframe requests, junk datagrams).
     Abuse {
         /// Which abuse; all three when absent.
@@ -343,7 +344,6 @@ async fn run(command: Command) -> Result<(), String> {
                 r.senders, r.gifts_per_s, r.latency_ms.p50, r.latency_ms.p95, r.latency_ms.p99, r.latency_ms.max, r.jobs_per_transaction, r.server_cpu_us_per_gift, r.refused, r.earnings_match, r.ledger_ok
             );
             write_json(&json, &serde_json::to_value(&r).map_err(|e| e.to_string())?)
-
         }
         Command::Abuse { kind, rate, viewers, duration, workers, json } => {
             use onair_bench::abuse::{self, Kind};

@@ -61,7 +61,8 @@ async fn chat_setup(server: &onair::server::Server, n: usize) -> Result<serde_js
 async fn gift_setup(server: &onair::server::Server, n: usize) -> Result<serde_json::Value, onair_signaling::ApiError> {
     let app = &server.app;
     let host = app.accounts.ensure_host(STREAM).await?;
-    let stream = app.streams.create(&host, &onair::streams::NewStream { title: "Gift benchmark".into(), ..Default::default() }).await?;
+    let defaults = app.channels.defaults(host.id).await?;
+    let stream = app.streams.create(&host, &onair::streams::NewStream { title: "Gift benchmark".into(), ..Default::default() }, &defaults).await?;
     let stream = app.lifecycle.start_by_api(&stream).await?;
     let host_token = app.accounts.start_session(host, "onair-bench", None).await?.access_token;
     let admin = app.accounts.create_unchecked("bench_admin", Role::Admin).await?;

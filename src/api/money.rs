@@ -115,6 +115,7 @@ pub async fn gift(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<
 
 /// Query of supporters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SupportersQuery {
     /// 1-100, default 10.
     pub limit: Option<i64>,
@@ -131,7 +132,7 @@ pub struct Supporters {
 
 /// A stream's top supporters (tips and gifts).
 #[utoipa::path(get, path = "/api/streams/{id}/supporters", tag = "money", params(("id" = i64, Path, description = "Stream id"), SupportersQuery),
-    responses((status = 200, body = Supporters), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Supporters), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn supporters(State(app): State<AppState>, Path(sid): Path<String>, Q(q): Q<SupportersQuery>) -> Result<Json<Supporters>, ApiError> {
     let s = app.stream(id(&sid, "stream")?).await?;
     Ok(Json(Supporters { stream_id: s.id, supporters: app.money.supporters(s.id, q.limit.unwrap_or(10)).await? }))

@@ -43,6 +43,7 @@ pub async fn ledger_check(State(app): State<AppState>, Auth(who): Auth) -> Resul
 
 /// Query of accounts.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AccountsQuery {
     /// A kind: `owed` (default: who owes coins after clawbacks), `wallet`, `earnings`, `revenue`, ...
     pub code: Option<String>,
@@ -94,7 +95,7 @@ pub async fn update_gift(State(app): State<AppState>, Auth(who): Auth, Path(gift
 }
 
 /// Payouts by status (admins).
-#[utoipa::path(get, path = "/api/admin/payouts", tag = "admin", security(("bearer" = [])), params(PayoutQuery), responses((status = 200, body = [Payout])))]
+#[utoipa::path(get, path = "/api/admin/payouts", tag = "admin", security(("bearer" = [])), params(PayoutQuery), responses((status = 200, body = [Payout]), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn payouts(State(app): State<AppState>, Auth(who): Auth, Q(q): Q<PayoutQuery>) -> Result<Json<Vec<Payout>>, ApiError> {
     admin(&who)?;
     app.money.payouts(&q).await.map(Json)
@@ -130,13 +131,14 @@ pub async fn payout_reject(State(app): State<AppState>, Auth(who): Auth, Path(pi
 
 /// Query of payments.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PaymentsQuery {
     /// Buyer (username or id).
     pub user: String,
 }
 
 /// A user's payments, newest first (admins).
-#[utoipa::path(get, path = "/api/admin/payments", tag = "admin", security(("bearer" = [])), params(PaymentsQuery), responses((status = 200, body = [Payment])))]
+#[utoipa::path(get, path = "/api/admin/payments", tag = "admin", security(("bearer" = [])), params(PaymentsQuery), responses((status = 200, body = [Payment]), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn payments(State(app): State<AppState>, Auth(who): Auth, Q(q): Q<PaymentsQuery>) -> Result<Json<Vec<Payment>>, ApiError> {
     admin(&who)?;
     let u = super::user_named(&app, &q.user).await?;

@@ -47,6 +47,7 @@ pub struct LedgerTotals {
 
 /// What the check found.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = LedgerCheck)]
 pub struct Report {
     /// No problem found.
     pub ok: bool,

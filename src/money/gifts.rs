@@ -35,6 +35,7 @@ pub struct Gift {
 
 /// An admin's new gift or change (absent fields stay).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[schema(as = GiftChange)]
 #[serde(deny_unknown_fields)]
 pub struct GiftInput {
     /// Id, 1-32 of a-z, 0-9, `_` (new gifts only).

@@ -61,6 +61,7 @@ pub struct Payout {
 
 /// Filter of the admins' list.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PayoutQuery {
     /// `pending` (default), `paid`, `rejected` or `all`.
     pub status: Option<String>,

@@ -47,6 +47,7 @@ pub struct TipInput {
 
 /// A gift to send.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[schema(as = GiftSend)]
 #[serde(deny_unknown_fields)]
 pub struct GiftInput {
     /// The gift's id (see `GET /api/gifts`).

@@ -111,6 +111,7 @@ pub struct Statement {
 
 /// Query of a statement.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatementQuery {
     /// From the previous page's `next_cursor`.
     pub cursor: Option<String>,
@@ -211,6 +212,7 @@ pub async fn statement(c: &mut SqliteConnection, user: i64, q: &StatementQuery) 
 
 /// Query of earnings.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EarningsQuery {
     /// Days back, 1-366, default 30.
     pub days: Option<i64>,
