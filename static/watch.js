@@ -207,6 +207,31 @@ let inFlight = false; // a WHEP offer is on its way
 const rt = new Realtime({ name: 'watch' });
 /** The gift tray, tips, supporters, tickets and subscriptions. */
 const support = new SupportPanel({ rt, stage: $('#stage'), root: $('#support'), subscribeButton: $('#subscribe') });
+
+// On a phone the gift tray is a sheet over the video, opened by a round
+// button above the like button (see onair.css); it exists while the tray does.
+{
+  const open = $('#gift-open');
+  const tray = $('#support');
+  const sync = () => {
+    open.hidden = tray.hidden;
+    if (tray.hidden) document.body.classList.remove('sheet-open');
+  };
+  new MutationObserver(sync).observe(tray, { attributes: true, attributeFilter: ['hidden'] });
+  sync();
+  open.addEventListener('click', () => open.setAttribute('aria-expanded', String(document.body.classList.toggle('sheet-open'))));
+  // The sheet covers the button: a tap outside it or Escape closes it.
+  const close = () => {
+    document.body.classList.remove('sheet-open');
+    open.setAttribute('aria-expanded', 'false');
+  };
+  document.addEventListener('click', (e) => {
+    if (document.body.classList.contains('sheet-open') && !tray.contains(e.target) && !open.contains(e.target)) close();
+  });
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && document.body.classList.contains('sheet-open')) close();
+  });
+}
 /** What the overlay's action button does (buy a ticket, subscribe). */
 let overlayAction = null;
 

@@ -46,6 +46,8 @@ async fn a_viewer_buys_coins_a_ticket_and_gifts_the_host_sees() {
     assert_eq!(r["coins_after_top_up"], 1000, "{r}");
     assert!(r["frames_decoded"].as_u64().unwrap() > 0, "the ticket holder decodes video: {r}");
     assert_eq!(r["combo_seen"], 10, "{r}");
+    // On a phone the tray is a bottom sheet opened by the gift button, with Send on screen.
+    assert_eq!(r["gift_sheet"]["send_visible"], true, "the phone's gift sheet: {r}");
     assert!(r["chat_line"].as_str().is_some_and(|l| l.contains("sent Rocket")), "the gift's line in chat: {r}");
     assert_eq!(r["earnings"]["available"], 594, "the earnings page: {r}");
 

@@ -135,6 +135,28 @@ async function main() {
   const supporters = await host.evaluate(() => document.querySelector('.supporters').textContent);
   await waitFor(viewer, 'the viewer\'s balance follows', () => /150/.test(document.querySelector('.wallet-chip').textContent));
   await shots(viewer, 'viewer-watch');
+
+  run.step = 'on a phone the gift tray opens as a sheet';
+  await viewer.raw.setViewportSize({ width: 390, height: 844 });
+  await waitFor(viewer, 'the gift button shows on a phone', () => {
+    const b = document.querySelector('#gift-open');
+    return b && !b.hidden && getComputedStyle(b).display !== 'none' && getComputedStyle(document.querySelector('#support')).display === 'none';
+  });
+  await viewer.click('#gift-open', run.remaining());
+  await waitFor(viewer, 'the tray is a sheet at the bottom of the screen', () => {
+    const t = document.querySelector('#support');
+    const r = t.getBoundingClientRect();
+    return getComputedStyle(t).display !== 'none' && Math.abs(r.bottom - window.innerHeight) < 2 && r.height > 150 && r.width === window.innerWidth;
+  });
+  const giftSheet = await viewer.evaluate(() => {
+    const r = document.querySelector('#support').getBoundingClientRect();
+    const send = document.querySelector('.send-gift').getBoundingClientRect();
+    return { top: r.top, bottom: r.bottom, width: r.width, screen_h: window.innerHeight, send_visible: send.bottom <= window.innerHeight && send.top >= r.top };
+  });
+  if (args.screenshots) await viewer.screenshot(path.join(args.screenshots, 'viewer-gift-sheet-390x844.png'));
+  await viewer.raw.keyboard.press('Escape');
+  await waitFor(viewer, 'Escape closes the sheet', () => getComputedStyle(document.querySelector('#support')).display === 'none');
+  await viewer.raw.setViewportSize({ width: 1280, height: 800 });
   const chatLine = await host.evaluate(() => [...document.querySelectorAll('#chat-list li')].map((l) => l.textContent).find((t) => /sent Rocket/.test(t)) || null);
 
   run.step = 'the host reads their earnings';
@@ -153,6 +175,7 @@ async function main() {
     frames_decoded: frames.framesDecoded,
     big_gift_seen: true,
     combo_seen: 10,
+    gift_sheet: giftSheet,
     supporters,
     chat_line: chatLine,
     earnings,
