@@ -73,6 +73,13 @@ pub struct SettingsArgs {
     /// Seconds short-lived TURN credentials stay valid [default: 3600].
     #[arg(long, env = "ONAIR_TURN_TTL", global = true)]
     pub turn_ttl: Option<u64>,
+    /// New hosts need an admin's approval before they may stream [default: false].
+    #[arg(long, env = "ONAIR_HOST_APPROVAL", global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub host_approval: Option<bool>,
+    /// IP-to-location database (MaxMind GeoLite2 or DB-IP Lite `.mmdb`):
+    /// viewer sessions record country and region.
+    #[arg(long, env = "ONAIR_GEOIP_DB", global = true)]
+    pub geoip_db: Option<PathBuf>,
 }
 
 /// The config file's shape; every key is optional.
@@ -98,6 +105,8 @@ struct FileSettings {
     max_sessions_per_network: Option<usize>,
     turn_secret: Option<String>,
     turn_ttl: Option<u64>,
+    host_approval: Option<bool>,
+    geoip_db: Option<PathBuf>,
 }
 
 /// Settings of the platform around the SFU.
@@ -115,11 +124,15 @@ pub struct PlatformSettings {
     pub writes_per_second: u32,
     /// WHIP/WHEP offers per second per IP (burst: ten seconds' worth).
     pub media_offers_per_second: u32,
+    /// New hosts need an admin's approval before they may stream.
+    pub host_approval: bool,
+    /// The IP-to-location database, if any.
+    pub geoip_db: Option<PathBuf>,
 }
 
 impl Default for PlatformSettings {
     fn default() -> Self {
-        PlatformSettings { reconnect_grace: Duration::from_secs(15), media_wait: Duration::from_secs(600), host_signup: true, auth_per_minute: 30, writes_per_second: 20, media_offers_per_second: 10 }
+        PlatformSettings { reconnect_grace: Duration::from_secs(15), media_wait: Duration::from_secs(600), host_signup: true, auth_per_minute: 30, writes_per_second: 20, media_offers_per_second: 10, host_approval: false, geoip_db: None }
     }
 }
 
@@ -185,6 +198,8 @@ impl Settings {
                 auth_per_minute: args.auth_rate.or(file.auth_rate).unwrap_or(pd.auth_per_minute).max(1),
                 writes_per_second: args.write_rate.or(file.write_rate).unwrap_or(pd.writes_per_second).max(1),
                 media_offers_per_second: args.media_rate.or(file.media_rate).unwrap_or(pd.media_offers_per_second).max(1),
+                host_approval: args.host_approval.or(file.host_approval).unwrap_or(pd.host_approval),
+                geoip_db: args.geoip_db.clone().or(file.geoip_db),
             },
         })
     }

@@ -19,6 +19,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "stream keys", include_str!("../migrations/0001_stream_keys.sql")),
     (2, "platform", include_str!("../migrations/0002_platform.sql")),
     (4, "channels", include_str!("../migrations/0004_channels.sql")),
+    (7, "polls and questions", include_str!("../migrations/0007_polls_questions.sql")),
+    (8, "admin console and audience geography", include_str!("../migrations/0008_admin_geo.sql")),
 ];
 
 /// Opens (creating if needed) `onair.db` in `data_dir` and migrates it.

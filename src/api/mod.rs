@@ -9,8 +9,11 @@ pub mod admin;
 pub mod auth;
 pub mod channels;
 pub mod chat;
+pub mod console;
 pub mod extract;
 pub mod media_doc;
+pub mod polls;
+pub mod questions;
 pub mod streams;
 pub mod users;
 pub mod ws;
@@ -79,8 +82,10 @@ impl Modify for BearerAuth {
         (name = "streams", description = "Creating, scheduling and running streams"),
         (name = "chat", description = "Live chat"),
         (name = "moderation", description = "Chat rules, bans, timeouts, moderators"),
+        (name = "polls", description = "Polls during a stream"),
+        (name = "questions", description = "Q&A during a stream"),
         (name = "analytics", description = "Viewer figures from real connections"),
-        (name = "admin", description = "Users' roles, webhooks"),
+        (name = "admin", description = "The admin console: overview, users and host approval, streams, reports, webhooks, audit log"),
         (name = "real-time", description = "The WebSocket"),
         (name = "server", description = "Configuration for pages, health, metrics, uploaded images"),
     )
@@ -127,11 +132,29 @@ fn api(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(chat::moderators, chat::add_moderator))
         .routes(routes!(chat::remove_moderator))
         .routes(routes!(chat::gift_subscription))
+        .routes(routes!(polls::list, polls::open))
+        .routes(routes!(polls::timeline))
+        .routes(routes!(polls::vote))
+        .routes(routes!(polls::close))
+        .routes(routes!(questions::list, questions::ask))
+        .routes(routes!(questions::update))
+        .routes(routes!(questions::upvote, questions::unupvote))
         .routes(routes!(admin::analytics))
         .routes(routes!(admin::sessions))
-        .routes(routes!(admin::change_user))
+        .routes(routes!(admin::change_user, console::user))
         .routes(routes!(admin::webhooks, admin::create_webhook))
         .routes(routes!(admin::delete_webhook))
+        .routes(routes!(console::overview))
+        .routes(routes!(console::users))
+        .routes(routes!(console::approve_host))
+        .routes(routes!(console::end_stream))
+        .routes(routes!(console::take_down))
+        .routes(routes!(console::report))
+        .routes(routes!(console::reports))
+        .routes(routes!(console::resolve_report))
+        .routes(routes!(console::audit))
+        .routes(routes!(console::my_approval))
+        .routes(routes!(channels::best_times))
         .routes(routes!(ws::upgrade))
         .routes(routes!(config))
         .routes(routes!(metrics))
@@ -283,6 +306,7 @@ pub fn router(app: AppState, static_dir: &Path) -> Router {
         .route_service("/publish", page("publish.html"))
         .route_service("/watch/{stream}", page("watch.html"))
         .route_service("/c/{username}", page("channel.html"))
+        .route_service("/admin", page("admin.html"))
         .nest_service("/static", ServeDir::new(static_dir));
     let misc = Router::new()
         .route("/api/openapi.json", get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc) }))
