@@ -10,6 +10,13 @@
 //! Load-test clients are recorded, flagged, and left out of every public
 //! figure: the viewer count, the peak, and all of the report.
 //!
+//! No one makes a crowd by script: a viewer is a logged-in user, or else the
+//! viewer key its page holds (a WebSocket keeps the first key it names), or
+//! else the connection itself; and at most `--viewers-per-ip` viewers of a
+//! stream are counted (and recorded) per client network (an IPv4 address or
+//! an IPv6 /64, behind trusted proxies the address they name). A viewer
+//! who comes back within [`REJOIN`] (a page reload) resumes their stay.
+//!
 //! All presence changes go through one task, in order, so a join and a
 //! quick leave can never cross; it also pushes viewer counts (at most twice
 //! a second per stream) and keeps `last_seen_at` fresh so that a crash loses
@@ -17,7 +24,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use onair_media::SessionId;
@@ -27,6 +34,7 @@ use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::client_addr::Network;
 use crate::clock::now_ms;
 use crate::db::DbResult;
 use crate::realtime::{Event, Hub, Topic};
@@ -54,7 +62,12 @@ pub struct ViewerInfo {
     pub load_test: bool,
     /// Where they watch from (never their address).
     pub location: crate::geo::Location,
+    /// The client's network, what the per-address cap counts by.
+    pub network: Option<Network>,
 }
+
+/// A viewer back this soon after leaving (a reload) resumes the same stay.
+pub const REJOIN: Duration = Duration::from_secs(10);
 
 impl ViewerInfo {
     /// The key a viewer is counted by.
@@ -94,6 +107,7 @@ enum Msg {
     Leave { conn: Conn },
     End { stream: i64 },
     Flush { done: oneshot::Sender<()> },
+    Shutdown { done: oneshot::Sender<()> },
 }
 
 struct Present {
@@ -101,6 +115,14 @@ struct Present {
     row: i64,
     load_test: bool,
     webrtc: bool,
+    network: Option<Network>,
+}
+
+/// A stay that just ended, which a quick return resumes.
+struct Left {
+    row: i64,
+    webrtc: bool,
+    at: Instant,
 }
 
 #[derive(Default)]
@@ -113,7 +135,11 @@ struct Room {
     /// The stream ended: forget the room once its last count is out.
     ended: bool,
     /// When it last went empty (a room empty for an hour is forgotten too).
-    empty_since: Option<std::time::Instant>,
+    empty_since: Option<Instant>,
+    /// Viewers present per client network (the cap).
+    networks: HashMap<Network, usize>,
+    /// Viewers who left in the last [`REJOIN`].
+    recent: HashMap<String, Left>,
 }
 
 /// Live figures of a stream.
@@ -139,12 +165,13 @@ pub struct Analytics {
 
 impl Analytics {
     /// Closes the sessions a previous run left open (at their last sign of
-    /// life) and starts the presence task.
-    pub async fn start(pool: SqlitePool, hub: Arc<Hub>, geo: bool) -> Result<Analytics, String> {
+    /// life) and starts the presence task; `per_network` caps the viewers
+    /// counted per client network (0: no cap).
+    pub async fn start(pool: SqlitePool, hub: Arc<Hub>, per_network: usize, geo: bool) -> Result<Analytics, String> {
         sqlx::query("UPDATE viewer_sessions SET left_at = last_seen_at WHERE left_at IS NULL").execute(&pool).await.map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::unbounded_channel();
         let live: Arc<DashMap<i64, Live>> = Default::default();
-        tokio::spawn(run(pool.clone(), hub, rx, live.clone()));
+        tokio::spawn(run(pool.clone(), hub, rx, live.clone(), per_network));
         Ok(Analytics { tx, live, pending: Default::default(), pool, geo })
     }
 
@@ -194,6 +221,15 @@ impl Analytics {
     /// The stream ended: every stay in it ends now.
     pub fn stream_ended(&self, stream: i64) {
         let _ = self.tx.send(Msg::End { stream });
+    }
+
+    /// The server stops: every stay still open ends now (its watch time
+    /// stored), peaks are stored; waits until that is on disk.
+    pub async fn shutdown(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Shutdown { done }).is_ok() {
+            let _ = wait.await;
+        }
     }
 
     /// Waits until every change sent so far is applied and stored.
@@ -492,7 +528,7 @@ pub struct ViewerSession {
     pub region: Option<String>,
 }
 
-async fn run(pool: SqlitePool, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiver<Msg>, live: Arc<DashMap<i64, Live>>) {
+async fn run(pool: SqlitePool, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiver<Msg>, live: Arc<DashMap<i64, Live>>, per_network: usize) {
     let mut rooms: HashMap<i64, Room> = HashMap::new();
     let mut index: HashMap<Conn, (i64, String)> = HashMap::new();
     let mut push = tokio::time::interval(Duration::from_millis(500));
@@ -501,7 +537,7 @@ async fn run(pool: SqlitePool, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiver<Ms
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { return };
-                match apply(&pool, &mut rooms, &mut index, msg).await {
+                match apply(&pool, &mut rooms, &mut index, msg, per_network).await {
                     // Readers see a change at once; events go out at the next push.
                     Ok(Some(id)) => {
                         if let Some(room) = rooms.get(&id) {
@@ -523,8 +559,9 @@ async fn run(pool: SqlitePool, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiver<Ms
                 }
                 // A room lives as long as its stream (so the peak is of the whole stream).
                 rooms.retain(|id, r| {
+                    r.recent.retain(|_, l| l.at.elapsed() < REJOIN);
                     if r.viewers.is_empty() {
-                        r.empty_since.get_or_insert_with(std::time::Instant::now);
+                        r.empty_since.get_or_insert_with(Instant::now);
                     } else {
                         r.empty_since = None;
                     }
@@ -544,7 +581,7 @@ async fn run(pool: SqlitePool, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiver<Ms
 }
 
 /// Applies one change; returns the stream whose figures it changed.
-async fn apply(pool: &SqlitePool, rooms: &mut HashMap<i64, Room>, index: &mut HashMap<Conn, (i64, String)>, msg: Msg) -> Result<Option<i64>, sqlx::Error> {
+async fn apply(pool: &SqlitePool, rooms: &mut HashMap<i64, Room>, index: &mut HashMap<Conn, (i64, String)>, msg: Msg, per_network: usize) -> Result<Option<i64>, sqlx::Error> {
     let now = now_ms();
     let changed = match msg {
         Msg::Join { stream, conn, info } => {
@@ -563,23 +600,46 @@ async fn apply(pool: &SqlitePool, rooms: &mut HashMap<i64, Room>, index: &mut Ha
                     }
                 }
                 None => {
-                    let (row,): (i64,) = sqlx::query_as(
-                        "INSERT INTO viewer_sessions (stream_id, viewer_key, user_id, device, user_agent, webrtc, load_test, joined_at, last_seen_at, country, region) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) RETURNING id",
-                    )
-                    .bind(stream)
-                    .bind(&info.key)
-                    .bind(info.user_id)
-                    .bind(device_of(&info.user_agent))
-                    .bind(&info.user_agent)
-                    .bind(webrtc as i64)
-                    .bind(info.load_test as i64)
-                    .bind(now)
-                    .bind(&info.location.country)
-                    .bind(&info.location.region)
-                    .fetch_one(pool)
-                    .await?;
-                    room.viewers.insert(info.key.clone(), Present { conns: HashSet::from([conn]), row, load_test: info.load_test, webrtc });
+                    let full = info.network.is_some_and(|n| per_network > 0 && room.networks.get(&n).copied().unwrap_or(0) >= per_network);
+                    if full {
+                        // One address cannot make a crowd: past the cap a new
+                        // viewer is neither counted nor recorded.
+                        return Ok(None);
+                    }
+                    let (row, was_webrtc) = match room.recent.remove(&info.key) {
+                        Some(left) if left.at.elapsed() < REJOIN => {
+                            sqlx::query("UPDATE viewer_sessions SET left_at = NULL, last_seen_at = $1, webrtc = CASE WHEN $2 = 1 THEN 1 ELSE webrtc END WHERE id = $3")
+                                .bind(now)
+                                .bind(webrtc as i64)
+                                .bind(left.row)
+                                .execute(pool)
+                                .await?;
+                            (left.row, left.webrtc)
+                        }
+                        _ => {
+                            let (row,): (i64,) = sqlx::query_as(
+                                "INSERT INTO viewer_sessions (stream_id, viewer_key, user_id, device, user_agent, webrtc, load_test, joined_at, last_seen_at, country, region) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) RETURNING id",
+                            )
+                            .bind(stream)
+                            .bind(&info.key)
+                            .bind(info.user_id)
+                            .bind(device_of(&info.user_agent))
+                            .bind(&info.user_agent)
+                            .bind(webrtc as i64)
+                            .bind(info.load_test as i64)
+                            .bind(now)
+                            .bind(&info.location.country)
+                            .bind(&info.location.region)
+                            .fetch_one(pool)
+                            .await?;
+                            (row, false)
+                        }
+                    };
+                    if let Some(n) = info.network {
+                        *room.networks.entry(n).or_default() += 1;
+                    }
+                    room.viewers.insert(info.key.clone(), Present { conns: HashSet::from([conn]), row, load_test: info.load_test, webrtc: webrtc || was_webrtc, network: info.network });
                     if !info.load_test {
                         room.public += 1;
                         room.peak = room.peak.max(room.public);
@@ -606,6 +666,15 @@ async fn apply(pool: &SqlitePool, rooms: &mut HashMap<i64, Room>, index: &mut Ha
                     if !p.load_test {
                         room.public = room.public.saturating_sub(1);
                     }
+                    if let Some(n) = p.network {
+                        if let Some(c) = room.networks.get_mut(&n) {
+                            *c -= 1;
+                            if *c == 0 {
+                                room.networks.remove(&n);
+                            }
+                        }
+                    }
+                    room.recent.insert(key, Left { row: p.row, webrtc: p.webrtc, at: Instant::now() });
                     room.dirty = true;
                 }
             }
@@ -616,6 +685,8 @@ async fn apply(pool: &SqlitePool, rooms: &mut HashMap<i64, Room>, index: &mut Ha
             index.retain(|_, (s, _)| *s != stream);
             if let Some(room) = rooms.get_mut(&stream) {
                 room.viewers.clear();
+                room.networks.clear();
+                room.recent.clear();
                 room.public = 0;
                 room.dirty = true;
                 room.ended = true;
@@ -623,6 +694,18 @@ async fn apply(pool: &SqlitePool, rooms: &mut HashMap<i64, Room>, index: &mut Ha
             Some(stream)
         }
         Msg::Flush { done } => {
+            let _ = done.send(());
+            None
+        }
+        Msg::Shutdown { done } => {
+            sqlx::query("UPDATE viewer_sessions SET left_at = $1, last_seen_at = $1 WHERE left_at IS NULL").bind(now).execute(pool).await?;
+            for (id, room) in rooms.iter() {
+                if room.peak > room.stored_peak {
+                    sqlx::query("UPDATE streams SET peak_viewers = $1 WHERE id = $2 AND peak_viewers < $1").bind(room.peak as i64).bind(*id).execute(pool).await?;
+                }
+            }
+            rooms.clear();
+            index.clear();
             let _ = done.send(());
             None
         }

@@ -8,11 +8,13 @@ use onair_media::Sfu;
 use onair_signaling::ApiError;
 use sqlx::SqlitePool;
 
+use crate::accounts::token::KeyRing;
 use crate::accounts::{Accounts, Principal, Role, TokenLifetimes};
 use crate::admin::Admin;
 use crate::geo::GeoIp;
 use crate::analytics::Analytics;
 use crate::channels::Channels;
+use crate::api::ws_guard::WsLimits;
 use crate::chat::Chat;
 use crate::config::PlatformSettings;
 use crate::images::Images;
@@ -39,6 +41,8 @@ pub struct Limits {
     /// Requests on WHIP/WHEP session URLs (trickle, layer, DELETE) per IP:
     /// a session URL cannot be guessed, and nobody gets to try fast.
     pub session_ip: Limiter<IpAddr>,
+    /// WebSockets: open per network and per user, messages per socket.
+    pub ws: Arc<WsLimits>,
 }
 
 /// Every service of the platform.
@@ -81,18 +85,69 @@ pub struct App {
     pub admin: Admin,
     /// The IP location database (viewers' country and region).
     pub geo: GeoIp,
+    /// Set when the server starts shutting down (WebSockets close politely).
+    pub shutdown: Shutdown,
+}
+
+/// Tells long-lived connections (WebSockets) that the server is stopping,
+/// and knows when the last of them has gone.
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    open: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+/// One open connection, counted until dropped.
+pub struct Hold {
+    open: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.open.send_modify(|n| *n -= 1);
+    }
+}
+
+impl Shutdown {
+    /// Starts the shutdown: every waiter of [`Shutdown::cancelled`] wakes.
+    pub fn begin(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Whether the shutdown has begun.
+    pub fn begun(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Resolves once the shutdown has begun.
+    pub async fn cancelled(&self) {
+        let mut rx = self.stopping.subscribe();
+        let _ = rx.wait_for(|stopping| *stopping).await;
+    }
+
+    /// Counts a connection until the returned guard is dropped.
+    pub fn hold(&self) -> Hold {
+        self.open.send_modify(|n| *n += 1);
+        Hold { open: self.open.clone() }
+    }
+
+    /// Resolves once no connection is held.
+    pub async fn idle(&self) {
+        let mut rx = self.open.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
 }
 
 impl App {
     /// Starts every service over an open database and a running SFU.
-    pub async fn start(pool: SqlitePool, sfu: Sfu, settings: PlatformSettings, data_dir: &std::path::Path) -> Result<Arc<App>, String> {
-        let accounts = Accounts::open(pool.clone(), TokenLifetimes::default()).await?;
+    pub async fn start(pool: SqlitePool, sfu: Sfu, settings: PlatformSettings, keys: KeyRing, data_dir: &std::path::Path) -> Result<Arc<App>, String> {
+        let accounts = Accounts::open(pool.clone(), keys, TokenLifetimes::default()).await?;
         let hub = Arc::new(Hub::default());
         let streams = StreamStore::new(pool.clone());
         let membership = Membership::new(pool.clone());
         let chat = Chat::start(pool.clone(), hub.clone(), streams.clone(), membership.clone());
         let geo = GeoIp::open(settings.geoip_db.as_deref())?;
-        let analytics = Analytics::start(pool.clone(), hub.clone(), geo.enabled()).await?;
+        let analytics = Analytics::start(pool.clone(), hub.clone(), settings.viewers_per_network as usize, geo.enabled()).await?;
         let webhooks = Webhooks::start(pool.clone());
         let timings = Timings { reconnect_grace: settings.reconnect_grace, media_wait: settings.media_wait };
         let lifecycle = Lifecycle::start(streams.clone(), hub.clone(), chat.clone(), analytics.clone(), webhooks.clone(), sfu.clone(), timings).await?;
@@ -107,13 +162,14 @@ impl App {
             // now and then, one DELETE: twice the offer rate (20 a second
             // by default, bursts of 100) leaves every real client room.
             session_ip: Limiter::new(Rate { per_sec: settings.media_offers_per_second as f64 * 2.0, burst: settings.media_offers_per_second as f64 * 10.0 }),
+            ws: WsLimits::new(settings.ws_per_network, settings.ws_per_user, settings.ws_messages_per_second),
         };
         let channels = Channels::new(pool.clone());
         let images = Images::new(data_dir);
         let polls = Polls::start(pool.clone(), hub.clone(), membership.clone(), chat.moderation.clone()).await?;
         let questions = Questions::start(pool.clone(), hub.clone(), chat.clone(), membership.clone());
         let admin = Admin::new(pool.clone(), settings.host_approval);
-        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, polls, questions, admin, geo });
+        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, polls, questions, admin, geo, shutdown: Shutdown::default() });
         crate::admin::health::start(Arc::downgrade(&app), app.admin.history.clone());
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {
@@ -160,16 +216,39 @@ impl App {
 
     /// What a URL segment names: a stream id (`42`), or a channel (`ana`:
     /// her live stream, else the one her next publish would go live on,
-    /// else her next scheduled one).
+    /// else her next scheduled one). Answered from the stream cache (every
+    /// WebSocket `subscribe` and `watch` asks this).
     pub async fn resolve_stream(&self, segment: &str) -> Result<Option<Stream>, ApiError> {
-        if let Ok(id) = segment.parse::<i64>() {
-            return Ok(self.streams.get(id).await?.map(|s| self.analytics.with_viewers(s)));
-        }
-        let Some(host) = self.accounts.by_username(segment).await? else { return Ok(None) };
+        let id = match segment.parse::<i64>() {
+            Ok(id) => id,
+            Err(_) => {
+                let name = segment.trim().to_ascii_lowercase();
+                let cached = self.streams.cached_channel(&name);
+                let resolved = match cached {
+                    Some(id) => id,
+                    None => {
+                        let seen = self.streams.cache_generation();
+                        let id = self.channel_stream(&name).await?;
+                        self.streams.remember_channel(&name, id, seen);
+                        id
+                    }
+                };
+                match resolved {
+                    Some(id) => id,
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(self.streams.cached(id).await?.map(|s| self.analytics.with_viewers((*s).clone())))
+    }
+
+    /// The stream a channel name stands for now (see [`App::resolve_stream`]).
+    async fn channel_stream(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        let Some(host) = self.accounts.by_username(name).await? else { return Ok(None) };
         if let Some(s) = self.streams.publish_target(host.id).await? {
-            return Ok(Some(self.analytics.with_viewers(s)));
+            return Ok(Some(s.id));
         }
         let page = self.streams.list(&crate::streams::ListQuery { kind: crate::streams::ListType::Scheduled, limit: Some(1), offset: None, host: Some(host.username.clone()) }, None).await?;
-        Ok(page.streams.into_iter().next())
+        Ok(page.streams.first().map(|s| s.id))
     }
 }

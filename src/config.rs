@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 use onair_media::{IceServer, MediaConfig, TurnAuth};
+
+use crate::accounts::signing::EnvSecrets;
+use crate::client_addr::TrustedProxies;
 use serde::Deserialize;
 
 /// Settings as flags (each also read from its `ONAIR_*` variable).
@@ -73,6 +76,22 @@ pub struct SettingsArgs {
     /// Seconds short-lived TURN credentials stay valid [default: 3600].
     #[arg(long, env = "ONAIR_TURN_TTL", global = true)]
     pub turn_ttl: Option<u64>,
+    /// Reverse proxies (CIDR ranges, comma separated) whose X-Forwarded-For
+    /// names the client [default: none: the header is ignored].
+    #[arg(long, env = "ONAIR_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Open WebSockets (/api/ws) per client address (IPv6: per /64) [default: 100].
+    #[arg(long, env = "ONAIR_WS_PER_IP", global = true)]
+    pub ws_per_ip: Option<u32>,
+    /// Open WebSockets per logged-in user [default: 20].
+    #[arg(long, env = "ONAIR_WS_PER_USER", global = true)]
+    pub ws_per_user: Option<u32>,
+    /// Messages per second per WebSocket (bursts of six times that) [default: 10].
+    #[arg(long, env = "ONAIR_WS_RATE", global = true)]
+    pub ws_rate: Option<u32>,
+    /// Viewers of one stream counted per client address (IPv6: per /64); 0 = no cap [default: 10].
+    #[arg(long, env = "ONAIR_VIEWERS_PER_IP", global = true)]
+    pub viewers_per_ip: Option<u32>,
     /// New hosts need an admin's approval before they may stream [default: false].
     #[arg(long, env = "ONAIR_HOST_APPROVAL", global = true, num_args = 0..=1, default_missing_value = "true")]
     pub host_approval: Option<bool>,
@@ -105,6 +124,11 @@ struct FileSettings {
     max_sessions_per_network: Option<usize>,
     turn_secret: Option<String>,
     turn_ttl: Option<u64>,
+    trusted_proxies: Option<Vec<String>>,
+    ws_per_ip: Option<u32>,
+    ws_per_user: Option<u32>,
+    ws_rate: Option<u32>,
+    viewers_per_ip: Option<u32>,
     host_approval: Option<bool>,
     geoip_db: Option<PathBuf>,
 }
@@ -124,6 +148,16 @@ pub struct PlatformSettings {
     pub writes_per_second: u32,
     /// WHIP/WHEP offers per second per IP (burst: ten seconds' worth).
     pub media_offers_per_second: u32,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
+    /// Open WebSockets per client network.
+    pub ws_per_network: u32,
+    /// Open WebSockets per user.
+    pub ws_per_user: u32,
+    /// Messages per second per WebSocket (burst: six seconds' worth).
+    pub ws_messages_per_second: u32,
+    /// Viewers of a stream counted per client network (0: no cap).
+    pub viewers_per_network: u32,
     /// New hosts need an admin's approval before they may stream.
     pub host_approval: bool,
     /// The IP-to-location database, if any.
@@ -132,7 +166,21 @@ pub struct PlatformSettings {
 
 impl Default for PlatformSettings {
     fn default() -> Self {
-        PlatformSettings { reconnect_grace: Duration::from_secs(15), media_wait: Duration::from_secs(600), host_signup: true, auth_per_minute: 30, writes_per_second: 20, media_offers_per_second: 10, host_approval: false, geoip_db: None }
+        PlatformSettings {
+            reconnect_grace: Duration::from_secs(15),
+            media_wait: Duration::from_secs(600),
+            host_signup: true,
+            auth_per_minute: 30,
+            writes_per_second: 20,
+            media_offers_per_second: 10,
+            trusted_proxies: TrustedProxies::default(),
+            ws_per_network: 100,
+            ws_per_user: 20,
+            ws_messages_per_second: 10,
+            viewers_per_network: 10,
+            host_approval: false,
+            geoip_db: None,
+        }
     }
 }
 
@@ -149,6 +197,8 @@ pub struct Settings {
     pub media: MediaConfig,
     /// Platform settings.
     pub platform: PlatformSettings,
+    /// Token signing secrets from the environment (`ONAIR_JWT_SECRET`).
+    pub jwt: EnvSecrets,
 }
 
 impl Settings {
@@ -198,9 +248,15 @@ impl Settings {
                 auth_per_minute: args.auth_rate.or(file.auth_rate).unwrap_or(pd.auth_per_minute).max(1),
                 writes_per_second: args.write_rate.or(file.write_rate).unwrap_or(pd.writes_per_second).max(1),
                 media_offers_per_second: args.media_rate.or(file.media_rate).unwrap_or(pd.media_offers_per_second).max(1),
+                trusted_proxies: TrustedProxies::parse(&args.trusted_proxies.clone().or(file.trusted_proxies).unwrap_or_default()).map_err(|e| format!("trusted proxies: {e}"))?,
+                ws_per_network: args.ws_per_ip.or(file.ws_per_ip).unwrap_or(pd.ws_per_network).max(1),
+                ws_per_user: args.ws_per_user.or(file.ws_per_user).unwrap_or(pd.ws_per_user).max(1),
+                ws_messages_per_second: args.ws_rate.or(file.ws_rate).unwrap_or(pd.ws_messages_per_second).max(1),
+                viewers_per_network: args.viewers_per_ip.or(file.viewers_per_ip).unwrap_or(pd.viewers_per_network),
                 host_approval: args.host_approval.or(file.host_approval).unwrap_or(pd.host_approval),
                 geoip_db: args.geoip_db.clone().or(file.geoip_db),
             },
+            jwt: EnvSecrets::from_env()?,
         })
     }
 }

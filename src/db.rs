@@ -18,6 +18,7 @@ use crate::clock::now_ms;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "stream keys", include_str!("../migrations/0001_stream_keys.sql")),
     (2, "platform", include_str!("../migrations/0002_platform.sql")),
+    (3, "hardening", include_str!("../migrations/0003_hardening.sql")),
     (4, "channels", include_str!("../migrations/0004_channels.sql")),
     (7, "polls and questions", include_str!("../migrations/0007_polls_questions.sql")),
     (8, "admin console and audience geography", include_str!("../migrations/0008_admin_geo.sql")),
@@ -46,7 +47,7 @@ async fn migrate(pool: &SqlitePool) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     for (version, name, sql) in MIGRATIONS {
-        let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+        let mut tx = begin_immediate(pool).await.map_err(|e| e.to_string())?;
         let done: Option<(i64,)> = sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
             .bind(version)
             .fetch_optional(&mut *tx)
@@ -77,19 +78,16 @@ fn statements(sql: &str) -> Vec<String> {
     code.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
-/// A named server secret (32 random bytes), made on first use and kept.
-pub async fn server_secret(pool: &SqlitePool, name: &str) -> Result<Vec<u8>, String> {
-    use base64::engine::general_purpose::STANDARD as B64;
-    use base64::Engine;
-    let fresh = B64.encode(rand::random::<[u8; 32]>());
-    sqlx::query("INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-        .bind(name)
-        .bind(&fresh)
-        .execute(pool)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (value,): (String,) = sqlx::query_as("SELECT value FROM server_settings WHERE name = $1").bind(name).fetch_one(pool).await.map_err(|e| e.to_string())?;
-    B64.decode(value).map_err(|e| format!("server secret {name}: {e}"))
+/// Starts a write transaction that takes SQLite's write lock at once
+/// (`BEGIN IMMEDIATE`), waiting for it up to the busy timeout.
+///
+/// A plain (`DEFERRED`) transaction that reads and then writes fails with
+/// `SQLITE_BUSY` the moment another connection wrote in between: SQLite
+/// cannot wait there, as the read already saw an older snapshot. Every
+/// transaction that may write starts here instead. (PostgreSQL's default
+/// isolation waits by itself; there this is a plain `BEGIN`.)
+pub async fn begin_immediate(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
 }
 
 /// Database errors become 500s (logged) or, for a busy database, 503s.
@@ -102,6 +100,11 @@ impl<T> DbResult<T> for Result<T, sqlx::Error> {
     fn db(self) -> Result<T, ApiError> {
         self.map_err(|e| match &e {
             sqlx::Error::PoolTimedOut => ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy", "the server is busy; try again"),
+            // SQLITE_BUSY after the busy timeout: the write lock was held that long.
+            sqlx::Error::Database(d) if d.code().is_some_and(|c| c == "5" || c.parse::<i64>().is_ok_and(|c| c & 0xff == 5)) => {
+                tracing::warn!("database busy: {e}");
+                ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy", "the server is busy; try again").retry_after(1000)
+            }
             _ => ApiError::internal(format!("database: {e}")),
         })
     }

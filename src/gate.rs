@@ -111,6 +111,7 @@ impl Platform for Gate {
             user_agent: client.user_agent.clone(),
             load_test: client.load_test,
             location: self.app.geo.locate(client.ip),
+            network: client.ip.map(crate::client_addr::Network::of),
         };
         self.app.analytics.webrtc_opened(session, info);
     }

@@ -20,6 +20,7 @@
 //! - [`realtime`]: the event hub behind every client's WebSocket;
 //! - [`webhooks`]: signed outbound events; [`ratelimit`]: token buckets;
 //! - [`logs`]: log output (text or JSON, no colours off a terminal);
+//!   [`client_addr`]: the client's address behind trusted proxies;
 //! - [`api`]: the HTTP API and pages; [`gate`]: the platform's answers to
 //!   WHIP/WHEP; [`app`]: every service in one place.
 
@@ -31,6 +32,7 @@ pub mod app;
 pub mod best_times;
 pub mod channels;
 pub mod chat;
+pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod db;

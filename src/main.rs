@@ -1,7 +1,8 @@
 //! The `onair` command: run the server; manage stream keys and users.
 
 use clap::{Parser, Subcommand};
-use onair::accounts::{Accounts, Role, TokenLifetimes};
+use onair::accounts::{signing, Accounts, Role, TokenLifetimes};
+use onair::clock::now_ms;
 use onair::config::{Settings, SettingsArgs};
 use onair::keys::KeyStore;
 
@@ -28,6 +29,20 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Manage the access-token signing keys (the `jwt-keys` file in the data directory).
+    JwtKey {
+        #[command(subcommand)]
+        action: JwtKeyAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum JwtKeyAction {
+    /// List the keys' ids (the first signs); never the secrets.
+    List,
+    /// Make a new signing key; the old ones verify until their tokens expire.
+    /// Then send the server SIGHUP (or restart it).
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -75,13 +90,50 @@ fn main() {
             Command::Serve => serve(settings).await,
             Command::StreamKey { action } => keys(&settings, action).await.unwrap_or_else(|e| fail(&e)),
             Command::User { action } => users(&settings, action).await.unwrap_or_else(|e| fail(&e)),
+            Command::JwtKey { action } => jwt_keys(&settings, action).await.unwrap_or_else(|e| fail(&e)),
         }
     });
+    // Tasks still running (timers, the SFU's event readers) are not waited for.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
 }
 
 async fn open(settings: &Settings) -> Result<(Accounts, KeyStore), String> {
     let pool = onair::db::open(&settings.data_dir).await?;
-    Ok((Accounts::open(pool.clone(), TokenLifetimes::default()).await?, KeyStore::new(pool)))
+    let keys = signing::load(&settings.data_dir, &pool, &settings.jwt, now_ms() / 1000).await?;
+    Ok((Accounts::open(pool.clone(), keys, TokenLifetimes::default()).await?, KeyStore::new(pool)))
+}
+
+async fn jwt_keys(settings: &Settings, action: JwtKeyAction) -> Result<(), String> {
+    let pool = onair::db::open(&settings.data_dir).await?;
+    let file = signing::key_file(&settings.data_dir);
+    match action {
+        JwtKeyAction::List => {
+            // Loading moves an old database's key into the file first.
+            signing::load(&settings.data_dir, &pool, &settings.jwt, now_ms() / 1000).await?;
+            if settings.jwt.current.is_some() {
+                println!("ONAIR_JWT_SECRET is set: it signs; the keys below only verify");
+            }
+            for (kid, retired) in signing::list(&settings.data_dir)? {
+                match retired {
+                    None => println!("{kid}\tsigns"),
+                    Some(at) => println!("{kid}\tretired at {} (verifies until {})", onair::clock::rfc3339(at * 1000), onair::clock::rfc3339((at + signing::RETIRED_FOR.as_secs() as i64) * 1000)),
+                }
+            }
+        }
+        JwtKeyAction::Rotate => {
+            let (new, kept) = signing::rotate(&settings.data_dir, &pool, now_ms() / 1000).await?;
+            println!("{new}");
+            eprintln!(
+                "new signing key {new} written to {}; {} older key(s) verify until their tokens expire. Send the running server SIGHUP (or restart it) to use it.",
+                file.display(),
+                kept.len()
+            );
+            if settings.jwt.current.is_some() {
+                eprintln!("note: ONAIR_JWT_SECRET is set, and it signs: rotate it there (move the old value to ONAIR_JWT_PREVIOUS_SECRETS)");
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn keys(settings: &Settings, action: KeyAction) -> Result<(), String> {
@@ -140,15 +192,26 @@ async fn users(settings: &Settings, action: UserAction) -> Result<(), String> {
 }
 
 async fn serve(settings: Settings) {
+    use tokio::signal::unix::{signal, SignalKind};
     let server = onair::server::Server::start(settings).await.unwrap_or_else(|e| fail(&e));
     tracing::info!("OnAir listening on {}  (live directory: {}/, publish: {}/publish)", server.url(), server.url(), server.url());
     for addr in server.sfu.media_addrs() {
         tracing::info!("media UDP on {addr}");
     }
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
-        _ = std::future::pending::<()>() => {}
+    let handle = |kind: SignalKind, name: &str| signal(kind).unwrap_or_else(|e| fail(&format!("cannot handle {name}: {e}")));
+    let (mut interrupt, mut terminate, mut hangup) = (handle(SignalKind::interrupt(), "SIGINT"), handle(SignalKind::terminate(), "SIGTERM"), handle(SignalKind::hangup(), "SIGHUP"));
+    loop {
+        // SIGTERM (systemd, Docker) and Ctrl-C stop the server the same way.
+        tokio::select! {
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+            _ = hangup.recv() => match server.reload_keys().await {
+                Ok(()) => tracing::info!("SIGHUP: token signing keys reloaded: {}", server.app.accounts.key_ids().join(", ")),
+                Err(e) => tracing::error!("SIGHUP: token signing keys not reloaded (the old ones stay): {e}"),
+            },
+        }
     }
+    tracing::info!("shutting down");
     server.stop().await;
 }
 

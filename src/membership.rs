@@ -1,8 +1,9 @@
 //! What a user is to a host's channel: follower, subscriber, ticket holder,
 //! moderator. Chat modes and stream access ask here.
 //!
-//! Chat asks who moderates and who subscribes on every message, so those two
-//! answers are cached per (user, host); every write here drops its entry.
+//! Chat asks who moderates and who subscribes on every message, and every
+//! WebSocket `watch` asks who may watch, so those answers (moderator,
+//! subscriber, ticket holder) are cached; every write here drops its entry.
 //! (One process owns the database; several would need to tell each other.)
 //!
 //! Until the payment side exists, subscriptions and tickets come from the
@@ -85,12 +86,14 @@ pub struct Membership {
     moderators: Arc<Cache<bool>>,
     /// (user, host) -> the latest subscription's end (0: none).
     subscriptions: Arc<Cache<i64>>,
+    /// (user, stream) -> holds a ticket.
+    tickets: Arc<Cache<bool>>,
 }
 
 impl Membership {
     /// On this pool.
     pub fn new(pool: SqlitePool) -> Self {
-        Membership { pool, moderators: Default::default(), subscriptions: Default::default() }
+        Membership { pool, moderators: Default::default(), subscriptions: Default::default(), tickets: Default::default() }
     }
 
     /// Runs an insert or delete; true if it changed a row (false: it was
@@ -151,7 +154,7 @@ impl Membership {
     /// The host gives `user` a subscription for `days`; a running one is extended.
     pub async fn gift_subscription(&self, host: i64, user: i64, days: i64) -> Result<Subscription, ApiError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = crate::db::begin_immediate(&self.pool).await.db()?;
         let current: Option<(i64, i64)> = sqlx::query_as("SELECT id, expires_at FROM subscriptions WHERE user_id = $1 AND host_id = $2 AND expires_at > $3 ORDER BY expires_at DESC LIMIT 1")
             .bind(user)
             .bind(host)
@@ -184,14 +187,21 @@ impl Membership {
 
     /// Whether `user` holds a ticket to `stream`.
     pub async fn has_ticket(&self, user: i64, stream: i64) -> Result<bool, ApiError> {
+        if let Some(t) = self.tickets.get((user, stream)) {
+            return Ok(t);
+        }
+        let seen = self.tickets.generation();
         let r: Option<(i64,)> = sqlx::query_as("SELECT id FROM tickets WHERE user_id = $1 AND stream_id = $2").bind(user).bind(stream).fetch_optional(&self.pool).await.db()?;
+        self.tickets.put((user, stream), r.is_some(), seen);
         Ok(r.is_some())
     }
 
     /// The host gives `user` a ticket; false if they had one.
     pub async fn gift_ticket(&self, stream: i64, user: i64) -> Result<bool, ApiError> {
         let q = sqlx::query("INSERT INTO tickets (stream_id, user_id, source, price, created_at) VALUES ($1, $2, 'gift', 0, $3) ON CONFLICT DO NOTHING").bind(stream).bind(user).bind(now_ms());
-        self.one_row(q).await
+        let changed = self.one_row(q).await;
+        self.tickets.forget((user, stream));
+        changed
     }
 
     /// Whether `user` moderates `host`'s channel.

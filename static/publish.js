@@ -1163,6 +1163,8 @@ function stopClock() {
 
 // ---------------------------------------------------------------- wiring
 
+// The setup form is never submitted (Enter in a field must not reload the page).
+$('#setup').addEventListener('submit', (ev) => ev.preventDefault());
 els.key.value = store.get(KEY_STORE, '');
 els.key.addEventListener('input', () => {
   els.key.removeAttribute('aria-invalid');

@@ -61,8 +61,9 @@ async fn until(ws: &mut Socket, kind: &str) -> Result<Value, String> {
 }
 
 async fn server(users: usize) -> Result<(OnairProcess, i64, String, Vec<String>), String> {
-    // No limit but the chat rules themselves: auth is not exercised here.
-    let extra = ["--chat-users".to_owned(), users.to_string(), "--write-rate".into(), "100000".into()];
+    // No limit but the chat rules themselves: auth is not exercised here,
+    // and thousands of sockets come from this one address.
+    let extra = ["--chat-users".to_owned(), users.to_string(), "--write-rate".into(), "100000".into(), "--ws-per-ip".into(), "1000000".into()];
     let p = OnairProcess::spawn(1, "127.0.0.1".parse().unwrap(), &extra).await?;
     let chat = &p.ready["chat"];
     let stream = chat["stream"].as_i64().ok_or("no chat stream")?;

@@ -7,6 +7,7 @@
 //! its access tokens stop working at once, not when they expire.
 
 pub mod password;
+pub mod signing;
 pub mod token;
 
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ use utoipa::ToSchema;
 
 use crate::clock::now_ms;
 use crate::db::DbResult;
-use token::{Claims, TokenKey};
+use token::{Claims, KeyRing};
 
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
@@ -207,9 +208,14 @@ pub struct TokenLifetimes {
     pub session: Duration,
 }
 
+impl TokenLifetimes {
+    /// How long an access token lives, in seconds.
+    pub const ACCESS_SECS: u64 = 15 * 60;
+}
+
 impl Default for TokenLifetimes {
     fn default() -> Self {
-        TokenLifetimes { access: Duration::from_secs(15 * 60), session: Duration::from_secs(30 * 24 * 3600) }
+        TokenLifetimes { access: Duration::from_secs(Self::ACCESS_SECS), session: Duration::from_secs(30 * 24 * 3600) }
     }
 }
 
@@ -217,7 +223,8 @@ impl Default for TokenLifetimes {
 #[derive(Clone)]
 pub struct Accounts {
     pool: SqlitePool,
-    key: TokenKey,
+    /// The signing keys ([`signing`]); replaced whole when they are reloaded.
+    keys: std::sync::Arc<std::sync::RwLock<KeyRing>>,
     lifetimes: TokenLifetimes,
     /// Revoked login sessions not yet expired (checked on every request).
     revoked: std::sync::Arc<DashMap<i64, i64>>,
@@ -252,10 +259,8 @@ fn bad_login() -> ApiError {
 }
 
 impl Accounts {
-    /// Opens the store: loads (or makes, on first run) the token secret and
-    /// the revoked sessions.
-    pub async fn open(pool: SqlitePool, lifetimes: TokenLifetimes) -> Result<Accounts, String> {
-        let secret = crate::db::server_secret(&pool, "jwt_secret").await?;
+    /// Opens the store with these signing keys; loads the revoked sessions.
+    pub async fn open(pool: SqlitePool, keys: KeyRing, lifetimes: TokenLifetimes) -> Result<Accounts, String> {
         let now = now_ms();
         let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT id, expires_at FROM auth_sessions WHERE revoked_at IS NOT NULL AND expires_at > $1")
             .bind(now)
@@ -266,7 +271,17 @@ impl Accounts {
         for (id, exp) in rows {
             revoked.insert(id, exp);
         }
-        Ok(Accounts { pool, key: TokenKey::new(&secret), lifetimes, revoked: std::sync::Arc::new(revoked) })
+        Ok(Accounts { pool, keys: std::sync::Arc::new(std::sync::RwLock::new(keys)), lifetimes, revoked: std::sync::Arc::new(revoked) })
+    }
+
+    /// Uses these signing keys from now on (after a rotation).
+    pub fn set_keys(&self, keys: KeyRing) {
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+    }
+
+    /// The ids of the signing keys, the one that signs first.
+    pub fn key_ids(&self) -> Vec<String> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).kids()
     }
 
     /// Checks and stores a new account.
@@ -350,7 +365,7 @@ impl Accounts {
     pub async fn start_session(&self, user: User, user_agent: &str, ip: Option<String>) -> Result<TokenPair, ApiError> {
         let now = now_ms();
         let expires = now + self.lifetimes.session.as_millis() as i64;
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = crate::db::begin_immediate(&self.pool).await.db()?;
         let (sid,): (i64,) = sqlx::query_as("INSERT INTO auth_sessions (user_id, created_at, expires_at, user_agent, ip) VALUES ($1, $2, $3, $4, $5) RETURNING id")
             .bind(user.id)
             .bind(now)
@@ -374,7 +389,7 @@ impl Accounts {
     pub fn access_token(&self, user: &User, sid: i64) -> String {
         let now = now_ms() / 1000;
         let exp = now + self.lifetimes.access.as_secs() as i64;
-        self.key.sign(&Claims { sub: user.id, sid, usr: user.username.clone(), role: user.role.as_str().into(), iat: now, exp })
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).sign(&Claims { sub: user.id, sid, usr: user.username.clone(), role: user.role.as_str().into(), iat: now, exp })
     }
 
     /// Trades a refresh token for a new pair; a reused one revokes its session.
@@ -382,7 +397,7 @@ impl Accounts {
         let invalid = || ApiError::new(StatusCode::UNAUTHORIZED, "invalid_refresh_token", "this refresh token is unknown, used or expired; log in again");
         let hash = sha256_hex(refresh_token.trim());
         let now = now_ms();
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = crate::db::begin_immediate(&self.pool).await.db()?;
         let row: Option<(i64, Option<i64>, i64, Option<i64>, i64)> = sqlx::query_as(
             "SELECT t.session_id, t.used_at, s.expires_at, s.revoked_at, s.user_id FROM refresh_tokens t JOIN auth_sessions s ON s.id = t.session_id WHERE t.token_hash = $1",
         )
@@ -430,7 +445,7 @@ impl Accounts {
 
     /// Checks a token's signature, expiry and session without the database.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
-        let claims = self.key.verify(token, now_ms() / 1000).map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", e))?;
+        let claims = self.keys.read().unwrap_or_else(|p| p.into_inner()).verify(token, now_ms() / 1000).map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", e))?;
         if self.revoked.contains_key(&claims.sid) {
             return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "this login was ended"));
         }

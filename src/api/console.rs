@@ -247,7 +247,7 @@ pub async fn take_down(State(app): State<AppState>, Auth(who): Auth, Path(sid): 
     if !app.admin.take_down(s.id, who.id(), &reason).await? {
         return Err(ApiError::new(StatusCode::CONFLICT, "taken_down", "this replay was already taken down"));
     }
-    app.chat.forget_stream(s.id);
+    app.streams.forget(&s);
     let after = app.stream(s.id).await?;
     app.lifecycle.announce(&after);
     app.admin.audit(who.id(), "take_down", "stream", Some(s.id), &reason, json!({ "title": s.title, "host": s.host.username, "was": s.state.as_str() })).await?;

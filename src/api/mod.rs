@@ -14,9 +14,11 @@ pub mod extract;
 pub mod media_doc;
 pub mod polls;
 pub mod questions;
+pub mod security;
 pub mod streams;
 pub mod users;
 pub mod ws;
+pub mod ws_guard;
 
 use std::path::Path;
 
@@ -71,7 +73,8 @@ impl Modify for BearerAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "OnAir API", description = "The live-streaming platform around OnAir's SFU. WHIP/WHEP media signaling is documented in the README."),
+    info(title = "OnAir API", description = "The live-streaming platform around OnAir's SFU. WHIP/WHEP media signaling is documented in the README. \
+Access tokens go in `Authorization: Bearer`; a `?token=` query parameter is accepted only when opening a WebSocket (`/api/ws`), and refused with `400 token_in_query` anywhere else."),
     modifiers(&BearerAuth),
     components(schemas(crate::realtime::Event, ErrorBody, crate::streams::ListType)),
     tags(
@@ -311,6 +314,7 @@ pub fn router(app: AppState, static_dir: &Path) -> Router {
     let misc = Router::new()
         .route("/api/openapi.json", get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc) }))
         .with_state(app.clone());
+    let trusted = std::sync::Arc::new(app.settings.trusted_proxies.clone());
     api.merge(misc)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .merge(signaling)
@@ -318,6 +322,9 @@ pub fn router(app: AppState, static_dir: &Path) -> Router {
         .layer(axum::middleware::from_fn(json_errors))
         .merge(pages)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(security::enforce))
+        // First of all: who the client is (behind trusted proxies).
+        .layer(axum::middleware::from_fn_with_state(trusted, crate::client_addr::resolve))
 }
 
 /// The one error shape for errors the handlers never saw: an extractor's
@@ -414,11 +421,18 @@ async fn config(State(app): State<AppState>, client: onair_signaling::Client) ->
 async fn metrics(State(app): State<AppState>) -> Response {
     let mut text = app.sfu.metrics().prometheus();
     let hub = &app.hub;
-    text.push_str(&format!(
-        "# TYPE onair_ws_events_published counter\nonair_ws_events_published {}\n# TYPE onair_ws_events_dropped counter\nonair_ws_events_dropped {}\n",
-        hub.published.load(std::sync::atomic::Ordering::Relaxed),
-        hub.dropped.load(std::sync::atomic::Ordering::Relaxed)
-    ));
+    let ws = &app.limits.ws;
+    let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    for (name, value) in [
+        ("onair_ws_events_published", n(&hub.published)),
+        ("onair_ws_events_dropped", n(&hub.dropped)),
+        ("onair_ws_refused_connections", n(&ws.refused_sockets)),
+        ("onair_ws_rate_limited_messages", n(&ws.refused_messages)),
+        ("onair_ws_flood_closes", n(&ws.flood_closes)),
+        ("onair_stream_cache_misses", app.streams.cache_misses()),
+    ] {
+        text.push_str(&format!("# TYPE {name} counter\n{name} {value}\n"));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

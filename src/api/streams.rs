@@ -101,7 +101,7 @@ pub async fn delete_thumbnail(State(app): State<AppState>, Auth(who): Auth, Path
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 409, description = "Live: end it first", body = ErrorBody)))]
 pub async fn delete(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>) -> Result<StatusCode, ApiError> {
     let s = app.owned_stream(id(&sid, "stream")?, &who, false).await?;
-    if app.streams.delete(s.id).await? {
+    if app.streams.delete(&s).await? {
         app.images.release(&app.pool, s.thumbnail_url.as_deref()).await?;
         Ok(StatusCode::NO_CONTENT)
     } else {

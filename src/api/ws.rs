@@ -14,6 +14,24 @@
 //!
 //! Server to client: `hello`, `subscribed {stream, chat}`, and every
 //! [`crate::realtime::Event`] of the topics joined.
+//!
+//! Who counts as a viewer (open watch pages count once per client and
+//! stream): the logged-in user when the socket is logged in; else the
+//! viewer key bound to the socket (the first one it names, at the upgrade
+//! as `?viewer=` / `X-OnAir-Viewer` or in a `watch`: a socket cannot change
+//! it later, so cycling keys on one socket counts once); else the socket
+//! itself. The same viewer key on the page's WHEP session makes page and
+//! video one viewer. Whatever the keys, at most `--viewers-per-ip` viewers
+//! of a stream count per client address (IPv6: /64), so a script opening
+//! sockets with fresh keys cannot raise a stream's count past that.
+//!
+//! Limits ([`super::ws_guard`]): open sockets per address and per user
+//! (`429 too_many_connections` at the upgrade, or as the `auth` answer),
+//! and messages per socket: past the rate a message is answered
+//! `error {id, error: {code: "rate_limited", retry_after_ms}}` unhandled,
+//! and a socket that keeps flooding is closed (1008). A socket the server
+//! closes otherwise gets 4000 (`lagged`, `idle`: reconnect) or 1001 (the
+//! server is shutting down: reconnect later).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -26,9 +44,11 @@ use onair_signaling::{ApiError, Client};
 use serde::Deserialize;
 
 use super::extract::AppState;
+use super::ws_guard::{Budget, NetworkSlot, UserSlot, Verdict};
 use crate::accounts::Principal;
 use crate::analytics::ViewerInfo;
 use crate::chat::{Kind, PostMessage, ProductCard};
+use crate::client_addr::Network;
 use crate::realtime::{Connection, Topic};
 use crate::streams::access;
 
@@ -85,27 +105,60 @@ enum ClientMsg {
 
 /// The upgrade.
 #[utoipa::path(get, path = "/api/ws", tag = "real-time",
-    params(("token" = Option<String>, Query, description = "Access token (browsers cannot set headers on a WebSocket)"),
+    params(("token" = Option<String>, Query, description = "Access token (browsers cannot set headers on a WebSocket; a `?token=` anywhere but a WebSocket upgrade is refused with `400 token_in_query`)"),
            ("viewer" = Option<String>, Query, description = "The page's viewer key")),
-    responses((status = 101, description = "Switching to the WebSocket protocol described in the module docs")))]
+    responses((status = 101, description = "Switching to the WebSocket protocol described in the module docs"),
+              (status = 401, description = "A bad or expired token", body = super::ErrorBody),
+              (status = 429, description = "`too_many_connections`: too many sockets open from this address or for this user", body = super::ErrorBody),
+              (status = 503, description = "`shutting_down`: the server is stopping; try again in a moment", body = super::ErrorBody)))]
 pub async fn upgrade(State(app): State<AppState>, client: Client, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
+    if app.shutdown.begun() {
+        return Err(ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down; try again in a moment").retry_after(5_000));
+    }
+    let open = app.shutdown.hold();
+    // Cheapest refusal first: the address's open sockets.
+    let network = client.ip.map(Network::of);
+    let network_slot = network.map(|n| app.limits.ws.admit_network(n)).transpose()?;
     // A bad token fails the upgrade; no token is an anonymous socket.
     let who = app.principal(client.bearer.as_deref()).await?;
+    let user_slot = who.as_ref().map(|w| app.limits.ws.admit_user(w.id())).transpose()?;
     let token = client.bearer.clone().filter(|_| who.is_some());
+    let budget = app.limits.ws.budget(Instant::now());
+    let viewer_key = client.viewer_key.clone();
     // A small read buffer: tungstenite zero-fills the whole buffer before
     // every read, and with its 128 KiB default that memset was half the CPU
     // of fanning a chat message out to thousands of sockets.
-    Ok(ws.max_message_size(16 * 1024).read_buffer_size(4 * 1024).on_upgrade(move |socket| Session { app, client, who, token, watching: HashMap::new(), topics: Vec::new() }.run(socket)))
+    Ok(ws.max_message_size(16 * 1024).read_buffer_size(4 * 1024).on_upgrade(move |socket| {
+        Session { app, client, network, who, token, viewer_key, watching: HashMap::new(), topics: Vec::new(), budget, _network_slot: network_slot, user_slot, _open: open }.run(socket)
+    }))
 }
 
 struct Session {
     app: AppState,
     client: Client,
+    network: Option<Network>,
     who: Option<Principal>,
     token: Option<String>,
+    /// The viewer key bound to this socket (see the module docs).
+    viewer_key: Option<String>,
     /// Streams this page watches (counted as present).
     watching: HashMap<i64, ()>,
     topics: Vec<Topic>,
+    /// Messages this socket may still send.
+    budget: Budget,
+    /// Its place in the per-address count (given back when dropped).
+    _network_slot: Option<NetworkSlot>,
+    /// Its place in its user's count.
+    user_slot: Option<UserSlot>,
+    /// Counted as open until the session ends (shutdown waits for it).
+    _open: crate::app::Hold,
+}
+
+/// A message's `id`, read from a message that will not be handled.
+#[derive(Deserialize)]
+struct JustId {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
 }
 
 fn stream_ref(v: &serde_json::Value) -> String {
@@ -149,16 +202,36 @@ impl Session {
         let mut heard = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_secs(25));
         tick.tick().await;
+        let shutdown = self.app.shutdown.clone();
         let why = loop {
             tokio::select! {
                 incoming = socket.recv() => match incoming {
-                    Some(Ok(Message::Text(t))) => {
-                        heard = Instant::now();
-                        self.handle(&conn, t.as_str()).await;
-                    }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
-                    Some(Ok(_)) => heard = Instant::now(),
+                    Some(Ok(Message::Pong(_))) => heard = Instant::now(),
+                    Some(Ok(msg)) => {
+                        heard = Instant::now();
+                        match self.budget.on_message(heard) {
+                            Verdict::Handle => {
+                                if let Message::Text(t) = msg {
+                                    self.handle(&conn, t.as_str()).await;
+                                }
+                            }
+                            Verdict::Refuse(wait) => {
+                                self.app.limits.ws.refused_messages.fetch_add(1, Ordering::Relaxed);
+                                if let Message::Text(t) = msg {
+                                    let id = serde_json::from_str::<JustId>(t.as_str()).ok().and_then(|m| m.id);
+                                    let e = ApiError::new(axum::http::StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many messages on this connection; slow down").retry_after(wait.as_millis() as u64 + 1);
+                                    conn.reply(error_reply(&id, &e));
+                                }
+                            }
+                            Verdict::Close => {
+                                self.app.limits.ws.flood_closes.fetch_add(1, Ordering::Relaxed);
+                                break Some((1008, "rate limited: too many messages"));
+                            }
+                        }
+                    }
                 },
+                _ = shutdown.cancelled() => break Some((1001, "the server is shutting down; reconnect in a moment")),
                 out = conn.rx.recv() => match out {
                     Some(body) => {
                         if socket.send(Message::Text(body)).await.is_err() {
@@ -169,7 +242,7 @@ impl Session {
                 },
                 _ = tick.tick() => {
                     if heard.elapsed() > IDLE {
-                        break Some("idle");
+                        break Some((4000, "idle"));
                     }
                     if socket.send(Message::Ping(Default::default())).await.is_err() {
                         break None;
@@ -177,11 +250,32 @@ impl Session {
                 }
             }
             if conn.lagged.load(Ordering::Relaxed) {
-                break Some("lagged: reconnect and reload");
+                break Some((4000, "lagged: reconnect and reload"));
             }
         };
-        if let Some(reason) = why {
-            let _ = socket.send(Message::Close(Some(CloseFrame { code: 4000, reason: reason.into() }))).await;
+        if let Some((code, reason)) = why {
+            // Politely: what is queued for the client (answers, the refusals
+            // of a flood) first, then the close, then the closing handshake
+            // (reading, and dropping, until the client's close: unread data
+            // would end the connection with a reset, and the client would
+            // lose what was just sent). A client that does not play along
+            // gets 3 s, not more.
+            let polite = async {
+                while let Ok(body) = conn.rx.try_recv() {
+                    if socket.send(Message::Text(body)).await.is_err() {
+                        return;
+                    }
+                }
+                if socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await.is_err() {
+                    return;
+                }
+                while let Some(Ok(m)) = socket.recv().await {
+                    if matches!(m, Message::Close(_)) {
+                        return;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(3), polite).await;
         }
         for t in &self.topics {
             self.app.hub.leave(conn.id, *t);
@@ -224,6 +318,12 @@ impl Session {
         match msg {
             ClientMsg::Auth { token } => match self.app.accounts.authenticate(&token).await {
                 Ok(p) => {
+                    if self.user_slot.as_ref().map(|s| s.user) != Some(p.id()) {
+                        match self.app.limits.ws.admit_user(p.id()) {
+                            Ok(slot) => self.user_slot = Some(slot),
+                            Err(e) => return conn.reply(error_reply(&None, &e)),
+                        }
+                    }
                     if let Some(old) = &self.who {
                         if old.id() != p.id() {
                             self.leave(conn, Topic::User(old.id()));
@@ -255,14 +355,18 @@ impl Session {
                             self.watching.retain(|k, _| *k == id);
                             self.app.analytics.page_left(conn.id);
                         }
-                        let page_key = viewer.filter(|k| onair_signaling::valid_viewer_key(k)).or(self.client.viewer_key.clone());
+                        // The socket keeps the first viewer key it names.
+                        if self.viewer_key.is_none() {
+                            self.viewer_key = viewer.filter(|k| onair_signaling::valid_viewer_key(k));
+                        }
                         let user_id = self.who.as_ref().map(|w| w.id());
                         let info = ViewerInfo {
-                            key: ViewerInfo::key_for(user_id, page_key.as_deref(), &format!("c:{}", conn.id)),
+                            key: ViewerInfo::key_for(user_id, self.viewer_key.as_deref(), &format!("c:{}", conn.id)),
                             user_id,
                             user_agent: self.client.user_agent.clone(),
                             load_test: self.client.load_test,
                             location: self.app.geo.locate(self.client.ip),
+                            network: self.network,
                         };
                         self.app.analytics.page_joined(id, conn.id, info);
                     }

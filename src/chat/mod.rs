@@ -195,14 +195,7 @@ pub struct Chat {
     senders: Arc<DashMap<(i64, i64), Sender>>,
     /// Reactions since the last tally, per stream: (emoji counts, likes in all).
     tallies: Arc<DashMap<i64, (BTreeMap<String, u64>, i64)>>,
-    /// Streams as chat last read them (see [`Chat::stream`]).
-    streams_seen: Arc<DashMap<i64, (Instant, Arc<Stream>)>>,
 }
-
-/// How long chat trusts its copy of a stream's row without asking again.
-/// The lifecycle also drops the copy at every change it announces, so this
-/// only bounds edits that are not announced.
-const STREAM_TTL: Duration = Duration::from_secs(1);
 
 impl Chat {
     /// Starts the chat service (its writer and its tally timer).
@@ -216,7 +209,6 @@ impl Chat {
             membership,
             senders: Default::default(),
             tallies: Default::default(),
-            streams_seen: Default::default(),
         };
         let c = chat.clone();
         tokio::spawn(async move {
@@ -244,24 +236,14 @@ impl Chat {
         }
     }
 
-    /// A stream's row, read at most once per [`STREAM_TTL`] (every message
-    /// needs its state, host and visibility).
+    /// A stream's row (cached: every message needs its state, host and visibility).
     async fn stream(&self, id: i64) -> Result<Arc<Stream>, ApiError> {
-        let now = Instant::now();
-        if let Some(s) = self.streams_seen.get(&id).filter(|e| now.saturating_duration_since(e.0) < STREAM_TTL).map(|e| e.1.clone()) {
-            return Ok(s);
-        }
-        let s = Arc::new(self.streams.get(id).await?.ok_or_else(|| no_stream(id))?);
-        if self.streams_seen.len() > 10_000 {
-            self.streams_seen.retain(|_, e| now.saturating_duration_since(e.0) < STREAM_TTL);
-        }
-        self.streams_seen.insert(id, (now, s.clone()));
-        Ok(s)
+        self.streams.cached(id).await?.ok_or_else(|| no_stream(id))
     }
 
-    /// Drops chat's copy of a stream (it changed).
-    pub fn forget_stream(&self, id: i64) {
-        self.streams_seen.remove(&id);
+    /// Waits until every message sent so far is stored (or refused).
+    pub async fn flush(&self) {
+        self.writer.flush().await;
     }
 
     /// Posts a message as `who`, applying every rule.

@@ -14,6 +14,9 @@
 //!
 //! Going live the first time tells everyone who asked for a reminder (their
 //! WebSocket, and the `stream.reminders` webhook) and posts a system message.
+//! A change that has a webhook (going live with its reminders, ending,
+//! cancelling) writes the webhook's deliveries in its own transaction (the
+//! outbox, see [`crate::webhooks`]): what is committed is also announced.
 //! Every change is pushed as `stream_status` to the stream's and the host's
 //! topics. Transitions are single guarded `UPDATE`s (`WHERE state = ...`), so
 //! racing requests cannot both win; the database allows one live stream per
@@ -30,10 +33,10 @@ use onair_signaling::ApiError;
 use crate::analytics::Analytics;
 use crate::chat::Chat;
 use crate::clock::now_ms;
-use crate::db::{is_unique_violation, DbResult};
+use crate::db::{begin_immediate, is_unique_violation, DbResult};
 use crate::realtime::{Event, Hub, Topic};
 use crate::streams::{no_stream, MediaState, State, Stream, StreamStore};
-use crate::webhooks::Webhooks;
+use crate::webhooks::{self, Webhooks};
 
 /// Timings of the state machine.
 #[derive(Debug, Clone, Copy)]
@@ -133,7 +136,7 @@ impl Lifecycle {
 
     /// Pushes a stream's state to its watchers and its host.
     pub fn announce(&self, s: &Stream) {
-        self.inner.chat.forget_stream(s.id);
+        self.inner.streams.forget(s);
         let s = self.inner.analytics.with_viewers(s.clone());
         let ev = Event::StreamStatus { stream: Box::new(s.clone()) };
         self.inner.hub.publish(Topic::Stream(s.id), &ev);
@@ -174,61 +177,66 @@ impl Lifecycle {
     }
 
     async fn try_media_arrived(&self, id: i64) -> Result<(), ApiError> {
-        let (media_before,): (Option<i64>,) = sqlx::query_as("SELECT media_started_at FROM streams WHERE id = $1").bind(id).fetch_optional(self.inner.streams.pool()).await.db()?.ok_or_else(|| no_stream(id))?;
         let now = now_ms();
+        // Going live, marking reminders sent and queueing their webhooks are
+        // one transaction: none of it can be committed without the rest.
+        let mut tx = begin_immediate(self.inner.streams.pool()).await.db()?;
+        let (media_before,): (Option<i64>,) = sqlx::query_as("SELECT media_started_at FROM streams WHERE id = $1").bind(id).fetch_optional(&mut *tx).await.db()?.ok_or_else(|| no_stream(id))?;
         let r = sqlx::query(
             "UPDATE streams SET state = 'live', media_state = 'receiving', started_at = COALESCE(started_at, $1), \
              media_started_at = COALESCE(media_started_at, $1), updated_at = $1 WHERE id = $2 AND state IN ('scheduled', 'live')",
         )
         .bind(now)
         .bind(id)
-        .execute(self.inner.streams.pool())
+        .execute(&mut *tx)
         .await;
         match r {
             Ok(r) if r.rows_affected() == 1 => {}
             Ok(_) => {
                 // Over already (ended by the host while connecting): no media for it.
+                drop(tx);
                 self.inner.sfu.end_stream(&id.to_string()).await;
                 return Ok(());
             }
             Err(e) if is_unique_violation(&e) => {
+                drop(tx);
                 self.inner.sfu.end_stream(&id.to_string()).await;
                 return Err(conflict("already_live", "the host has another stream live"));
             }
             Err(e) => return Err(ApiError::internal(e)),
         }
-        let s = self.reload(id).await?;
-        self.announce(&s);
+        let s = StreamStore::get_in(&mut tx, id).await.db()?.ok_or_else(|| no_stream(id))?;
         // Reminders and the rest once, at the first media; a reconnect resumes quietly.
-        if media_before.is_none() {
+        let first = media_before.is_none();
+        let mut reminded: Vec<(i64,)> = Vec::new();
+        if first {
+            reminded = sqlx::query_as("UPDATE reminders SET notified_at = $1 WHERE stream_id = $2 AND notified_at IS NULL RETURNING user_id")
+                .bind(now)
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await
+                .db()?;
+            let stream_json = serde_json::to_value(&s).unwrap_or_default();
+            webhooks::queue(&mut tx, "stream.live", serde_json::json!({ "stream": stream_json }), now).await.db()?;
+            if !reminded.is_empty() {
+                let ids: Vec<i64> = reminded.iter().map(|u| u.0).collect();
+                webhooks::queue(&mut tx, "stream.reminders", serde_json::json!({ "stream": stream_json, "user_ids": ids }), now).await.db()?;
+            }
+        }
+        tx.commit().await.db()?;
+        self.inner.webhooks.wake();
+        self.announce(&s);
+        if first {
+            let ev = Event::Reminder { stream: Box::new(s.clone()) };
+            for (user,) in &reminded {
+                self.inner.hub.publish(Topic::User(*user), &ev);
+            }
             self.spawn_next(&s).await;
-            self.went_live(&s).await?;
+            // "Ana is live: Cooking", but never "Ana is live: Ana is live".
+            let auto = crate::channels::automatic_title(&s.host.display_name);
+            let text = if s.title == auto { auto } else { format!("{auto}: {}", s.title) };
+            self.inner.chat.system(s.id, text).await?;
         }
-        Ok(())
-    }
-
-    async fn went_live(&self, s: &Stream) -> Result<(), ApiError> {
-        let pool = self.inner.streams.pool();
-        let users: Vec<(i64,)> = sqlx::query_as("UPDATE reminders SET notified_at = $1 WHERE stream_id = $2 AND notified_at IS NULL RETURNING user_id")
-            .bind(now_ms())
-            .bind(s.id)
-            .fetch_all(pool)
-            .await
-            .db()?;
-        let ev = Event::Reminder { stream: Box::new(s.clone()) };
-        for (user,) in &users {
-            self.inner.hub.publish(Topic::User(*user), &ev);
-        }
-        let stream_json = serde_json::to_value(s).unwrap_or_default();
-        self.inner.webhooks.emit("stream.live", serde_json::json!({ "stream": stream_json })).await?;
-        if !users.is_empty() {
-            let ids: Vec<i64> = users.iter().map(|u| u.0).collect();
-            self.inner.webhooks.emit("stream.reminders", serde_json::json!({ "stream": stream_json, "user_ids": ids })).await?;
-        }
-        // "Ana is live: Cooking", but never "Ana is live: Ana is live".
-        let auto = crate::channels::automatic_title(&s.host.display_name);
-        let text = if s.title == auto { auto } else { format!("{auto}: {}", s.title) };
-        self.inner.chat.system(s.id, text).await?;
         Ok(())
     }
 
@@ -285,24 +293,33 @@ impl Lifecycle {
 
     async fn finish(&self, s: &Stream, reason: &str, save: bool, at: i64) -> Result<Stream, ApiError> {
         let state = if save { State::Archived } else { State::Ended };
+        // The summary as of the end, worked out before the transaction (the
+        // analytics task writes too, and must not wait for this one).
+        let mut ending = self.reload(s.id).await?;
+        (ending.state, ending.media_state, ending.ended_at) = (state, None, Some(at));
+        let summary = self.inner.analytics.report(&ending).await.map(|r| r.summary).ok();
+        let now = now_ms();
+        // The state change and its webhook: one transaction.
+        let mut tx = begin_immediate(self.inner.streams.pool()).await.db()?;
         let r = sqlx::query("UPDATE streams SET state = $1, media_state = NULL, ended_at = $2, end_reason = $3, updated_at = $4 WHERE id = $5 AND state = 'live'")
             .bind(state.as_str())
             .bind(at)
             .bind(reason)
-            .bind(now_ms())
+            .bind(now)
             .bind(s.id)
-            .execute(self.inner.streams.pool())
+            .execute(&mut *tx)
             .await
             .db()?;
         if r.rows_affected() == 0 {
             return Err(conflict("bad_state", "the stream is not live any more"));
         }
+        let ended = StreamStore::get_in(&mut tx, s.id).await.db()?.ok_or_else(|| no_stream(s.id))?;
+        webhooks::queue(&mut tx, "stream.ended", serde_json::json!({ "stream": ended, "summary": summary }), now).await.db()?;
+        tx.commit().await.db()?;
+        self.inner.webhooks.wake();
         self.inner.analytics.stream_ended(s.id);
-        let s = self.reload(s.id).await?;
-        self.announce(&s);
-        let summary = self.inner.analytics.report(&s).await.map(|r| r.summary).ok();
-        self.inner.webhooks.emit("stream.ended", serde_json::json!({ "stream": s, "summary": summary })).await?;
-        Ok(s)
+        self.announce(&ended);
+        Ok(ended)
     }
 
     /// Saves an ended stream (archived).
@@ -320,21 +337,25 @@ impl Lifecycle {
     /// occurrence unless the whole series is cancelled.
     pub async fn cancel(&self, s: &Stream, series: bool) -> Result<Stream, ApiError> {
         let now = now_ms();
+        // The state change and its webhook: one transaction.
+        let mut tx = begin_immediate(self.inner.streams.pool()).await.db()?;
         let r = sqlx::query("UPDATE streams SET state = 'cancelled', end_reason = 'cancelled', updated_at = $1 WHERE id = $2 AND state = 'scheduled'")
             .bind(now)
             .bind(s.id)
-            .execute(self.inner.streams.pool())
+            .execute(&mut *tx)
             .await
             .db()?;
         if r.rows_affected() == 0 {
             return Err(conflict("bad_state", format!("a {} stream cannot be cancelled", s.state.as_str())));
         }
-        let cancelled = self.reload(s.id).await?;
+        let cancelled = StreamStore::get_in(&mut tx, s.id).await.db()?.ok_or_else(|| no_stream(s.id))?;
+        webhooks::queue(&mut tx, "stream.cancelled", serde_json::json!({ "stream": cancelled }), now).await.db()?;
+        tx.commit().await.db()?;
+        self.inner.webhooks.wake();
         if !series {
             self.spawn_next(&cancelled).await;
         }
         self.announce(&cancelled);
-        self.inner.webhooks.emit("stream.cancelled", serde_json::json!({ "stream": cancelled })).await?;
         Ok(cancelled)
     }
 

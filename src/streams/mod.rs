@@ -12,8 +12,12 @@ pub mod lifecycle;
 pub mod schedule;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use dashmap::DashMap;
 use onair_signaling::ApiError;
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
@@ -491,16 +495,91 @@ pub struct StreamPage {
     pub offset: i64,
 }
 
+/// How long a cached stream (or channel) is trusted without asking the
+/// database again. Every change the lifecycle announces drops the copy at
+/// once, so this only bounds what is not announced (counters, the hour a
+/// scheduled stream becomes a channel's publish target).
+pub const CACHE_TTL: Duration = Duration::from_secs(1);
+/// More entries than this and the cache forgets the stale ones.
+const CACHE_MAX: usize = 10_000;
+
+/// Streams and channel names as last read: what every chat message and
+/// WebSocket `subscribe` / `watch` needs, answered without a query.
+#[derive(Default)]
+struct Cache {
+    streams: DashMap<i64, (Instant, Option<Arc<Stream>>)>,
+    /// Channel (host username) -> the stream it names.
+    channels: DashMap<String, (Instant, Option<i64>)>,
+    /// Bumped by every `forget`, so that a read that raced with a change
+    /// does not store what it saw before it.
+    generation: AtomicU64,
+    /// Reads that had to go to the database.
+    misses: AtomicU64,
+}
+
 /// The stream store.
 #[derive(Clone)]
 pub struct StreamStore {
     pool: SqlitePool,
+    cache: Arc<Cache>,
 }
 
 impl StreamStore {
     /// A store on this pool.
     pub fn new(pool: SqlitePool) -> Self {
-        StreamStore { pool }
+        StreamStore { pool, cache: Default::default() }
+    }
+
+    /// A stream, from the cache if read within [`CACHE_TTL`].
+    pub async fn cached(&self, id: i64) -> Result<Option<Arc<Stream>>, ApiError> {
+        let now = Instant::now();
+        if let Some(e) = self.cache.streams.get(&id).filter(|e| now.saturating_duration_since(e.0) < CACHE_TTL) {
+            return Ok(e.1.clone());
+        }
+        let seen = self.cache.generation.load(Ordering::Acquire);
+        self.cache.misses.fetch_add(1, Ordering::Relaxed);
+        let s = self.get(id).await?.map(Arc::new);
+        if self.cache.streams.len() >= CACHE_MAX {
+            self.cache.streams.retain(|_, e| now.saturating_duration_since(e.0) < CACHE_TTL);
+        }
+        if self.cache.generation.load(Ordering::Acquire) == seen {
+            self.cache.streams.insert(id, (now, s.clone()));
+        }
+        Ok(s)
+    }
+
+    /// The stream a channel name resolved to, if cached within [`CACHE_TTL`].
+    pub fn cached_channel(&self, name: &str) -> Option<Option<i64>> {
+        self.cache.channels.get(name).filter(|e| e.0.elapsed() < CACHE_TTL).map(|e| e.1)
+    }
+
+    /// Remembers what a channel name resolved to; `seen` is
+    /// [`StreamStore::cache_generation`] from before the lookup.
+    pub fn remember_channel(&self, name: &str, stream: Option<i64>, seen: u64) {
+        let now = Instant::now();
+        if self.cache.channels.len() >= CACHE_MAX {
+            self.cache.channels.retain(|_, e| now.saturating_duration_since(e.0) < CACHE_TTL);
+        }
+        if self.cache.generation.load(Ordering::Acquire) == seen {
+            self.cache.channels.insert(name.to_owned(), (now, stream));
+        }
+    }
+
+    /// The cache's generation now (see [`StreamStore::remember_channel`]).
+    pub fn cache_generation(&self) -> u64 {
+        self.cache.generation.load(Ordering::Acquire)
+    }
+
+    /// Drops the cached copies of a stream and of its host's channel (it changed).
+    pub fn forget(&self, s: &Stream) {
+        self.cache.generation.fetch_add(1, Ordering::AcqRel);
+        self.cache.streams.remove(&s.id);
+        self.cache.channels.remove(&s.host.username);
+    }
+
+    /// Stream reads the cache could not answer, since the start.
+    pub fn cache_misses(&self) -> u64 {
+        self.cache.misses.load(Ordering::Relaxed)
     }
 
     /// The pool (for the lifecycle's transactions).
@@ -610,6 +689,12 @@ impl StreamStore {
     pub async fn get(&self, id: i64) -> Result<Option<Stream>, ApiError> {
         let row = sqlx::query(&format!("{SELECT} WHERE s.id = $1")).bind(id).fetch_optional(&self.pool).await.db()?;
         row.as_ref().map(stream_of).transpose().db()
+    }
+
+    /// A stream by id, read on a transaction (as that transaction sees it).
+    pub async fn get_in(conn: &mut sqlx::SqliteConnection, id: i64) -> Result<Option<Stream>, sqlx::Error> {
+        let row = sqlx::query(&format!("{SELECT} WHERE s.id = $1")).bind(id).fetch_optional(conn).await?;
+        row.as_ref().map(stream_of).transpose()
     }
 
     /// A host's live stream, if any.
@@ -785,8 +870,9 @@ impl StreamStore {
     }
 
     /// Deletes a stream that is not live (with its chat and analytics).
-    pub async fn delete(&self, id: i64) -> Result<bool, ApiError> {
-        let r = sqlx::query("DELETE FROM streams WHERE id = $1 AND state <> 'live'").bind(id).execute(&self.pool).await.db()?;
+    pub async fn delete(&self, s: &Stream) -> Result<bool, ApiError> {
+        let r = sqlx::query("DELETE FROM streams WHERE id = $1 AND state <> 'live'").bind(s.id).execute(&self.pool).await.db()?;
+        self.forget(s);
         Ok(r.rows_affected() == 1)
     }
 

@@ -133,6 +133,7 @@ export class Run {
     this.timeoutMs = timeoutMs;
     this.screenshotDir = screenshots || null;
     this.logs = [];
+    this.cspViolations = []; // the server's Content-Security-Policy refused something a page does
     this.pages = {}; // name -> adapter
     this.browsers = []; // objects with close()
     this.step = 'init';
@@ -182,7 +183,10 @@ export class Run {
   addPage(name, adapter) {
     this.pages[name] = adapter;
     const page = adapter.raw;
-    page.on('console', (m) => this.log(`[${name}] console.${m.type()}: ${m.text()}`));
+    page.on('console', (m) => {
+      this.log(`[${name}] console.${m.type()}: ${m.text()}`);
+      if (/Content.Security.Policy/i.test(m.text())) this.cspViolations.push(`[${name}] ${m.text()}`);
+    });
     page.on('pageerror', (e) => this.log(`[${name}] pageerror: ${e && e.stack ? e.stack : e}`));
     page.on('requestfailed', (r) => {
       const f = r.failure();
@@ -279,6 +283,9 @@ export class Run {
   }
 
   async succeed(result) {
+    if (this.cspViolations.length) {
+      return this.fail(new Error(`the pages broke the Content-Security-Policy: ${this.cspViolations.slice(0, 3).join(' | ')}`));
+    }
     this.step = 'close';
     this.finished = true;
     this.exitCode = 0;

@@ -108,19 +108,43 @@ impl Ws {
     }
 
     pub async fn connect_as(addr: SocketAddr, token: Option<&str>, user_agent: Option<&str>) -> Ws {
+        let headers: Vec<(&str, &str)> = user_agent.map(|ua| ("user-agent", ua)).into_iter().collect();
+        Ws::try_connect(addr, token, &headers).await.expect("websocket")
+    }
+
+    /// Connects with these extra headers; `Err(status)` if the upgrade is refused.
+    pub async fn try_connect(addr: SocketAddr, token: Option<&str>, headers: &[(&str, &str)]) -> Result<Ws, u16> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = match token {
             Some(t) => format!("ws://{addr}/api/ws?token={t}"),
             None => format!("ws://{addr}/api/ws"),
         };
         let mut req = url.into_client_request().unwrap();
-        if let Some(ua) = user_agent {
-            req.headers_mut().insert("user-agent", ua.parse().unwrap());
+        for (k, v) in headers {
+            req.headers_mut().insert(tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
-        let (socket, _) = tokio_tungstenite::connect_async(req).await.expect("websocket");
+        let socket = match tokio_tungstenite::connect_async(req).await {
+            Ok((socket, _)) => socket,
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => return Err(r.status().as_u16()),
+            Err(e) => panic!("websocket: {e}"),
+        };
         let mut ws = Ws { socket, seen: Vec::new() };
         ws.next_of("hello", 5).await;
-        ws
+        Ok(ws)
+    }
+
+    /// Reads until the server closes the socket (or `secs` pass); returns
+    /// the close code, if a close frame came. Messages go to `seen`.
+    pub async fn until_closed(&mut self, secs: u64) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => self.seen.push(serde_json::from_str(t.as_str()).expect("JSON event")),
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_))) | Ok(None) | Err(_) => return None,
+            }
+        }
     }
 
     pub async fn send(&mut self, v: Value) {

@@ -7,6 +7,7 @@ pub mod api;
 pub mod browser;
 pub mod http;
 pub mod peer;
+pub mod process;
 
 use std::path::PathBuf;
 
