@@ -361,7 +361,7 @@ impl Polls {
     /// Closes a poll at `at` (if it is open): its final counts are taken in
     /// the same transaction, so no vote is both refused and counted.
     async fn close(&self, poll_id: i64, reason: &str, at: i64) -> Result<Option<Poll>, ApiError> {
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = crate::db::begin_immediate(&self.pool).await.db()?;
         let r = sqlx::query("UPDATE polls SET state = 'closed', closed_at = $1, close_reason = $2 WHERE id = $3 AND state = 'open'")
             .bind(at)
             .bind(reason)
@@ -617,7 +617,7 @@ async fn write_votes(pool: SqlitePool, mut rx: mpsc::Receiver<VoteJob>) {
 }
 
 async fn commit_votes(pool: &SqlitePool, batch: &[VoteJob]) -> Result<Vec<VoteOutcome>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin_immediate(pool).await?;
     let mut out = Vec::with_capacity(batch.len());
     for v in batch {
         let before: Option<(i64,)> = sqlx::query_as("SELECT option_idx FROM poll_votes WHERE poll_id = $1 AND user_id = $2").bind(v.poll_id).bind(v.user_id).fetch_optional(&mut *tx).await?;

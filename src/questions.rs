@@ -280,7 +280,7 @@ impl Questions {
         if q.user.as_ref().is_some_and(|u| u.id == who.id()) {
             return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "own_question", "you cannot upvote your own question"));
         }
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = crate::db::begin_immediate(&self.pool).await.db()?;
         let r = sqlx::query("INSERT INTO question_upvotes (question_id, user_id, load_test, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (question_id, user_id) DO NOTHING")
             .bind(id)
             .bind(who.id())
@@ -309,7 +309,7 @@ impl Questions {
         if q.state == QuestionState::Hidden {
             return Err(not_found(id));
         }
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = crate::db::begin_immediate(&self.pool).await.db()?;
         let r: Option<(i64,)> = sqlx::query_as("DELETE FROM question_upvotes WHERE question_id = $1 AND user_id = $2 RETURNING load_test").bind(id).bind(who.id()).fetch_optional(&mut *tx).await.db()?;
         let Some((load_test,)) = r else {
             tx.rollback().await.db()?;
@@ -333,7 +333,7 @@ impl Questions {
         }
         self.of_stream(stream.id, id).await?;
         let now = now_ms();
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = crate::db::begin_immediate(&self.pool).await.db()?;
         let mut touched: Vec<i64> = Vec::new();
         if state == QuestionState::Answering {
             let before: Vec<(i64,)> = sqlx::query_as("UPDATE questions SET state = 'answered', answered_at = $1, updated_by = $2 WHERE stream_id = $3 AND state = 'answering' AND id <> $4 RETURNING id")

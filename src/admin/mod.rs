@@ -394,7 +394,7 @@ impl Admin {
 
     /// Takes a replay down for good (unlisted, never saved again).
     pub async fn take_down(&self, stream: i64, by: i64, reason: &str) -> Result<bool, ApiError> {
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = crate::db::begin_immediate(&self.pool).await.db()?;
         let r = sqlx::query("INSERT INTO stream_takedowns (stream_id, by_user, reason, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (stream_id) DO NOTHING")
             .bind(stream)
             .bind(by)
