@@ -56,7 +56,7 @@ pub struct UserChange {
     responses((status = 200, body = User), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn change_user(State(app): State<AppState>, Auth(who): Auth, Path(user): Path<String>, Body(change): Body<UserChange>) -> Result<Json<User>, ApiError> {
     admin(&who)?;
-    let u = super::user_named(&app, &user).await?;
+    let u = app.accounts.lookup_any(&user).await?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "user_not_found", format!("no user '{user}'")))?;
     if u.id == who.id() && (change.disabled == Some(true) || change.role.is_some_and(|r| r != Role::Admin)) {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "self_demotion", "an admin cannot demote or disable themself"));
     }
