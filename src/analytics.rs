@@ -66,6 +66,11 @@ pub struct ViewerInfo {
     pub network: Option<Network>,
 }
 
+/// A stay for the report: viewer key, joined, left (or now), device, webrtc, country, region.
+type StayRow = (String, i64, i64, String, i64, Option<String>, Option<String>);
+/// A session row: id, viewer key, user, device, user agent, webrtc, load test, joined, left, country, region.
+type SessionRow = (i64, String, Option<i64>, String, String, i64, i64, i64, Option<i64>, Option<String>, Option<String>);
+
 /// A viewer back this soon after leaving (a reload) resumes the same stay.
 pub const REJOIN: Duration = Duration::from_secs(10);
 
@@ -244,7 +249,7 @@ impl Analytics {
     pub async fn report(&self, s: &Stream) -> Result<Report, ApiError> {
         self.flush().await;
         let now = now_ms();
-        let rows: Vec<(String, i64, i64, String, i64, Option<String>, Option<String>)> = sqlx::query_as(
+        let rows: Vec<StayRow> = sqlx::query_as(
             "SELECT viewer_key, joined_at, COALESCE(left_at, $2), device, webrtc, country, region FROM viewer_sessions WHERE stream_id = $1 AND load_test = 0 ORDER BY joined_at, id",
         )
         .bind(s.id)
@@ -332,7 +337,7 @@ impl Analytics {
         let limit = q.limit.unwrap_or(100).clamp(1, 1000);
         let offset = q.offset.unwrap_or(0).max(0);
         let lt = if q.load_tests { "" } else { " AND load_test = 0" };
-        let rows: Vec<(i64, String, Option<i64>, String, String, i64, i64, i64, Option<i64>, Option<String>, Option<String>)> = sqlx::query_as(&format!(
+        let rows: Vec<SessionRow> = sqlx::query_as(&format!(
             "SELECT id, viewer_key, user_id, device, user_agent, webrtc, load_test, joined_at, left_at, country, region FROM viewer_sessions \
              WHERE stream_id = $1{lt} ORDER BY joined_at DESC, id DESC LIMIT $2 OFFSET $3"
         ))

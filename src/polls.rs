@@ -253,7 +253,7 @@ impl Polls {
             loop {
                 tick.tick().await;
                 n += 1;
-                if let Err(e) = p.tick(now_ms(), n % 10 == 0).await {
+                if let Err(e) = p.tick(now_ms(), n.is_multiple_of(10)).await {
                     tracing::error!("polls: {e}");
                 }
             }

@@ -127,6 +127,7 @@ pub enum Sort {
 #[into_params(parameter_in = Query)]
 pub struct QuestionsQuery {
     /// `top` (default) or `new`.
+    #[param(inline)]
     pub sort: Option<Sort>,
     /// 1-500, default 200.
     pub limit: Option<i64>,
@@ -189,7 +190,7 @@ impl Questions {
                 if let Err(e) = me.flush().await {
                     tracing::error!("questions: {e}");
                 }
-                if n % 900 == 0 {
+                if n.is_multiple_of(900) {
                     let now = Instant::now();
                     me.senders.retain(|_, s| now.saturating_duration_since(s.seen) < Duration::from_secs(180));
                 }

@@ -72,7 +72,7 @@ pub struct AuditQuery {
 
 /// A viewer's report of a stream.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Report {
+pub struct StreamReport {
     /// Id.
     pub id: i64,
     /// The stream.
@@ -170,6 +170,11 @@ pub struct HostApproval {
     pub note: String,
 }
 
+/// An audit row: id, actor id, their username, name and role, action, target type and id, reason, detail, time.
+type AuditRow = (i64, i64, Option<String>, Option<String>, Option<String>, String, String, Option<i64>, String, String, i64);
+/// A users-list row: id, username, name, email, role, disabled at, approval, made at, streams, live, keys.
+type UserRow = (i64, String, String, Option<String>, String, Option<i64>, Option<String>, i64, i64, i64, i64);
+
 /// The admin side of the platform.
 #[derive(Clone)]
 pub struct Admin {
@@ -223,7 +228,7 @@ impl Admin {
         if !(1..=200).contains(&limit) {
             return Err(ApiError::validation(BTreeMap::from([("limit".into(), "must be 1-200".into())])));
         }
-        let rows: Vec<(i64, i64, Option<String>, Option<String>, Option<String>, String, String, Option<i64>, String, String, i64)> = sqlx::query_as(
+        let rows: Vec<AuditRow> = sqlx::query_as(
             "SELECT a.id, a.actor_id, u.username, u.display_name, u.role, a.action, a.target_type, a.target_id, a.reason, a.detail, a.created_at \
              FROM admin_audit a LEFT JOIN users u ON u.id = a.actor_id \
              WHERE ($1 IS NULL OR a.id < $1) AND ($2 IS NULL OR a.action = $2) AND ($3 IS NULL OR a.target_type = $3) AND ($4 IS NULL OR a.target_id = $4) \
@@ -262,7 +267,7 @@ impl Admin {
     }
 
     /// A viewer reports a stream (one open report per viewer and stream).
-    pub async fn file_report(&self, stream_id: i64, reporter: i64, reason: &str) -> Result<Report, ApiError> {
+    pub async fn file_report(&self, stream_id: i64, reporter: i64, reason: &str) -> Result<StreamReport, ApiError> {
         let reason = check_reason("reason", reason)?;
         let r = sqlx::query_as::<_, (i64,)>("INSERT INTO stream_reports (stream_id, reporter_id, reason, state, created_at) VALUES ($1, $2, $3, 'open', $4) RETURNING id")
             .bind(stream_id)
@@ -283,14 +288,14 @@ impl Admin {
          (SELECT COUNT(*) FROM stream_reports o WHERE o.stream_id = r.stream_id AND o.state = 'open') \
          FROM stream_reports r JOIN streams s ON s.id = r.stream_id JOIN users h ON h.id = s.host_id JOIN users p ON p.id = r.reporter_id";
 
-    fn report_of(r: &SqliteRow) -> Report {
+    fn report_of(r: &SqliteRow) -> StreamReport {
         let user = |at: usize| PublicUser {
             id: r.get(at),
             username: r.get(at + 1),
             display_name: r.get(at + 2),
             role: Role::parse(r.get::<&str, _>(at + 3)).unwrap_or(Role::Viewer),
         };
-        Report {
+        StreamReport {
             id: r.get(0),
             stream_id: r.get(1),
             stream_title: r.get(2),
@@ -307,13 +312,13 @@ impl Admin {
     }
 
     /// One report.
-    pub async fn report(&self, id: i64) -> Result<Option<Report>, ApiError> {
+    pub async fn report(&self, id: i64) -> Result<Option<StreamReport>, ApiError> {
         let r = sqlx::query(&format!("{} WHERE r.id = $1", Self::REPORT_SELECT)).bind(id).fetch_optional(&self.pool).await.db()?;
         Ok(r.as_ref().map(Self::report_of))
     }
 
     /// Reports in a state (`open` by default, `all`), oldest open first.
-    pub async fn reports(&self, state: Option<&str>) -> Result<Vec<Report>, ApiError> {
+    pub async fn reports(&self, state: Option<&str>) -> Result<Vec<StreamReport>, ApiError> {
         let state = state.unwrap_or("open");
         if !["open", "resolved", "dismissed", "all"].contains(&state) {
             return Err(ApiError::validation(BTreeMap::from([("state".into(), "must be open, resolved, dismissed or all".into())])));
@@ -324,7 +329,7 @@ impl Admin {
     }
 
     /// Closes an open report as `resolved` or `dismissed`.
-    pub async fn resolve_report(&self, id: i64, by: i64, outcome: &str, note: &str) -> Result<Report, ApiError> {
+    pub async fn resolve_report(&self, id: i64, by: i64, outcome: &str, note: &str) -> Result<StreamReport, ApiError> {
         let r = sqlx::query("UPDATE stream_reports SET state = $1, resolved_at = $2, resolved_by = $3, resolution = $4 WHERE id = $5 AND state = 'open'")
             .bind(outcome)
             .bind(now_ms())
@@ -425,14 +430,14 @@ impl Admin {
         if status.is_some_and(|s| !["active", "disabled", "pending"].contains(&s)) {
             return Err(ApiError::validation(BTreeMap::from([("status".into(), "must be active, disabled or pending".into())])));
         }
-        let pattern = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(|s| format!("%{}%", s.to_lowercase().replace('\\', "").replace('%', "").replace('_', "\\_")));
+        let pattern = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(|s| format!("%{}%", s.to_lowercase().replace(['\\', '%'], "").replace('_', "\\_")));
         let filter = "FROM users u LEFT JOIN host_approvals a ON a.user_id = u.id \
              WHERE ($1 IS NULL OR lower(u.username) LIKE $1 ESCAPE '\\' OR lower(u.display_name) LIKE $1 ESCAPE '\\' OR lower(COALESCE(u.email, '')) LIKE $1 ESCAPE '\\') \
              AND ($2 IS NULL OR u.role = $2) \
              AND ($3 IS NULL OR ($3 = 'active' AND u.disabled_at IS NULL) OR ($3 = 'disabled' AND u.disabled_at IS NOT NULL) OR ($3 = 'pending' AND a.state = 'pending'))";
         let role = q.role.map(|r| r.as_str());
         let (total,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) {filter}")).bind(&pattern).bind(role).bind(status).fetch_one(&self.pool).await.db()?;
-        let rows: Vec<(i64, String, String, Option<String>, String, Option<i64>, Option<String>, i64, i64, i64, i64)> = sqlx::query_as(&format!(
+        let rows: Vec<UserRow> = sqlx::query_as(&format!(
             "SELECT u.id, u.username, u.display_name, u.email, u.role, u.disabled_at, a.state, u.created_at, \
              (SELECT COUNT(*) FROM streams s WHERE s.host_id = u.id), \
              (SELECT COUNT(*) FROM streams s WHERE s.host_id = u.id AND s.state = 'live'), \

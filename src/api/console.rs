@@ -17,7 +17,7 @@ use super::extract::{id, AppState, Auth, Body, Q};
 use super::ErrorBody;
 use crate::accounts::{Principal, Role};
 use crate::admin::health::Sample;
-use crate::admin::{check_reason, day_start_utc, AdminUser, AuditPage, AuditQuery, HostApproval, Report, UserPage, UsersQuery};
+use crate::admin::{check_reason, day_start_utc, AdminUser, AuditPage, AuditQuery, HostApproval, StreamReport, UserPage, UsersQuery};
 use crate::clock::now_ms;
 use crate::keys::KeyInfo;
 use crate::realtime::{Event, Topic};
@@ -266,9 +266,9 @@ pub struct ReportInput {
 /// Reports a stream to the admins (one open report per viewer and stream).
 #[utoipa::path(post, path = "/api/streams/{id}/reports", tag = "streams", security(("bearer" = [])), request_body = ReportInput,
     params(("id" = i64, Path, description = "Stream id")),
-    responses((status = 201, body = Report), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 201, body = StreamReport), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, description = "already_reported", body = ErrorBody), (status = 422, description = "own_stream", body = ErrorBody)))]
-pub async fn report(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>, Body(input): Body<ReportInput>) -> Result<(StatusCode, Json<Report>), ApiError> {
+pub async fn report(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>, Body(input): Body<ReportInput>) -> Result<(StatusCode, Json<StreamReport>), ApiError> {
     let s = app.stream(id(&sid, "stream")?).await?;
     access::check_watch(&app.membership, &s, Some(&who)).await?;
     if s.host.id == who.id() {
@@ -287,8 +287,8 @@ pub struct ReportsQuery {
 
 /// Viewers' reports to review.
 #[utoipa::path(get, path = "/api/admin/reports", tag = "admin", security(("bearer" = [])), params(ReportsQuery),
-    responses((status = 200, body = [Report]), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn reports(State(app): State<AppState>, Auth(who): Auth, Q(q): Q<ReportsQuery>) -> Result<Json<Vec<Report>>, ApiError> {
+    responses((status = 200, body = [StreamReport]), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn reports(State(app): State<AppState>, Auth(who): Auth, Q(q): Q<ReportsQuery>) -> Result<Json<Vec<StreamReport>>, ApiError> {
     admin_only(&who)?;
     app.admin.reports(q.state.as_deref()).await.map(Json)
 }
@@ -307,8 +307,8 @@ pub struct ReviewInput {
 /// Closes a report after review.
 #[utoipa::path(post, path = "/api/admin/reports/{report}/resolve", tag = "admin", security(("bearer" = [])), request_body = ReviewInput,
     params(("report" = i64, Path, description = "Report id")),
-    responses((status = 200, body = Report), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "report_closed", body = ErrorBody)))]
-pub async fn resolve_report(State(app): State<AppState>, Auth(who): Auth, Path(rid): Path<String>, Body(input): Body<ReviewInput>) -> Result<Json<Report>, ApiError> {
+    responses((status = 200, body = StreamReport), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "report_closed", body = ErrorBody)))]
+pub async fn resolve_report(State(app): State<AppState>, Auth(who): Auth, Path(rid): Path<String>, Body(input): Body<ReviewInput>) -> Result<Json<StreamReport>, ApiError> {
     admin_only(&who)?;
     if !["resolved", "dismissed"].contains(&input.outcome.as_str()) {
         return Err(ApiError::validation([("outcome".to_owned(), "must be resolved or dismissed".to_owned())].into()));

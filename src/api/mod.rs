@@ -309,7 +309,6 @@ pub fn router(app: AppState, static_dir: &Path) -> Router {
         .route_service("/publish", page("publish.html"))
         .route_service("/watch/{stream}", page("watch.html"))
         .route_service("/c/{username}", page("channel.html"))
-        .route_service("/admin", page("admin.html"))
         .nest_service("/static", ServeDir::new(static_dir));
     let misc = Router::new()
         .route("/api/openapi.json", get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc) }))

@@ -362,7 +362,7 @@ impl Chat {
             }
             if let Some(minutes) = rules.settings.followers_only_minutes {
                 let since = self.membership.following_since(who.id(), host).await?;
-                if !since.is_some_and(|t| t <= now_ms() - minutes * 60_000) {
+                if since.is_none_or(|t| t > now_ms() - minutes * 60_000) {
                     return Err(Rejection::FollowersOnly(minutes).to_api());
                 }
             }
