@@ -164,8 +164,11 @@ async function main() {
   result.studio_hidden_state = await studio.evaluate((id) => document.querySelector(`#host-tools .qa-item[data-id="${id}"]`).dataset.state, hid);
 
   run.step = 'screenshots while the poll is open';
+  // Clicks scrolled the page: the pictures show it from the top, as it opens.
+  await watch.evaluate(() => window.scrollTo(0, 0));
   await shot(watch, 'watch-desktop-qa');
   await watch.click('#tab-chat', run.remaining());
+  await watch.evaluate(() => window.scrollTo(0, 0));
   await shot(watch, 'watch-desktop-poll');
   await shot(mobile, 'watch-phone-qa');
   await mobile.click('#qa-toggle', run.remaining());
