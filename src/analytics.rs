@@ -60,9 +60,16 @@ pub struct ViewerInfo {
     pub user_agent: String,
     /// A load-test client.
     pub load_test: bool,
+    /// Where they watch from (never their address).
+    pub location: crate::geo::Location,
     /// The client's network, what the per-address cap counts by.
     pub network: Option<Network>,
 }
+
+/// A stay for the report: viewer key, joined, left (or now), device, webrtc, country, region.
+type StayRow = (String, i64, i64, String, i64, Option<String>, Option<String>);
+/// A session row: id, viewer key, user, device, user agent, webrtc, load test, joined, left, country, region.
+type SessionRow = (i64, String, Option<i64>, String, String, i64, i64, i64, Option<i64>, Option<String>, Option<String>);
 
 /// A viewer back this soon after leaving (a reload) resumes the same stay.
 pub const REJOIN: Duration = Duration::from_secs(10);
@@ -157,23 +164,30 @@ pub struct Analytics {
     /// WHEP sessions opened but not yet connected, with who they are.
     pending: Arc<DashMap<SessionId, ViewerInfo>>,
     pool: SqlitePool,
+    /// Whether an IP location database is loaded (else locations are unknown).
+    geo: bool,
 }
 
 impl Analytics {
     /// Closes the sessions a previous run left open (at their last sign of
     /// life) and starts the presence task; `per_network` caps the viewers
     /// counted per client network (0: no cap).
-    pub async fn start(pool: SqlitePool, hub: Arc<Hub>, per_network: usize) -> Result<Analytics, String> {
+    pub async fn start(pool: SqlitePool, hub: Arc<Hub>, per_network: usize, geo: bool) -> Result<Analytics, String> {
         sqlx::query("UPDATE viewer_sessions SET left_at = last_seen_at WHERE left_at IS NULL").execute(&pool).await.map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::unbounded_channel();
         let live: Arc<DashMap<i64, Live>> = Default::default();
         tokio::spawn(run(pool.clone(), hub, rx, live.clone(), per_network));
-        Ok(Analytics { tx, live, pending: Default::default(), pool })
+        Ok(Analytics { tx, live, pending: Default::default(), pool, geo })
     }
 
     /// Real viewers of a stream now.
     pub fn live(&self, stream: i64) -> Live {
         self.live.get(&stream).map(|l| *l).unwrap_or_default()
+    }
+
+    /// Real viewers of every stream now, together.
+    pub fn viewers_total(&self) -> u64 {
+        self.live.iter().map(|l| l.viewers).sum()
     }
 
     /// Fills in a stream's live viewer count.
@@ -235,8 +249,8 @@ impl Analytics {
     pub async fn report(&self, s: &Stream) -> Result<Report, ApiError> {
         self.flush().await;
         let now = now_ms();
-        let rows: Vec<(String, i64, i64, String, i64)> = sqlx::query_as(
-            "SELECT viewer_key, joined_at, COALESCE(left_at, $2), device, webrtc FROM viewer_sessions WHERE stream_id = $1 AND load_test = 0 ORDER BY joined_at",
+        let rows: Vec<StayRow> = sqlx::query_as(
+            "SELECT viewer_key, joined_at, COALESCE(left_at, $2), device, webrtc, country, region FROM viewer_sessions WHERE stream_id = $1 AND load_test = 0 ORDER BY joined_at, id",
         )
         .bind(s.id)
         .bind(now)
@@ -249,7 +263,7 @@ impl Analytics {
         let mut devices: BTreeMap<String, i64> = BTreeMap::new();
         let mut device_seen: HashSet<(&str, &str)> = HashSet::new();
         let mut webrtc: HashSet<&str> = HashSet::new();
-        for (key, from, to, device, rtc) in &rows {
+        for (key, from, to, device, rtc, _, _) in &rows {
             *per_viewer.entry(key).or_default() += (to - from).max(0);
             if device_seen.insert((key, device)) {
                 *devices.entry(device.clone()).or_default() += 1;
@@ -259,6 +273,7 @@ impl Analytics {
             }
         }
         let unique = per_viewer.len() as i64;
+        let geography = geography(self.geo, rows.iter().map(|r| (r.0.as_str(), (r.2 - r.1).max(0), r.5.as_deref(), r.6.as_deref())));
         let total_ms: i64 = per_viewer.values().sum();
         let avg = if unique > 0 { total_ms / unique / 1000 } else { 0 };
         let retention = [30, 60, 300, 600, 1800, 3600]
@@ -312,6 +327,7 @@ impl Analytics {
             load_test_sessions: load_tests,
             over: s.is_over(),
             summary,
+            geography,
         })
     }
 
@@ -321,8 +337,8 @@ impl Analytics {
         let limit = q.limit.unwrap_or(100).clamp(1, 1000);
         let offset = q.offset.unwrap_or(0).max(0);
         let lt = if q.load_tests { "" } else { " AND load_test = 0" };
-        let rows: Vec<(i64, String, Option<i64>, String, String, i64, i64, i64, Option<i64>)> = sqlx::query_as(&format!(
-            "SELECT id, viewer_key, user_id, device, user_agent, webrtc, load_test, joined_at, left_at FROM viewer_sessions \
+        let rows: Vec<SessionRow> = sqlx::query_as(&format!(
+            "SELECT id, viewer_key, user_id, device, user_agent, webrtc, load_test, joined_at, left_at, country, region FROM viewer_sessions \
              WHERE stream_id = $1{lt} ORDER BY joined_at DESC, id DESC LIMIT $2 OFFSET $3"
         ))
         .bind(stream)
@@ -334,7 +350,7 @@ impl Analytics {
         let now = now_ms();
         Ok(rows
             .into_iter()
-            .map(|(id, key, user_id, device, user_agent, webrtc, load_test, joined, left)| ViewerSession {
+            .map(|(id, key, user_id, device, user_agent, webrtc, load_test, joined, left, country, region)| ViewerSession {
                 id,
                 viewer: key,
                 user_id,
@@ -345,6 +361,8 @@ impl Analytics {
                 joined_at: joined,
                 left_at: left,
                 watch_seconds: (left.unwrap_or(now) - joined).max(0) / 1000,
+                country,
+                region,
             })
             .collect())
     }
@@ -414,6 +432,59 @@ pub struct Report {
     pub devices: BTreeMap<String, i64>,
     /// Load-test sessions seen (never in the figures above).
     pub load_test_sessions: i64,
+    /// Viewers and watch time by country and region.
+    pub geography: Geography,
+}
+
+/// Where the audience watched from.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Geography {
+    /// Whether the server has an IP location database (`--geoip-db`);
+    /// without one every viewer is `unknown`.
+    pub database: bool,
+    /// Per country (ISO 3166-1 code, or `unknown`), most viewers first.
+    pub countries: Vec<PlaceFigures>,
+    /// Per region within a country (`unknown` when the database has none).
+    pub regions: Vec<PlaceFigures>,
+}
+
+/// The audience of one place.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct PlaceFigures {
+    /// Country code, or `unknown`.
+    pub country: String,
+    /// Region (in `regions` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Different viewers (each counted where their first stay began).
+    pub viewers: i64,
+    /// Their watch time there, seconds.
+    pub watch_seconds: i64,
+}
+
+/// Viewers and watch time per country and region, from stays (viewer key,
+/// milliseconds watched, country, region) in the order they began.
+pub fn geography<'a>(geo: bool, stays: impl Iterator<Item = (&'a str, i64, Option<&'a str>, Option<&'a str>)>) -> Geography {
+    const UNKNOWN: &str = "unknown";
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut countries: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut regions: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    for (key, ms, country, region) in stays {
+        let c = country.unwrap_or(UNKNOWN).to_owned();
+        let r = region.unwrap_or(UNKNOWN).to_owned();
+        let first = seen.insert(key) as i64;
+        let e = countries.entry(c.clone()).or_default();
+        e.0 += first;
+        e.1 += ms;
+        let e = regions.entry((c, r)).or_default();
+        e.0 += first;
+        e.1 += ms;
+    }
+    let mut countries: Vec<PlaceFigures> = countries.into_iter().map(|(country, (v, ms))| PlaceFigures { country, region: None, viewers: v, watch_seconds: ms / 1000 }).collect();
+    let mut regions: Vec<PlaceFigures> = regions.into_iter().map(|((country, region), (v, ms))| PlaceFigures { country, region: Some(region), viewers: v, watch_seconds: ms / 1000 }).collect();
+    countries.sort_by(|a, b| b.viewers.cmp(&a.viewers).then(b.watch_seconds.cmp(&a.watch_seconds)).then(a.country.cmp(&b.country)));
+    regions.sort_by(|a, b| b.viewers.cmp(&a.viewers).then(b.watch_seconds.cmp(&a.watch_seconds)).then(a.country.cmp(&b.country)).then(a.region.cmp(&b.region)));
+    Geography { database: geo, countries, regions }
 }
 
 /// Query of the sessions list.
@@ -456,6 +527,10 @@ pub struct ViewerSession {
     pub left_at: Option<i64>,
     /// So far.
     pub watch_seconds: i64,
+    /// Country (ISO code) the stay began in; null: unknown.
+    pub country: Option<String>,
+    /// Region; null: unknown.
+    pub region: Option<String>,
 }
 
 async fn run(pool: SqlitePool, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiver<Msg>, live: Arc<DashMap<i64, Live>>, per_network: usize) {
@@ -548,8 +623,8 @@ async fn apply(pool: &SqlitePool, rooms: &mut HashMap<i64, Room>, index: &mut Ha
                         }
                         _ => {
                             let (row,): (i64,) = sqlx::query_as(
-                                "INSERT INTO viewer_sessions (stream_id, viewer_key, user_id, device, user_agent, webrtc, load_test, joined_at, last_seen_at) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+                                "INSERT INTO viewer_sessions (stream_id, viewer_key, user_id, device, user_agent, webrtc, load_test, joined_at, last_seen_at, country, region) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) RETURNING id",
                             )
                             .bind(stream)
                             .bind(&info.key)
@@ -559,6 +634,8 @@ async fn apply(pool: &SqlitePool, rooms: &mut HashMap<i64, Room>, index: &mut Ha
                             .bind(webrtc as i64)
                             .bind(info.load_test as i64)
                             .bind(now)
+                            .bind(&info.location.country)
+                            .bind(&info.location.region)
                             .fetch_one(pool)
                             .await?;
                             (row, false)

@@ -10,6 +10,8 @@ use sqlx::SqlitePool;
 
 use crate::accounts::token::KeyRing;
 use crate::accounts::{Accounts, Principal, Role, TokenLifetimes};
+use crate::admin::Admin;
+use crate::geo::GeoIp;
 use crate::analytics::Analytics;
 use crate::channels::Channels;
 use crate::api::ws_guard::WsLimits;
@@ -19,6 +21,8 @@ use crate::images::Images;
 use crate::keys::KeyStore;
 use crate::membership::Membership;
 use crate::money::Money;
+use crate::polls::Polls;
+use crate::questions::Questions;
 use crate::ratelimit::{Limiter, Rate};
 use crate::realtime::Hub;
 use crate::streams::lifecycle::{Lifecycle, Timings};
@@ -76,6 +80,14 @@ pub struct App {
     pub channels: Channels,
     /// Uploaded images.
     pub images: Images,
+    /// Polls during streams.
+    pub polls: Polls,
+    /// Q&A during streams.
+    pub questions: Questions,
+    /// The admin console's data: audit log, reports, approvals, health.
+    pub admin: Admin,
+    /// The IP location database (viewers' country and region).
+    pub geo: GeoIp,
     /// Set when the server starts shutting down (WebSockets close politely).
     pub shutdown: Shutdown,
 }
@@ -137,7 +149,8 @@ impl App {
         let streams = StreamStore::new(pool.clone());
         let membership = Membership::new(pool.clone());
         let chat = Chat::start(pool.clone(), hub.clone(), streams.clone(), membership.clone());
-        let analytics = Analytics::start(pool.clone(), hub.clone(), settings.viewers_per_network as usize).await?;
+        let geo = GeoIp::open(settings.geoip_db.as_deref())?;
+        let analytics = Analytics::start(pool.clone(), hub.clone(), settings.viewers_per_network as usize, geo.enabled()).await?;
         let money = Money::start(pool.clone(), settings.money.clone(), hub.clone(), chat.clone(), streams.clone(), membership.clone()).await?;
         let webhooks = Webhooks::start(pool.clone());
         let timings = Timings { reconnect_grace: settings.reconnect_grace, media_wait: settings.media_wait };
@@ -157,7 +170,11 @@ impl App {
         };
         let channels = Channels::new(pool.clone());
         let images = Images::new(data_dir);
-        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, shutdown: Shutdown::default(), money });
+        let polls = Polls::start(pool.clone(), hub.clone(), membership.clone(), chat.moderation.clone()).await?;
+        let questions = Questions::start(pool.clone(), hub.clone(), chat.clone(), membership.clone());
+        let admin = Admin::new(pool.clone(), settings.host_approval);
+        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, money, polls, questions, admin, geo, shutdown: Shutdown::default() });
+        crate::admin::health::start(Arc::downgrade(&app), app.admin.history.clone());
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));

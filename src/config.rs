@@ -108,6 +108,13 @@ pub struct SettingsArgs {
     /// Viewers of one stream counted per client address (IPv6: per /64); 0 = no cap [default: 10].
     #[arg(long, env = "ONAIR_VIEWERS_PER_IP", global = true)]
     pub viewers_per_ip: Option<u32>,
+    /// New hosts need an admin's approval before they may stream [default: false].
+    #[arg(long, env = "ONAIR_HOST_APPROVAL", global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub host_approval: Option<bool>,
+    /// IP-to-location database (MaxMind GeoLite2 or DB-IP Lite `.mmdb`):
+    /// viewer sessions record country and region.
+    #[arg(long, env = "ONAIR_GEOIP_DB", global = true)]
+    pub geoip_db: Option<PathBuf>,
 }
 
 /// The config file's shape; every key is optional.
@@ -143,6 +150,8 @@ struct FileSettings {
     ws_per_user: Option<u32>,
     ws_rate: Option<u32>,
     viewers_per_ip: Option<u32>,
+    host_approval: Option<bool>,
+    geoip_db: Option<PathBuf>,
 }
 
 /// Settings of the platform around the SFU.
@@ -172,6 +181,10 @@ pub struct PlatformSettings {
     pub ws_messages_per_second: u32,
     /// Viewers of a stream counted per client network (0: no cap).
     pub viewers_per_network: u32,
+    /// New hosts need an admin's approval before they may stream.
+    pub host_approval: bool,
+    /// The IP-to-location database, if any.
+    pub geoip_db: Option<PathBuf>,
 }
 
 impl Default for PlatformSettings {
@@ -189,6 +202,8 @@ impl Default for PlatformSettings {
             ws_messages_per_second: 10,
             viewers_per_network: 10,
             money: MoneySettings::default(),
+            host_approval: false,
+            geoip_db: None,
         }
     }
 }
@@ -321,6 +336,8 @@ impl Settings {
                 ws_per_user: args.ws_per_user.or(file.ws_per_user).unwrap_or(pd.ws_per_user).max(1),
                 ws_messages_per_second: args.ws_rate.or(file.ws_rate).unwrap_or(pd.ws_messages_per_second).max(1),
                 viewers_per_network: args.viewers_per_ip.or(file.viewers_per_ip).unwrap_or(pd.viewers_per_network),
+                host_approval: args.host_approval.or(file.host_approval).unwrap_or(pd.host_approval),
+                geoip_db: args.geoip_db.clone().or(file.geoip_db),
             },
             jwt: EnvSecrets::from_env()?,
         })

@@ -22,6 +22,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "channels", include_str!("../migrations/0004_channels.sql")),
     (5, "ledger", include_str!("../migrations/0005_ledger.sql")),
     (6, "monetization", include_str!("../migrations/0006_monetization.sql")),
+    (7, "polls and questions", include_str!("../migrations/0007_polls_questions.sql")),
+    (8, "admin console and audience geography", include_str!("../migrations/0008_admin_geo.sql")),
 ];
 
 /// Opens (creating if needed) `onair.db` in `data_dir` and migrates it.

@@ -34,6 +34,7 @@ impl Gate {
         if !host.role.can_host() {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "not_a_host", "this account may not publish"));
         }
+        app.admin.check_may_stream(host.id).await?;
         let target = match app.streams.publish_target(host.id).await? {
             Some(s) => s,
             None => {
@@ -109,6 +110,7 @@ impl Platform for Gate {
             user_id,
             user_agent: client.user_agent.clone(),
             load_test: client.load_test,
+            location: self.app.geo.locate(client.ip),
             network: client.ip.map(crate::client_addr::Network::of),
         };
         self.app.analytics.webrtc_opened(session, info);

@@ -12,9 +12,13 @@
 //!   goes live with; [`images`]: uploaded thumbnails and avatars;
 //! - [`chat`]: live chat, its rules and moderation; [`membership`]:
 //!   followers, subscribers, tickets, moderators;
-//! - [`analytics`]: viewer figures from real connections;
+//! - [`polls`] and [`questions`]: polls and Q&A during a stream;
+//! - [`analytics`]: viewer figures from real connections; [`geo`]: where
+//!   viewers watch from; [`best_times`]: when a host's audience is largest;
 //! - [`money`]: the coin wallet, its ledger, payments, tips, gifts, tickets,
 //!   subscriptions and creator earnings;
+//! - [`admin`]: the admin console's audit log, reports, host approval and
+//!   the server's health over the last day;
 //! - [`realtime`]: the event hub behind every client's WebSocket;
 //! - [`webhooks`]: signed outbound events; [`ratelimit`]: token buckets;
 //! - [`logs`]: log output (text or JSON, no colours off a terminal);
@@ -23,9 +27,11 @@
 //!   WHIP/WHEP; [`app`]: every service in one place.
 
 pub mod accounts;
+pub mod admin;
 pub mod analytics;
 pub mod api;
 pub mod app;
+pub mod best_times;
 pub mod channels;
 pub mod chat;
 pub mod client_addr;
@@ -33,11 +39,14 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod gate;
+pub mod geo;
 pub mod images;
 pub mod keys;
 pub mod logs;
 pub mod membership;
 pub mod money;
+pub mod polls;
+pub mod questions;
 pub mod ratelimit;
 pub mod realtime;
 pub mod server;

@@ -112,6 +112,42 @@ pub enum Event {
     Gift(Box<crate::money::support::SupportEvent>),
     /// Your balances changed (to your own pages only).
     Wallet(Box<crate::money::wallet::Wallet>),
+    /// A poll opened in the stream.
+    PollOpened {
+        /// The poll (no votes yet).
+        poll: Box<crate::polls::Poll>,
+    },
+    /// A poll's counts now (at most five times a second per poll).
+    PollResults {
+        /// The poll.
+        poll: Box<crate::polls::Poll>,
+    },
+    /// A poll closed; its counts are final.
+    PollClosed {
+        /// The poll.
+        poll: Box<crate::polls::Poll>,
+    },
+    /// A viewer asked a question.
+    QuestionAdded {
+        /// The question.
+        question: Box<crate::questions::Question>,
+    },
+    /// A question's upvotes or state changed (at most five times a second
+    /// per stream for upvotes). A hidden one comes without its text: drop it.
+    QuestionUpdated {
+        /// The question.
+        question: Box<crate::questions::Question>,
+    },
+    /// A notice for one user from the platform's admins (a stream of theirs
+    /// ended or taken down, and why).
+    Notice {
+        /// `stream_ended_by_admin`, `replay_taken_down`, `host_approved`, ...
+        kind: String,
+        /// For people.
+        message: String,
+        /// The stream it is about, if any.
+        stream_id: Option<i64>,
+    },
 }
 
 struct Outbox {

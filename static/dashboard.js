@@ -22,6 +22,7 @@ import {
 import { api, currentUser, isHost, loginUrl, onLoginChange, renderAccount, savedKeySecrets, saveKeySecret, uploadImage } from './session.js';
 import { Realtime, showReminders } from './realtime.js';
 import { ChatView, ChatComposer, describeSettings } from './chat.js';
+import { HostTools, onInteractEvents } from './interact.js';
 
 const me = currentUser();
 if (!me) window.location.replace(loginUrl('/dashboard'));
@@ -95,6 +96,8 @@ const els = {
 
 const streams = new Map(); // id -> Stream
 const rt = new Realtime({ name: 'dashboard' });
+const hostTools = new HostTools($('#host-tools'));
+onInteractEvents(rt, (msg) => hostTools.event(msg));
 let liveId = null;
 let openOccurrences = new Set();
 let restrictions = [];
@@ -395,12 +398,14 @@ function syncLive() {
     Object.assign(live, { viewers: s.viewers, peak: s.peak_viewers, likes: s.likes, chat_messages: s.chat_messages });
     rt.subscribe(liveId);
     chat.load(liveId);
+    hostTools.setStream(liveId);
     els.summaryPanel.hidden = true;
   } else if (!s && liveId != null) {
     rt.unsubscribe(liveId);
     liveId = null;
     onair.liveId = null;
     chat.clear();
+    hostTools.setStream(null);
     // It ended: its final figures.
     const ended = streams.get(prev);
     if (ended && (ended.state === 'ended' || ended.state === 'archived')) showSummary(prev);

@@ -26,6 +26,7 @@ import {
 import { api, currentUser, isHost, renderAccount, savedKeySecrets, saveKeySecret, uploadImage } from './session.js';
 import { Realtime } from './realtime.js';
 import { ChatView, ChatComposer } from './chat.js';
+import { HostTools, onInteractEvents } from './interact.js';
 
 /** The simulcast ladder sent to the SFU (rids match the server's layer names). */
 export const SIMULCAST_ENCODINGS = [
@@ -890,6 +891,8 @@ function startHealth(stream, key) {
 // ---------------------------------------------------------------- chat (logged in as the stream's host)
 
 const rt = new Realtime({ name: 'studio' });
+const hostTools = new HostTools($('#host-tools'));
+onInteractEvents(rt, (msg) => hostTools.event(msg));
 const chat = new ChatView($('#chat-list'), {
   emptyText: 'No messages yet.',
   menu: true,
@@ -937,6 +940,7 @@ function startChat(stream) {
   if (onair.chatStream != null) rt.unsubscribe(onair.chatStream);
   onair.chatStream = id;
   $('#chat-panel').hidden = false;
+  hostTools.setStream(id);
   rt.subscribe(id);
   rt.connect();
 }
@@ -947,6 +951,7 @@ rt.on('subscribed', (msg) => {
   if (s.host.id !== (currentUser() || {}).id) {
     // Someone else's stream (a key of theirs): their chat is theirs to run.
     $('#chat-panel').hidden = true;
+    hostTools.setStream(null);
     return;
   }
   composer.setSettings(msg.chat || null);

@@ -30,6 +30,7 @@ import { Realtime, showReminders } from './realtime.js';
 import { ChatView, ChatComposer, describeSettings, refusalText } from './chat.js';
 import { SupportPanel } from './gifts.js';
 import { formatCoins } from './money.js';
+import { PollView, QaView, onInteractEvents } from './interact.js';
 
 const ERROR_RETRY_MS = [2000, 4000, 8000, 15000];
 const CONNECT_TIMEOUT_MS = 15000;
@@ -387,6 +388,7 @@ function applyInfo(s, source) {
     onair.likesSource = source;
   }
   renderLikes();
+  qa.setOver(['ended', 'archived', 'cancelled', 'failed'].includes(s.state));
   renderViewerCount();
   composer.setClosed(!['scheduled', 'live'].includes(s.state), s.state === 'cancelled' ? 'This stream was cancelled; its chat is closed.' : 'The stream is over; its chat is closed.');
   applyStatus(s);
@@ -1175,6 +1177,42 @@ async function like() {
   }
 }
 
+// ---------------------------------------------------------------- polls and Q&A
+
+const pollView = new PollView($('#poll-card'));
+const answering = { box: $('#answering'), text: $('#answering-text'), by: $('#answering-by') };
+const qa = new QaView({
+  list: $('#qa-list'),
+  empty: $('#qa-empty'),
+  sortButtons: [...document.querySelectorAll('#qa-panel .seg-btn')],
+  form: $('#qa-form'),
+  input: $('#qa-input'),
+  hint: $('#qa-hint'),
+  loginBox: $('#qa-login'),
+  count: $('#qa-count'),
+  onAnswering: (q) => {
+    // The question the host answers now, over the video for everyone.
+    answering.box.hidden = !q;
+    onair.answering = q ? q.id : null;
+    setText(answering.text, q ? q.text : '');
+    setText(answering.by, q && q.user ? `asked by ${q.user.display_name || q.user.username}` : '');
+    setText($('#qa-toggle-count'), $('#qa-count').textContent);
+  },
+});
+
+/** Chat or Q&A in the side panel (on a phone: the Q&A button over the video). */
+function showTab(tab) {
+  $('#chat-panel').dataset.tab = tab;
+  onair.tab = tab;
+  $('#tab-chat').setAttribute('aria-selected', String(tab === 'chat'));
+  $('#tab-qa').setAttribute('aria-selected', String(tab === 'qa'));
+  $('#qa-toggle').setAttribute('aria-pressed', String(tab === 'qa'));
+}
+$('#tab-chat').addEventListener('click', () => showTab('chat'));
+$('#tab-qa').addEventListener('click', () => showTab('qa'));
+$('#qa-toggle').addEventListener('click', () => showTab($('#chat-panel').dataset.tab === 'qa' ? 'chat' : 'qa'));
+onInteractEvents(rt, (msg) => (msg.poll ? pollView.event(msg) : qa.event(msg)));
+
 // ---------------------------------------------------------------- the WebSocket
 
 function sendWatch() {
@@ -1190,6 +1228,8 @@ function rejoinWatch(nextId = null) {
   if (nextId != null && nextId !== old) {
     onair.streamId = nextId;
     chat.clear();
+    pollView.clear();
+    qa.clear();
     onair.viewerCount = null;
     onair.likes = null;
     sawReconnecting = false;
@@ -1228,6 +1268,8 @@ rt.on('subscribed', (msg) => {
   composer.setSettings(msg.chat || null);
   setText(els.chatModes, describeSettings(msg.chat));
   chat.load(s.id);
+  pollView.load(s.id);
+  qa.load(s.id);
   applyInfo(s, 'subscribed');
 });
 

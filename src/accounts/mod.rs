@@ -472,6 +472,18 @@ impl Accounts {
         Ok(row.map(user_of))
     }
 
+    /// A user by id or username, disabled ones too (an admin enables them again).
+    pub async fn lookup_any(&self, id_or_name: &str) -> Result<Option<User>, ApiError> {
+        let id = id_or_name.parse::<i64>().ok();
+        let row: Option<UserRow> = sqlx::query_as(&format!("SELECT {USER_COLS} FROM users WHERE ($1 IS NOT NULL AND id = $1) OR ($1 IS NULL AND username = $2)"))
+            .bind(id)
+            .bind(id_or_name.trim().to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await
+            .db()?;
+        Ok(row.map(user_of))
+    }
+
     /// A user by id or username (`42` or `ana`), as in URLs.
     pub async fn lookup(&self, id_or_name: &str) -> Result<Option<User>, ApiError> {
         match id_or_name.parse::<i64>() {

@@ -56,17 +56,24 @@ pub struct UserChange {
     responses((status = 200, body = User), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn change_user(State(app): State<AppState>, Auth(who): Auth, Path(user): Path<String>, Body(change): Body<UserChange>) -> Result<Json<User>, ApiError> {
     admin(&who)?;
-    let u = super::user_named(&app, &user).await?;
+    let u = app.accounts.lookup_any(&user).await?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "user_not_found", format!("no user '{user}'")))?;
     if u.id == who.id() && (change.disabled == Some(true) || change.role.is_some_and(|r| r != Role::Admin)) {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "self_demotion", "an admin cannot demote or disable themself"));
     }
+    let before = u.role;
     let mut u = u;
     if let Some(role) = change.role {
         u = app.accounts.set_role(u.id, role).await?;
+        // An admin making someone a host approves them to stream.
+        if role.can_host() && app.admin.approval(u.id).await?.state == "pending" {
+            app.admin.decide_approval(u.id, true, who.id(), "made a host by an admin").await?;
+        }
     }
     if let Some(disabled) = change.disabled {
         app.accounts.set_disabled(u.id, disabled).await?;
     }
+    let detail = serde_json::json!({ "username": u.username, "role_before": before, "role": change.role, "disabled": change.disabled });
+    app.admin.audit(who.id(), "change_user", "user", Some(u.id), "", detail).await?;
     Ok(Json(u))
 }
 
@@ -83,7 +90,9 @@ pub async fn webhooks(State(app): State<AppState>, Auth(who): Auth) -> Result<Js
     responses((status = 201, body = NewWebhook), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create_webhook(State(app): State<AppState>, Auth(who): Auth, Body(input): Body<WebhookInput>) -> Result<(StatusCode, Json<NewWebhook>), ApiError> {
     admin(&who)?;
-    Ok((StatusCode::CREATED, Json(app.webhooks.create(&input).await?)))
+    let hook = app.webhooks.create(&input).await?;
+    app.admin.audit(who.id(), "create_webhook", "webhook", Some(hook.webhook.id), "", serde_json::json!({ "url": hook.webhook.url, "events": hook.webhook.events })).await?;
+    Ok((StatusCode::CREATED, Json(hook)))
 }
 
 /// Turns a webhook endpoint off (admins).
@@ -92,7 +101,9 @@ pub async fn create_webhook(State(app): State<AppState>, Auth(who): Auth, Body(i
     responses((status = 204, description = "Off"), (status = 404, body = ErrorBody)))]
 pub async fn delete_webhook(State(app): State<AppState>, Auth(who): Auth, Path(wid): Path<String>) -> Result<StatusCode, ApiError> {
     admin(&who)?;
-    if app.webhooks.disable(id(&wid, "webhook")?).await? {
+    let wid = id(&wid, "webhook")?;
+    if app.webhooks.disable(wid).await? {
+        app.admin.audit(who.id(), "delete_webhook", "webhook", Some(wid), "", serde_json::json!({})).await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no webhook {wid}")))

@@ -35,6 +35,9 @@ pub struct RefreshInput {
               (status = 429, description = "Too many attempts", body = ErrorBody)))]
 pub async fn register(State(app): State<AppState>, client: Client, Body(reg): Body<Registration>) -> Result<(StatusCode, Json<TokenPair>), ApiError> {
     let user = app.accounts.register(reg, app.settings.host_signup).await?;
+    if app.settings.host_approval && user.role == crate::accounts::Role::Host {
+        app.admin.request_approval(user.id).await?;
+    }
     let pair = app.accounts.start_session(user, &client.user_agent, client.ip.map(|i| i.to_string())).await?;
     Ok((StatusCode::CREATED, Json(pair)))
 }

@@ -78,3 +78,18 @@ pub async fn delete_default_thumbnail(State(app): State<AppState>, Auth(who): Au
     app.images.release(&app.pool, old.as_deref()).await?;
     Ok(Json(d))
 }
+
+/// "Best times to stream": the channel's past streams' (the last 90 days)
+/// average real viewers by weekday and hour, in the host's time zone (of
+/// their latest recurring schedule) if known, else UTC; the answer says
+/// which (the host and their moderators).
+#[utoipa::path(get, path = "/api/channels/{host}/best-times", tag = "analytics", security(("bearer" = [])),
+    params(("host" = String, Path, description = "Host username or id")),
+    responses((status = 200, body = crate::best_times::BestTimes), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn best_times(State(app): State<AppState>, Auth(who): Auth, Path(host): Path<String>) -> Result<Json<crate::best_times::BestTimes>, ApiError> {
+    let h = super::user_named(&app, &host).await?;
+    if !crate::streams::access::can_moderate(&app.membership, h.id, &who.user).await? {
+        return Err(ApiError::forbidden(format!("these are {}'s figures", h.username)));
+    }
+    crate::best_times::best_times(&app.pool, h.id).await.map(Json)
+}

@@ -9,11 +9,14 @@ pub mod admin;
 pub mod auth;
 pub mod channels;
 pub mod chat;
+pub mod console;
 pub mod extract;
 pub mod money;
 pub mod money_admin;
 pub mod payments;
 pub mod media_doc;
+pub mod polls;
+pub mod questions;
 pub mod security;
 pub mod streams;
 pub mod users;
@@ -85,10 +88,12 @@ Access tokens go in `Authorization: Bearer`; a `?token=` query parameter is acce
         (name = "streams", description = "Creating, scheduling and running streams"),
         (name = "chat", description = "Live chat"),
         (name = "moderation", description = "Chat rules, bans, timeouts, moderators"),
+        (name = "polls", description = "Polls during a stream"),
+        (name = "questions", description = "Q&A during a stream"),
         (name = "analytics", description = "Viewer figures from real connections"),
         (name = "money", description = "The coin wallet: top-ups, tips, gifts, tickets, subscriptions, earnings, payouts, statements. Requests that move coins take an Idempotency-Key"),
         (name = "payments", description = "The payment provider's webhook and the development provider's checkout"),
-        (name = "admin", description = "Users' roles, webhooks, the ledger, gifts, payouts, refunds"),
+        (name = "admin", description = "The admin console: overview, users and host approval, streams, reports, webhooks, audit log; the ledger, gifts, payouts, refunds"),
         (name = "real-time", description = "The WebSocket"),
         (name = "server", description = "Configuration for pages, health, metrics, uploaded images"),
     )
@@ -135,9 +140,16 @@ fn api(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(chat::moderators, chat::add_moderator))
         .routes(routes!(chat::remove_moderator))
         .routes(routes!(chat::gift_subscription))
+        .routes(routes!(polls::list, polls::open))
+        .routes(routes!(polls::timeline))
+        .routes(routes!(polls::vote))
+        .routes(routes!(polls::close))
+        .routes(routes!(questions::list, questions::ask))
+        .routes(routes!(questions::update))
+        .routes(routes!(questions::upvote, questions::unupvote))
         .routes(routes!(admin::analytics))
         .routes(routes!(admin::sessions))
-        .routes(routes!(admin::change_user))
+        .routes(routes!(admin::change_user, console::user))
         .routes(routes!(admin::webhooks, admin::create_webhook))
         .routes(routes!(admin::delete_webhook))
         .routes(routes!(money::wallet))
@@ -170,6 +182,17 @@ fn api(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(money_admin::payments))
         .routes(routes!(money_admin::refund))
         .routes(routes!(money_admin::promo))
+        .routes(routes!(console::overview))
+        .routes(routes!(console::users))
+        .routes(routes!(console::approve_host))
+        .routes(routes!(console::end_stream))
+        .routes(routes!(console::take_down))
+        .routes(routes!(console::report))
+        .routes(routes!(console::reports))
+        .routes(routes!(console::resolve_report))
+        .routes(routes!(console::audit))
+        .routes(routes!(console::my_approval))
+        .routes(routes!(channels::best_times))
         .routes(routes!(ws::upgrade))
         .routes(routes!(config))
         .routes(routes!(metrics))

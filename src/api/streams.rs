@@ -33,6 +33,7 @@ pub async fn create(State(app): State<AppState>, Auth(who): Auth, Body(input): B
     if !who.role().can_host() {
         return Err(ApiError::forbidden("only hosts create streams"));
     }
+    app.admin.check_may_stream(who.id()).await?;
     let defaults = app.channels.defaults(who.id()).await?;
     let s = app.streams.create(&who.user, &input, &defaults).await?;
     app.lifecycle.announce(&s);
@@ -114,6 +115,7 @@ pub async fn delete(State(app): State<AppState>, Auth(who): Auth, Path(sid): Pat
     responses((status = 200, body = Stream), (status = 409, description = "Not scheduled, or another stream is live", body = ErrorBody)))]
 pub async fn start(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>) -> Result<Json<Stream>, ApiError> {
     let s = app.owned_stream(id(&sid, "stream")?, &who, false).await?;
+    app.admin.check_may_stream(s.host.id).await?;
     app.lifecycle.start_by_api(&s).await.map(Json)
 }
 
@@ -142,6 +144,9 @@ pub async fn end(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<S
     responses((status = 200, body = Stream), (status = 409, body = ErrorBody)))]
 pub async fn archive(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>) -> Result<Json<Stream>, ApiError> {
     let s = app.owned_stream(id(&sid, "stream")?, &who, false).await?;
+    if app.admin.taken_down(s.id).await? {
+        return Err(ApiError::new(StatusCode::CONFLICT, "taken_down", "an administrator took this replay down; it cannot be saved"));
+    }
     app.lifecycle.archive(&s).await.map(Json)
 }
 

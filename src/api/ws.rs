@@ -365,6 +365,7 @@ impl Session {
                             user_id,
                             user_agent: self.client.user_agent.clone(),
                             load_test: self.client.load_test,
+                            location: self.app.geo.locate(self.client.ip),
                             network: self.network,
                         };
                         self.app.analytics.page_joined(id, conn.id, info);

@@ -169,6 +169,19 @@ struct Data {
     product: Option<ProductCard>,
 }
 
+/// A text the channel's rules let through.
+#[derive(Debug, Clone)]
+pub struct Said {
+    /// Trimmed.
+    pub text: String,
+    /// The author subscribes to the host.
+    pub subscriber: bool,
+    /// The channel's slow mode (zero: off).
+    pub slow_mode: Duration,
+    /// The author is the host, a moderator or staff (exempt from slow mode).
+    pub is_team: bool,
+}
+
 /// The chat service.
 #[derive(Clone)]
 pub struct Chat {
@@ -236,20 +249,8 @@ impl Chat {
     /// Posts a message as `who`, applying every rule.
     pub async fn post(&self, stream_id: i64, who: &Principal, input: PostMessage) -> Result<ChatMessage, ApiError> {
         let stream = self.stream(stream_id).await?;
-        if stream.is_over() {
-            return Err(Rejection::ChatClosed.to_api());
-        }
+        let is_team = self.check_access(&stream, who).await?;
         let host = stream.host.id;
-        let is_team = access::can_moderate(&self.membership, host, &who.user).await?;
-        if !is_team {
-            // The host's team may always watch; for others, ask (once).
-            access::check_watch(&self.membership, &stream, Some(who)).await?;
-            match self.moderation.restriction(host, who.id()).await? {
-                Some(Restriction::Banned) => return Err(Rejection::Banned.to_api()),
-                Some(Restriction::TimedOut(until)) => return Err(Rejection::TimedOut(until).to_api()),
-                None => {}
-            }
-        }
         let mut badges = Vec::new();
         if who.id() == host {
             badges.push("host".to_owned());
@@ -259,29 +260,12 @@ impl Chat {
         let now = Instant::now();
         let (text, product) = match input.kind {
             Kind::Chat => {
-                let text = rules::check_text(&input.text).map_err(|r| r.to_api())?;
-                let rules = self.moderation.rules(host).await?;
-                let subscriber = self.membership.is_subscriber(who.id(), host).await?;
-                if subscriber {
+                let said = self.check_text_rules(host, who, is_team, &input.text).await?;
+                if said.subscriber {
                     badges.push("subscriber".to_owned());
                 }
-                if !is_team {
-                    if rules.settings.subscribers_only && !subscriber {
-                        return Err(Rejection::SubscribersOnly.to_api());
-                    }
-                    if let Some(minutes) = rules.settings.followers_only_minutes {
-                        let since = self.membership.following_since(who.id(), host).await?;
-                        if !since.is_some_and(|t| t <= now_ms() - minutes * 60_000) {
-                            return Err(Rejection::FollowersOnly(minutes).to_api());
-                        }
-                    }
-                    if rules.banned.matches(&text) {
-                        return Err(Rejection::BannedWord.to_api());
-                    }
-                }
-                let slow = Duration::from_secs(rules.settings.slow_mode_seconds.max(0) as u64);
-                self.senders.entry((stream_id, who.id())).or_insert_with(|| Sender::new(now)).admit_message(&text, slow, is_team, now).map_err(|r| r.to_api())?;
-                (text, None)
+                self.senders.entry((stream_id, who.id())).or_insert_with(|| Sender::new(now)).admit_message(&said.text, said.slow_mode, is_team, now).map_err(|r| r.to_api())?;
+                (said.text, None)
             }
             Kind::Reaction => {
                 let text = input.text.trim().to_owned();
@@ -342,6 +326,61 @@ impl Chat {
             self.hub.publish(Topic::Stream(stream_id), &Event::ChatMessage { message: Box::new(message.clone()) });
         }
         Ok(message)
+    }
+
+    /// Whether `who` may take part in the stream's chat now: the stream is
+    /// not over; for everyone but the host's team, they may watch it and are
+    /// neither banned nor timed out. Returns whether they are of the team.
+    async fn check_access(&self, stream: &Stream, who: &Principal) -> Result<bool, ApiError> {
+        if stream.is_over() {
+            return Err(Rejection::ChatClosed.to_api());
+        }
+        let host = stream.host.id;
+        let is_team = access::can_moderate(&self.membership, host, &who.user).await?;
+        if !is_team {
+            // The host's team may always watch; for others, ask (once).
+            access::check_watch(&self.membership, stream, Some(who)).await?;
+            match self.moderation.restriction(host, who.id()).await? {
+                Some(Restriction::Banned) => return Err(Rejection::Banned.to_api()),
+                Some(Restriction::TimedOut(until)) => return Err(Rejection::TimedOut(until).to_api()),
+                None => {}
+            }
+        }
+        Ok(is_team)
+    }
+
+    /// The channel's rules for a text: length, subscriber- and
+    /// follower-only modes and banned words (the team is exempt from the
+    /// last three).
+    async fn check_text_rules(&self, host: i64, who: &Principal, is_team: bool, text: &str) -> Result<Said, ApiError> {
+        let text = rules::check_text(text).map_err(|r| r.to_api())?;
+        let rules = self.moderation.rules(host).await?;
+        let subscriber = self.membership.is_subscriber(who.id(), host).await?;
+        if !is_team {
+            if rules.settings.subscribers_only && !subscriber {
+                return Err(Rejection::SubscribersOnly.to_api());
+            }
+            if let Some(minutes) = rules.settings.followers_only_minutes {
+                let since = self.membership.following_since(who.id(), host).await?;
+                if since.is_none_or(|t| t > now_ms() - minutes * 60_000) {
+                    return Err(Rejection::FollowersOnly(minutes).to_api());
+                }
+            }
+            if rules.banned.matches(&text) {
+                return Err(Rejection::BannedWord.to_api());
+            }
+        }
+        Ok(Said { text, subscriber, slow_mode: Duration::from_secs(rules.settings.slow_mode_seconds.max(0) as u64), is_team })
+    }
+
+    /// Every chat rule but the rate for something `who` says in a stream
+    /// that is not a chat message (a question): access, bans, timeouts,
+    /// length, modes, banned words. The caller applies the rate (with
+    /// [`Said::slow_mode`]) to its own kind of message.
+    pub async fn admit_text(&self, stream_id: i64, who: &Principal, text: &str) -> Result<Said, ApiError> {
+        let stream = self.stream(stream_id).await?;
+        let is_team = self.check_access(&stream, who).await?;
+        self.check_text_rules(stream.host.id, who, is_team, text).await
     }
 
     async fn like_count(&self, stream_id: i64) -> Result<i64, ApiError> {

@@ -249,6 +249,24 @@ async fn sweep(me: std::sync::Weak<Money>) {
 }
 
 impl Money {
+    /// Coins the platform kept from what was spent since `from` (Unix ms):
+    /// its revenue account's posted credits less its posted debits (a
+    /// refund's reversal), for the admin console's "revenue today".
+    pub async fn revenue_since(&self, from: i64) -> Result<i64, ApiError> {
+        use crate::db::DbResult;
+        let account = ledger::AccountRef::platform(ledger::Code::Revenue, ledger::COIN).id();
+        let (sum,): (Option<i64>,) = sqlx::query_as(
+            "SELECT SUM(CASE WHEN credit_account_id = $1 THEN amount ELSE -amount END) FROM ledger_transfers \
+             WHERE (credit_account_id = $1 OR debit_account_id = $1) AND phase IN ('single', 'post') AND created_at >= $2",
+        )
+        .bind(&account)
+        .bind(from)
+        .fetch_one(&self.pool)
+        .await
+        .db()?;
+        Ok(sum.unwrap_or(0))
+    }
+
     /// One pass of the sweeper at `now` (tests call it with a time of their choosing).
     pub async fn sweep_once(self: &Arc<Self>, now: i64, renewals: bool, prune: bool) -> Result<(), ApiError> {
         for (user, stream) in tickets::sweep(self, now).await? {

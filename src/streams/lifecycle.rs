@@ -277,11 +277,16 @@ impl Lifecycle {
 
     /// The host ends a live stream now; `save` archives it.
     pub async fn end(&self, s: &Stream, save: bool) -> Result<Stream, ApiError> {
+        self.end_because(s, "host", save).await
+    }
+
+    /// Ends a live stream now, for `reason` (`host`, `admin`); `save` archives it.
+    pub async fn end_because(&self, s: &Stream, reason: &str, save: bool) -> Result<Stream, ApiError> {
         if s.state != State::Live {
             return Err(conflict("bad_state", format!("a {} stream cannot be ended", s.state.as_str())));
         }
         self.inner.grace.remove(&s.id);
-        let s = self.finish(s, "host", save, now_ms()).await?;
+        let s = self.finish(s, reason, save, now_ms()).await?;
         self.inner.sfu.end_stream(&s.media_name()).await;
         Ok(s)
     }
