@@ -26,7 +26,7 @@ async fn chromium_publishes_simulcast_and_a_viewer_switches_layers() {
     let url = server.url();
     let out = run_script(
         "e2e.mjs",
-        &["--base", &url, "--key", &key, "--stream", "browser", "--timeout-ms", "90000", "--check-end", "--screenshots", shots.to_str().unwrap()],
+        &["--base", &url, "--key", &key, "--stream", "browser", "--timeout-ms", "150000", "--check-end", "--screenshots", shots.to_str().unwrap()],
     )
     .await;
     let r = &out.result;

@@ -97,7 +97,9 @@ async fn schemathesis_finds_only_documented_answers() {
         // positive_data_acceptance: a schema cannot say everything the server
         // checks (reserved usernames, a ticket price only for ticketed
         // streams, ...): such a refusal is a documented 400, not a bug.
-        .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance", "--max-examples", "4", "--phases", "examples,coverage,fuzzing", "--workers", "2"])
+        // One worker: Hypothesis's lambda-source cache is not thread-safe (a
+        // run with two once stopped on "AST constructor recursion depth mismatch").
+        .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance", "--max-examples", "4", "--phases", "examples,coverage,fuzzing", "--workers", "1"])
         // Logging out would end the token the rest of the run uses; the
         // WebSockets are not HTTP exchanges a fuzzer can hold. Login: the
         // tool itself crashes on it now and then (hypothesis on Python
