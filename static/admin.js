@@ -121,12 +121,13 @@ function askReason({ title, hint, confirm = 'Confirm', required = true, danger =
 // ------------------------------------------------------------------ overview
 
 /** A small line chart of one series of the day's samples, drawn by hand. */
-export function lineChart(title, samples, pick, format) {
+export function lineChart(title, samples, pick, format, current = null) {
   const W = 320;
   const H = 110;
   const pad = { l: 6, r: 6, t: 10, b: 18 };
   const values = samples.map(pick).map((v) => (Number.isFinite(v) ? v : 0));
-  const now = values.length ? values[values.length - 1] : null;
+  // The headline is the figure now (read every few seconds), not the last minute's sample.
+  const now = current ?? (values.length ? values[values.length - 1] : null);
   const max = Math.max(1e-9, ...values);
   const svg = s('svg', { class: 'chart admin-spark', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${title} over the last 24 hours` });
   svg.append(s('line', { class: 'axis', x1: pad.l, x2: W - pad.r, y1: H - pad.b, y2: H - pad.b }));
@@ -152,15 +153,17 @@ export function lineChart(title, samples, pick, format) {
   return h('div.card.admin-chart', {}, h('div.admin-chart-head', {}, h('span.label', {}, title), h('b', {}, now == null ? '—' : format(now))), svg);
 }
 
-function drawCharts(history) {
+function drawCharts(o) {
+  const history = o.history || [];
+  const hl = o.health;
   const int = (v) => formatNumber(Math.round(v));
   $('#charts').replaceChildren(
-    lineChart('Viewers', history, (x) => x.viewers, int),
-    lineChart('Live streams', history, (x) => x.live_streams, int),
-    lineChart('Media sessions', history, (x) => x.media_sessions, int),
-    lineChart('Packets / s', history, (x) => x.packets_per_second, int),
-    lineChart('CPU %', history, (x) => x.cpu_percent, (v) => `${v.toFixed(1)}%`),
-    lineChart('Memory', history, (x) => x.memory_bytes, bytes),
+    lineChart('Viewers', history, (x) => x.viewers, int, o.viewers_now),
+    lineChart('Live streams', history, (x) => x.live_streams, int, o.live_streams),
+    lineChart('Media sessions', history, (x) => x.media_sessions, int, hl.media_sessions),
+    lineChart('Packets / s', history, (x) => x.packets_per_second, int, hl.packets_per_second),
+    lineChart('CPU %', history, (x) => x.cpu_percent, (v) => `${v.toFixed(1)}%`, hl.cpu_percent),
+    lineChart('Memory', history, (x) => x.memory_bytes, bytes, hl.memory_bytes),
   );
 }
 
@@ -185,7 +188,7 @@ async function loadOverview() {
   setFigure('#hl-workers', `${hl.workers}${hl.worker_restarts ? ` · ${hl.worker_restarts} restarted` : ' · all running'}${hl.peer_panics ? ` · ${hl.peer_panics} peer panics` : ''}`);
   setFigure('#hl-ws', `${formatNumber(hl.ws_events_published)} (${formatNumber(hl.ws_events_dropped)})`);
   setFigure('#ov-updated', `Updated ${new Date().toLocaleTimeString()}`);
-  drawCharts(o.history || []);
+  drawCharts(o);
 }
 
 async function loadLedger() {

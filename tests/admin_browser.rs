@@ -55,6 +55,14 @@ async fn an_admin_runs_the_console_and_others_are_kept_out() {
     }
     assert_eq!((a["live_streams"].as_i64(), a["open_reports"].as_i64(), a["new_users_today"].as_i64()), (Some(1), Some(1), Some(4)), "{a}");
     assert_eq!(r["health"]["charts"], 6, "six charts of the day's samples: {r}");
+    // The line: one point a sample, left to right, the highest value at the top.
+    let pts: Vec<(f64, f64)> = r["chart_drawing"]["points"].as_array().unwrap().iter().map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap())).collect();
+    assert_eq!(pts.len(), 5, "{r}");
+    assert!(pts.windows(2).all(|w| w[1].0 > w[0].0), "x grows with time: {pts:?}");
+    let top = pts.iter().map(|p| p.1).fold(f64::MAX, f64::min);
+    let bottom = pts.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+    assert_eq!((pts[4].1, pts[3].1), (top, bottom), "9 viewers highest, 0 lowest: {pts:?}");
+    assert_eq!((r["chart_drawing"]["headline"].as_str(), r["chart_drawing"]["one_sample_line"].as_bool()), (Some("4"), Some(false)), "{r}");
     assert!(r["health"]["workers"].as_str().unwrap().starts_with('1'), "one media worker: {r}");
     assert_eq!((r["admin_link"].as_bool(), r["live_listed"].as_bool(), r["report_listed"].as_bool()), (Some(true), Some(true), Some(true)), "{r}");
 

@@ -117,6 +117,18 @@ async function main() {
   result.live_listed = (await admin(page, 'live')).some((s) => s.id === stream.id);
   result.report_listed = (await admin(page, 'reports')).some((r) => r.id === report.id);
   await shot(page, 'admin-desktop');
+  // A fresh server has one sample at most (one a minute): the drawing of a
+  // day's line is checked with the page's own function on made-up samples,
+  // never shown.
+  result.chart_drawing = await page.evaluate(async () => {
+    const { lineChart } = await import('/static/admin.js');
+    const t0 = Date.parse('2026-01-01T00:00:00Z');
+    const samples = [3, 7, 5, 0, 9].map((v, i) => ({ at: new Date(t0 + i * 60000).toISOString(), viewers: v }));
+    const card = lineChart('Viewers', samples, (x) => x.viewers, String, 4);
+    const d = card.querySelector('path.line').getAttribute('d');
+    const pts = d.split(/[ML]/).filter(Boolean).map((p) => p.trim().split(' ').map(Number));
+    return { points: pts, headline: card.querySelector('b').textContent, one_sample_line: !!lineChart('Viewers', samples.slice(0, 1), (x) => x.viewers, String).querySelector('path.line') };
+  });
 
   run.step = 'search a user, disable and enable them';
   await page.fill('#user-q', target.user.username, run.remaining());
