@@ -30,7 +30,12 @@ async fn an_admin_runs_the_console_and_others_are_kept_out() {
     if skip("admin console browser test", missing) {
         return;
     }
-    let server = common::start_server(1).await;
+    // New hosts wait for an admin's approval (`--host-approval`).
+    let server = common::start_server_with(common::temp_dir("admin-browser"), |a| {
+        a.host_approval = Some(true);
+        a.workers = Some(1);
+    })
+    .await;
     let api = Api::new(server.http_addr);
     let root = api.register("root", "viewer").await;
     server.app.accounts.set_role(root.id, onair::accounts::Role::Admin).await.unwrap();
@@ -47,13 +52,19 @@ async fn an_admin_runs_the_console_and_others_are_kept_out() {
     eprintln!("admin console browser test: {r}\nscreenshots in {}", shots.display());
     assert_eq!(r["csp_violations"], json!([]), "the page fits the Content-Security-Policy");
 
-    // The overview shows the API's figures: one stream live, one report open,
-    // four new accounts (root and the script's three).
-    let (a, p) = (&r["api_overview"], &r["page_overview"]);
-    for k in ["live_streams", "viewers_now", "peak_today", "new_users_today", "revenue_today", "open_reports", "pending_hosts"] {
-        assert_eq!(p[k].as_str(), Some(figure(&a[k]).as_str()), "{k}: page {p}, API {a}");
+    // The overview shows the API's figures: first the host waiting for
+    // approval, then (after the approval, the stream and the report) one
+    // stream live, one report open, four new accounts (root and the script's three).
+    for stage in ["overview_before", "overview"] {
+        let (a, p) = (&r[stage]["api"], &r[stage]["page"]);
+        for k in ["live_streams", "viewers_now", "peak_today", "new_users_today", "revenue_today", "open_reports", "pending_hosts"] {
+            assert_eq!(p[k].as_str(), Some(figure(&a[k]).as_str()), "{stage} {k}: page {p}, API {a}");
+        }
     }
-    assert_eq!((a["live_streams"].as_i64(), a["open_reports"].as_i64(), a["new_users_today"].as_i64()), (Some(1), Some(1), Some(4)), "{a}");
+    let (b, a) = (&r["overview_before"]["api"], &r["overview"]["api"]);
+    assert_eq!((b["pending_hosts"].as_i64(), b["live_streams"].as_i64(), b["open_reports"].as_i64()), (Some(1), Some(0), Some(0)), "{b}");
+    assert_eq!((a["pending_hosts"].as_i64(), a["live_streams"].as_i64(), a["open_reports"].as_i64(), a["new_users_today"].as_i64()), (Some(0), Some(1), Some(1), Some(4)), "{a}");
+    assert_eq!((r["approval_api"]["state"].as_str(), r["approval_api"]["note"].as_str()), (Some("approved"), Some("Welcome aboard")), "the host is approved with the admin's note: {r}");
     assert_eq!(r["health"]["charts"], 6, "six charts of the day's samples: {r}");
     // The line: one point a sample, left to right, the highest value at the top.
     let pts: Vec<(f64, f64)> = r["chart_drawing"]["points"].as_array().unwrap().iter().map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap())).collect();
@@ -73,19 +84,24 @@ async fn an_admin_runs_the_console_and_others_are_kept_out() {
     // The stream ended; the report resolved with the note written in the dialog.
     assert_eq!(r["ended_state"], "archived", "ended and saved, so its figures stay: {r}");
     assert_eq!((r["report_after"]["state"].as_str(), r["report_after"]["resolution"].as_str()), (Some("resolved"), Some("Stream ended")), "{r}");
+    // The replay taken down: no longer saved, gone from the public listing.
+    assert_eq!(r["after_takedown"], "ended", "{r}");
+    assert!(!r["public_recent"].as_array().unwrap().iter().any(|id| id.as_i64() == r["report_after"]["stream_id"].as_i64()), "{r}");
     assert_eq!((r["overview_after"]["live_streams"].as_str(), r["overview_after"]["open_reports"].as_str()), (Some("0"), Some("0")), "{r}");
 
     // The audit log, newest first, on the page as in the API.
     let actions: Vec<&str> = r["audit_api"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["delete_webhook", "create_webhook", "resolve_report", "end_stream", "change_user", "change_user"], "{r}");
+    assert_eq!(actions, ["delete_webhook", "create_webhook", "take_down", "resolve_report", "end_stream", "change_user", "change_user", "approve_host"], "{r}");
     let page_actions: Vec<&str> = r["audit_page"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(page_actions, actions);
     let row = |i: usize| r["audit_page"][i]["cells"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect::<Vec<_>>();
-    assert_eq!(row(3)[2], "Ended stream");
-    assert_eq!(row(3)[4], "Flashing lights, reported by viewers", "the reason the admin gave: {r}");
-    assert!(row(3)[3].contains("Late show"), "{r}");
-    assert!(row(4)[3].contains("enabled") && row(5)[3].contains("disabled"), "{r}");
-    assert_eq!(row(2)[2], "Resolved report");
+    assert_eq!(row(4)[2], "Ended stream");
+    assert_eq!(row(4)[4], "Flashing lights, reported by viewers", "the reason the admin gave: {r}");
+    assert!(row(4)[3].contains("Late show"), "{r}");
+    assert!(row(5)[3].contains("enabled") && row(6)[3].contains("disabled"), "{r}");
+    assert_eq!(row(3)[2], "Resolved report");
+    assert_eq!((row(2)[2].as_str(), row(2)[4].as_str()), ("Took replay down", "Copyrighted music throughout"), "{r}");
+    assert_eq!((row(7)[2].as_str(), row(7)[4].as_str()), ("Approved host", "Welcome aboard"), "{r}");
     assert!(row(0)[1].contains("@root"), "the admin who acted: {r}");
 
     // The phone: nothing wider than the screen, sections stacked, wide tables scroll in their box.

@@ -2,10 +2,12 @@
 // The admin console (`/admin`, issue 18) in headless Chromium:
 //
 //   admin:     (made by the Rust test, logged in here) opens /admin at
-//              1280x800, reads the overview figures, searches a user and
-//              disables then enables them, ends a live stream with a reason,
-//              resolves a report, adds and deletes a webhook, and reads the
-//              audit log of those actions; the same page on a phone (390x844);
+//              1280x800, reads the overview figures, approves a host waiting
+//              for approval (the server runs with --host-approval), searches
+//              a user and disables then enables them, ends a live stream with
+//              a reason, resolves its report, takes its replay down, adds and
+//              deletes a webhook, and reads the audit log of those actions;
+//              the same page on a phone (390x844);
 //   viewer:    opening /admin sees "Admins only";
 //   anonymous: opening /admin is sent to the login page.
 //
@@ -91,15 +93,11 @@ async function confirmReason(page, text) {
 
 async function main() {
   const root = JSON.parse(args.adminLogin);
-  run.step = 'accounts, a live stream and a report';
+  run.step = 'accounts';
+  // The server requires approval of new hosts (--host-approval): the host waits for the admin.
   const host = await register(`host_${tag}`, 'host', `Night Owl ${tag}`);
   const viewer = await register(`vic_${tag}`, 'viewer', 'Vic');
   const target = await register(`zed_${tag}`, 'viewer', 'Zed Target');
-  const stream = await call('POST', '/api/streams', host.access_token, { title: `Late show ${tag}` });
-  await call('POST', `/api/streams/${stream.id}/start`, host.access_token, {});
-  const report = await call('POST', `/api/streams/${stream.id}/reports`, viewer.access_token, { reason: 'Flashing lights without a warning' });
-  const api = await call('GET', '/api/admin/overview', root.access_token);
-  result.api_overview = { live_streams: api.live_streams, viewers_now: api.viewers_now, peak_today: api.peak_today, new_users_today: api.new_users_today, revenue_today: api.revenue_today, open_reports: api.open_reports, pending_hosts: api.pending_hosts };
 
   run.step = 'launch';
   const chromium = await launchChromium(run);
@@ -107,15 +105,38 @@ async function main() {
   run.step = 'the admin opens the console';
   const adminCtx = await context(chromium, root, { viewport: { width: 1280, height: 800 } });
   const page = await open(adminCtx, 'admin-desktop', `${base}/admin`);
-  await waitFor(page, 'the console is ready', () => window.onairAdmin && window.onairAdmin.ready && !document.querySelector('#console').hidden);
-  result.page_overview = await page.evaluate(() => {
-    const t = (id) => document.getElementById(id).textContent;
-    return { live_streams: t('ov-live'), viewers_now: t('ov-viewers'), peak_today: t('ov-peak'), new_users_today: t('ov-new'), revenue_today: t('ov-revenue'), open_reports: t('ov-reports'), pending_hosts: t('ov-pending') };
-  });
+  const figures = async () => {
+    await waitFor(page, 'the console is ready', () => window.onairAdmin && window.onairAdmin.ready && !document.querySelector('#console').hidden);
+    const apiNow = await call('GET', '/api/admin/overview', root.access_token);
+    const shown = await page.evaluate(() => {
+      const t = (id) => document.getElementById(id).textContent;
+      return { live_streams: t('ov-live'), viewers_now: t('ov-viewers'), peak_today: t('ov-peak'), new_users_today: t('ov-new'), revenue_today: t('ov-revenue'), open_reports: t('ov-reports'), pending_hosts: t('ov-pending') };
+    });
+    const keys = Object.keys(shown);
+    return { api: Object.fromEntries(keys.map((k) => [k, apiNow[k]])), page: shown };
+  };
+  result.overview_before = await figures();
+
+  run.step = 'approve the waiting host';
+  await page.select('#user-status', 'pending', run.remaining());
+  await waitFor(page, 'the waiting host is listed', (u) => window.onairAdmin.users.length === 1 && window.onairAdmin.users[0].username === u && !!document.querySelector(`#user-rows tr[data-user="${u}"] button[data-action="approve"]`), host.user.username);
+  await page.click(`#user-rows tr[data-user="${host.user.username}"] button[data-action="approve"]`, run.remaining());
+  await confirmReason(page, 'Welcome aboard');
+  await waitFor(page, 'nobody waits any more', () => window.onairAdmin.users.length === 0 && document.getElementById('ov-pending').textContent === '0');
+  result.approval_api = await call('GET', '/api/me/host-approval', host.access_token);
+  await page.select('#user-status', '', run.remaining());
+
+  run.step = 'the host goes live and a viewer reports the stream';
+  const stream = await call('POST', '/api/streams', host.access_token, { title: `Late show ${tag}` });
+  await call('POST', `/api/streams/${stream.id}/start`, host.access_token, {});
+  const report = await call('POST', `/api/streams/${stream.id}/reports`, viewer.access_token, { reason: 'Flashing lights without a warning' });
+  await page.goto(`${base}/admin`, run.remaining());
+  result.overview = await figures();
   result.health = await page.evaluate(() => ({ sessions: document.getElementById('hl-sessions').textContent, workers: document.getElementById('hl-workers').textContent, charts: document.querySelectorAll('#charts svg').length }));
   result.admin_link = await page.evaluate(() => !!document.querySelector('#account a[href="/admin"][aria-current="page"]'));
   result.live_listed = (await admin(page, 'live')).some((s) => s.id === stream.id);
   result.report_listed = (await admin(page, 'reports')).some((r) => r.id === report.id);
+  await waitFor(page, 'the notices are gone', () => !document.querySelector('.toast'), null, 15000);
   await shot(page, 'admin-desktop');
   // A fresh server has one sample at most (one a minute): the drawing of a
   // day's line is checked with the page's own function on made-up samples,
@@ -129,7 +150,6 @@ async function main() {
     const pts = d.split(/[ML]/).filter(Boolean).map((p) => p.trim().split(' ').map(Number));
     return { points: pts, headline: card.querySelector('b').textContent, one_sample_line: !!lineChart('Viewers', samples.slice(0, 1), (x) => x.viewers, String).querySelector('path.line') };
   });
-
   run.step = 'search a user, disable and enable them';
   await page.fill('#user-q', target.user.username, run.remaining());
   await waitFor(page, 'the search finds one user', (u) => window.onairAdmin.users.length === 1 && window.onairAdmin.users[0].username === u && document.querySelectorAll('#user-rows tr').length === 1, target.user.username);
@@ -155,6 +175,14 @@ async function main() {
   await waitFor(page, 'the report left the open queue', (id) => !window.onairAdmin.reports.some((r) => r.id === id), report.id);
   result.report_after = (await call('GET', '/api/admin/reports?state=all', root.access_token)).find((r) => r.id === report.id);
 
+  run.step = 'take the replay down';
+  await waitFor(page, 'the saved replay is listed', (id) => window.onairAdmin.replays.some((s) => s.id === id), stream.id);
+  await page.click(`#replay-rows tr[data-stream="${stream.id}"] button[data-action="takedown"]`, run.remaining());
+  await confirmReason(page, 'Copyrighted music throughout');
+  await waitFor(page, 'the replay left the list', (id) => !window.onairAdmin.replays.some((s) => s.id === id) && !document.querySelector(`#replay-rows tr[data-stream="${id}"]`), stream.id);
+  result.after_takedown = (await call('GET', `/api/streams/${stream.id}`, root.access_token)).state;
+  result.public_recent = (await call('GET', '/api/streams?type=recent', null)).streams.map((s) => s.id);
+
   run.step = 'add and delete a webhook';
   await page.fill('#webhook-url', `https://hooks.example.com/onair-${tag}`, run.remaining());
   await page.click('#webhook-add', run.remaining());
@@ -165,7 +193,7 @@ async function main() {
   await waitFor(page, 'the webhook is gone', () => window.onairAdmin.webhooks.length === 0);
 
   run.step = 'the audit log';
-  await waitFor(page, 'six entries in the log', () => document.querySelectorAll('#audit-rows tr').length === 6);
+  await waitFor(page, 'eight entries in the log', () => document.querySelectorAll('#audit-rows tr').length === 8);
   result.audit_page = await page.evaluate(() => [...document.querySelectorAll('#audit-rows tr')].map((tr) => ({ action: tr.dataset.action, cells: [...tr.children].map((td) => td.textContent) })));
   result.audit_api = (await call('GET', '/api/admin/audit', root.access_token)).entries.map((e) => ({ id: e.id, action: e.action, reason: e.reason }));
   result.overview_after = await page.evaluate(() => ({ live_streams: document.getElementById('ov-live').textContent, open_reports: document.getElementById('ov-reports').textContent }));
