@@ -284,6 +284,7 @@ export function renderAccount({ current = '' } = {}) {
       link('/earnings', 'Earnings', 'earnings', 'nav-opt');
     }
     if (u) link('/wallet', 'Wallet', 'wallet').id = 'wallet-link';
+    if (u && u.role === 'admin') link('/admin', 'Admin', 'admin', 'nav-opt').id = 'admin-link';
     if (u) {
       const who = document.createElement('span');
       who.className = 'nav-user nav-opt';
