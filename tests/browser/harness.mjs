@@ -500,26 +500,22 @@ export async function switchLayers(run, watch, { first, topWidth }) {
   // above Low, so Low comes first; on a congested machine auto can sit at
   // Low already, and then High goes first (a rise), then Low (a drop).
   const lowest = Math.min(...picker.layers.map((l) => l.width).filter((w) => w > 0));
-  const selectLow = async (above) => {
-    run.step = 'select low';
+  // One switch: pick `layer`, wait until the decoded width passes `from`
+  // (`moved` says which way), note it, and check the labels follow.
+  const select = async ({ layer, name, layers, moved, pick }, from) => {
+    run.step = `select ${name.toLowerCase()}`;
     const before = (await labels(watch)).history.length;
-    await watch.select('#layer', 'q', run.remaining());
-    const low = await pollUntil(run, 'width drops after selecting Low', () => sampleVideo(watch), (s) => s.width > 0 && s.width < above, run.remaining());
-    const settled = await settle(run, watch, (s) => s.width > 0 && s.width < above);
-    const width = Math.min(low.width, settled.width);
-    run.note(`width_low ${width}`);
-    return { width, labels: await labelsMatch(run, watch, ['q'], 'Low', before) };
+    await watch.select('#layer', layer, run.remaining());
+    const first = await pollUntil(run, `width ${moved.word} after selecting ${name}`, () => sampleVideo(watch), (s) => moved.test(s.width, from), run.remaining());
+    const settled = await settle(run, watch, (s) => moved.test(s.width, from));
+    const width = pick(first.width, settled.width);
+    run.note(`width_${name.toLowerCase()} ${width}`);
+    return { width, labels: await labelsMatch(run, watch, layers, name, before) };
   };
-  const selectHigh = async (below) => {
-    run.step = 'select high';
-    const before = (await labels(watch)).history.length;
-    await watch.select('#layer', 'f', run.remaining());
-    const high = await pollUntil(run, 'width rises after selecting High', () => sampleVideo(watch), (s) => s.width > below, run.remaining());
-    const settled = await settle(run, watch, (s) => s.width > below);
-    const width = Math.max(high.width, settled.width);
-    run.note(`width_high ${width}`);
-    return { width, labels: await labelsMatch(run, watch, ['f', 'h'], 'High', before) };
-  };
+  const LOW = { layer: 'q', name: 'Low', layers: ['q'], moved: { word: 'drops', test: (w, from) => w > 0 && w < from }, pick: Math.min };
+  const HIGH = { layer: 'f', name: 'High', layers: ['f', 'h'], moved: { word: 'rises', test: (w, from) => w > from }, pick: Math.max };
+  const selectLow = (above) => select(LOW, above);
+  const selectHigh = (below) => select(HIGH, below);
   let low;
   let high;
   if (widthAuto > lowest) {
