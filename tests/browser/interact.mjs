@@ -161,6 +161,8 @@ async function main() {
   for (const p of [watch, mobile]) {
     await waitFor(p, 'the hidden question is gone', (id) => !window.onair.questions.some((q) => q.id === id) && !document.querySelector(`#qa-list .qa-item[data-id="${id}"]`), hid);
   }
+  // The viewers' event can arrive before the studio's own PATCH answer: wait for the studio too.
+  await waitFor(studio, 'the studio marks the question hidden', (id) => document.querySelector(`#host-tools .qa-item[data-id="${id}"]`)?.dataset.state === 'hidden', hid);
   result.studio_hidden_state = await studio.evaluate((id) => document.querySelector(`#host-tools .qa-item[data-id="${id}"]`).dataset.state, hid);
 
   run.step = 'screenshots while the poll is open';
