@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::SfuError;
-use crate::stream::lock;
+use crate::producer::lock;
 
 /// A client network: an IPv4 address, or the first 64 bits of an IPv6 one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,7 +4,7 @@
 //! It serves two things:
 //! - **Retransmission.** A viewer's NACK names its own (rewritten) sequence
 //!   numbers; its down track maps them back to a source packet (see
-//!   [`crate::forward::SentLog`]), which is looked up here. No viewer keeps a
+//!   [`crate::consumer::SentLog`]), which is looked up here. No viewer keeps a
 //!   copy of what it was sent.
 //! - **A fast first frame.** A joining viewer gets the current group of
 //!   pictures (the last keyframe and everything since) straight from here,

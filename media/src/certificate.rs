@@ -14,7 +14,7 @@ use rtc::crypto::SignatureScheme;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 
 use crate::error::SfuError;
-use crate::stream::lock;
+use crate::producer::lock;
 
 /// How long one certificate is used for new sessions.
 pub const ROTATE_AFTER: Duration = Duration::from_secs(24 * 3600);

@@ -14,6 +14,10 @@ pub enum SfuError {
     StreamNotFound(String),
     /// The stream already has a publisher.
     StreamBusy(String),
+    /// The room has as many hosts as it may hold.
+    RoomFull(String),
+    /// The host was removed from the room and may not publish into it again.
+    HostRemoved(String),
     /// No session with that id.
     SessionNotFound,
     /// The SFU is shutting down or a worker is gone.
@@ -35,6 +39,8 @@ impl fmt::Display for SfuError {
             SfuError::UnsupportedCodec(m) => write!(f, "unsupported codecs: {m}"),
             SfuError::StreamNotFound(s) => write!(f, "stream '{s}' is not live"),
             SfuError::StreamBusy(s) => write!(f, "stream '{s}' already has a publisher"),
+            SfuError::RoomFull(s) => write!(f, "room '{s}' is full"),
+            SfuError::HostRemoved(h) => write!(f, "host '{h}' was removed from this room"),
             SfuError::SessionNotFound => write!(f, "no such session"),
             SfuError::Unavailable => write!(f, "media engine unavailable"),
             SfuError::Capacity(m) => write!(f, "server at capacity: {m}"),

@@ -26,9 +26,14 @@ pub enum SfuEvent {
     /// (bookkeeping keyed by session can let go of it).
     SessionClosed { stream: String, session: SessionId },
     /// A publisher started or stopped speaking (from its RFC 6464 audio levels).
-    Speaking { stream: String, session: SessionId, speaking: bool },
-    /// The loudest publisher of the stream changed (co-host rooms highlight it).
-    ActiveSpeaker { stream: String, session: SessionId },
+    Speaking { stream: String, session: SessionId, host: String, speaking: bool },
+    /// The loudest publisher of the room changed (co-host rooms highlight it).
+    ActiveSpeaker { stream: String, session: SessionId, host: String },
+    /// A named host's producer connected in the room.
+    HostJoined { stream: String, host: String, session: SessionId },
+    /// A named host's producer left the room for good (left, removed, or did
+    /// not come back within the hold); the room goes on unless it was the primary.
+    HostLeft { stream: String, host: String },
     /// A viewer now receives another simulcast layer (at the keyframe it
     /// switched on): what its player decodes from here on.
     LayerChanged { stream: String, session: SessionId, layer: Layer },
@@ -46,6 +51,8 @@ impl SfuEvent {
             | SfuEvent::SessionClosed { stream, .. }
             | SfuEvent::Speaking { stream, .. }
             | SfuEvent::ActiveSpeaker { stream, .. }
+            | SfuEvent::HostJoined { stream, .. }
+            | SfuEvent::HostLeft { stream, .. }
             | SfuEvent::LayerChanged { stream, .. } => stream,
         }
     }

@@ -122,21 +122,25 @@ impl Harness {
     fn open(&mut self, stream: &str, role: Role, cap: LayerCap, offer: &str) -> Result<(SessionId, String), SfuError> {
         let id = SessionId::random();
         let ticket = self.shared.admission.admit(None, Some(0))?;
-        let shared_stream = match role {
-            Role::Publisher => self.shared.register_stream(stream, id, 0)?.0,
-            Role::Viewer => self.shared.live_stream(stream)?,
+        let (room, part, producer) = match role {
+            Role::Publisher => {
+                let (room, producer, _) = self.shared.register_producer(stream, "", true, id, 0)?;
+                (room, offer::Part::Publisher(producer.clone()), Some(producer))
+            }
+            Role::Viewer => (self.shared.live_room(stream)?, offer::Part::Viewer { cap, exclude: None }, None),
         };
         let now = Instant::now();
         let certificate = self.shared.certificates.current(now)?;
-        let request = offer::Request { offer: offer.to_owned(), role, stream: shared_stream.clone(), cap, announce: vec![self.addr], certificate };
+        let request = offer::Request { offer: offer.to_owned(), room: room.clone(), part, announce: vec![self.addr], certificate };
         let res = offer::prepare(request, now).and_then(|prepared| {
             let answer = prepared.answer.clone();
             let (reply, mut rx) = oneshot::channel();
-            self.worker.on_command(Command::Open { id, stream: shared_stream, prepared: Box::new(prepared), ticket, owner: None, reply });
+            self.worker.on_command(Command::Open { id, room: room.clone(), prepared: Box::new(prepared), ticket, owner: None, reply });
             rx.try_recv().map_err(|_| SfuError::Unavailable)?.map(|()| answer)
         });
-        if res.is_err() && role == Role::Publisher {
-            self.shared.streams.remove(stream);
+        if let (Err(_), Some(producer)) = (&res, producer) {
+            room.remove(&producer);
+            self.shared.rooms.remove_if(stream, |_, r| r.producers().is_empty());
         }
         res.map(|sdp| (id, sdp))
     }

@@ -7,16 +7,20 @@
 //! - [`sfu`]: the handle (control plane). Admits each offer under the
 //!   session caps ([`admission`]), builds its connection away from the
 //!   workers ([`offer`], [`negotiate`], one DTLS [`certificate`]) and hands
-//!   it to a worker; keeps the registry of live streams ([`registry`],
-//!   [`stream`]).
+//!   it to a worker; keeps the registry of live rooms ([`registry`]).
+//! - The nouns: a [`room`] (one live stream) holds a [`producer`] per host
+//!   (its tracks, layers, packet cache, mutes, keyframe requests); a
+//!   viewer's connection is a [`subscriber`] with one slot per m-line pair,
+//!   each slot a [`consumer`] of whichever producer the room puts there.
 //! - `worker`: one thread per core, each with its own UDP socket and event
 //!   loop: routes datagrams to peers (`worker::routes`, [`stun`]), drives
 //!   each peer's sans-I/O `rtc` connection, takes publishers' packets in
 //!   (`worker::ingest`) and sends them to viewers (`worker::egress`).
-//! - [`packet`]: what travels from a publisher's worker to its viewers.
-//! - [`forward`]: per-viewer decisions: which simulcast layer, and the
+//! - [`packet`]: what travels from a publisher's worker to its viewers,
+//!   stamped with its producer's id.
+//! - [`consumer`]: per-slot decisions: which simulcast layer, and the
 //!   rewritten sequence number, timestamp and VP8 ids ([`rewrite`], [`codec`]).
-//! - [`cache`]: the stream's recent video packets, for NACKs and a joining
+//! - [`cache`]: a producer's recent video packets, for NACKs and a joining
 //!   viewer's first frame.
 //! - [`udp`]: a worker's outgoing datagrams, batched per wake-up (UDP GSO).
 //! - [`layer`]: simulcast layers and quality levels; [`metrics`]: counters;
@@ -28,10 +32,10 @@ pub mod cache;
 pub mod certificate;
 pub mod codec;
 pub mod config;
+pub mod consumer;
 pub mod error;
 pub mod events;
 pub mod feedback;
-pub mod forward;
 pub mod harness;
 pub mod health;
 mod interfaces;
@@ -41,13 +45,15 @@ pub mod nack;
 pub mod negotiate;
 pub(crate) mod offer;
 pub mod packet;
+pub mod producer;
 pub mod ratemeter;
 pub(crate) mod registry;
 pub mod rewrite;
+pub mod room;
 pub mod session;
 pub mod sfu;
-pub mod stream;
 pub mod stun;
+pub mod subscriber;
 pub mod udp;
 mod worker;
 
@@ -59,4 +65,5 @@ pub use events::SfuEvent;
 pub use health::{LayerInfo, LayerState, PeerHealth, StreamHealth, TrackHealth};
 pub use layer::{Layer, LayerCap, Quality};
 pub use session::{Role, SessionId, SessionTag};
-pub use sfu::{Requester, SessionAnswer, Sfu};
+pub use room::{Layout, LayoutKind, MAX_HOSTS};
+pub use sfu::{HostMedia, Requester, SessionAnswer, Sfu};

@@ -16,11 +16,12 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
 
 use crate::error::SfuError;
-use crate::forward::{DownTrack, Rtx, Viewer};
+use crate::consumer::{Consumer, DownTrack, Rtx};
+use crate::room::Room;
+use crate::subscriber::Subscriber;
 use crate::layer::LayerCap;
 use crate::negotiate::{self, IceCredentials, StreamCodecs};
-use crate::session::Role;
-use crate::stream::{lock, StreamShared};
+use crate::producer::Producer;
 
 /// A connection built from an offer, ready for a worker.
 pub(crate) struct Prepared {
@@ -32,18 +33,26 @@ pub(crate) struct Prepared {
 
 /// What the connection is for.
 pub(crate) enum PreparedPart {
-    /// A publisher, and the codecs it negotiated (what its viewers will get).
-    Publisher(StreamCodecs),
-    /// A viewer, with its outgoing tracks.
-    Viewer(Box<Viewer>),
+    /// A publisher: its producer, and the codecs it negotiated.
+    Publisher { producer: Arc<Producer>, codecs: StreamCodecs },
+    /// A viewer, with a consumer (outgoing tracks) per slot.
+    Viewer(Box<Subscriber>),
+}
+
+/// Who the connection is for.
+pub(crate) enum Part {
+    /// The publisher of this producer.
+    Publisher(Arc<Producer>),
+    /// A viewer with this layer cap; `exclude` is a host watching its own
+    /// room (its own producer is left out).
+    Viewer { cap: LayerCap, exclude: Option<String> },
 }
 
 /// What to build.
 pub(crate) struct Request {
     pub offer: String,
-    pub role: Role,
-    pub stream: Arc<StreamShared>,
-    pub cap: LayerCap,
+    pub room: Arc<Room>,
+    pub part: Part,
     /// The candidates of the worker that will hold the session.
     pub announce: Vec<SocketAddr>,
     pub certificate: RTCCertificate,
@@ -52,38 +61,51 @@ pub(crate) struct Request {
 /// Builds the connection and the answer for `req`.
 pub(crate) fn prepare(req: Request, now: Instant) -> Result<Prepared, SfuError> {
     let ice = IceCredentials::random();
-    let Request { offer, role, stream, cap, announce, certificate } = req;
-    let codecs = (role == Role::Viewer).then(|| lock(&stream.codecs).clone());
-    let mut tracks = (None, None);
+    let Request { offer, room, part, announce, certificate } = req;
+    let codecs = matches!(part, Part::Viewer { .. }).then(|| room.codecs());
+    // WHEP forbids renegotiation: a viewer's slots are its offer's m-lines.
+    let slots = count_slots(&offer);
+    let mut tracks: Vec<(Option<DownTrack>, Option<DownTrack>)> = Vec::new();
     let (mut pc, answer) = negotiate::answer(&offer, &ice, &announce, codecs.as_ref(), certificate, now, |pc| {
         let Some(codecs) = &codecs else { return Ok(()) };
-        if let Some(v) = &codecs.video {
-            tracks.0 = Some(add_down_track(pc, &stream.name, RtpCodecKind::Video, v)?);
-        }
-        if let Some(a) = &codecs.audio {
-            tracks.1 = Some(add_down_track(pc, &stream.name, RtpCodecKind::Audio, a)?);
+        for i in 0..slots.0.max(slots.1) {
+            // Each slot its own media stream id, so a browser groups a host's audio with its video.
+            let label = if i == 0 { room.name.clone() } else { format!("{}-{i}", room.name) };
+            let video = match &codecs.video {
+                Some(v) if i < slots.0 => Some(add_down_track(pc, &label, RtpCodecKind::Video, v)?),
+                _ => None,
+            };
+            let audio = match &codecs.audio {
+                Some(a) if i < slots.1 => Some(add_down_track(pc, &label, RtpCodecKind::Audio, a)?),
+                _ => None,
+            };
+            tracks.push((video, audio));
         }
         Ok(())
     })?;
-    let part = match role {
-        Role::Publisher => {
+    let part = match part {
+        Part::Publisher(producer) => {
             let codecs = negotiate::negotiated_codecs(&mut pc);
             if codecs.video.is_none() && codecs.audio.is_none() {
                 return Err(SfuError::UnsupportedCodec("no audio or video track could be negotiated".into()));
             }
-            PreparedPart::Publisher(codecs)
+            PreparedPart::Publisher { producer, codecs }
         }
-        Role::Viewer => {
-            let (video, audio) = tracks;
-            if video.is_none() && audio.is_none() {
+        Part::Viewer { cap, exclude } => {
+            if tracks.iter().all(|(v, a)| v.is_none() && a.is_none()) {
                 return Err(SfuError::UnsupportedCodec("the offer accepts none of the stream's codecs".into()));
             }
-            let mut v = Viewer::new(video, audio, cap);
-            v.retarget(&stream);
-            PreparedPart::Viewer(Box::new(v))
+            let consumers = tracks.into_iter().map(|(video, audio)| Consumer::new(video, audio, cap)).collect();
+            PreparedPart::Viewer(Box::new(Subscriber::new(consumers, codecs.unwrap_or_default(), cap, exclude)))
         }
     };
     Ok(Prepared { pc, ice, answer, part })
+}
+
+/// The video and audio m-lines of an offer, at most [`crate::room::MAX_HOSTS`] each.
+fn count_slots(offer: &str) -> (usize, usize) {
+    let count = |kind: &str| offer.lines().filter(|l| l.starts_with(kind)).count().min(crate::room::MAX_HOSTS);
+    (count("m=video "), count("m=audio "))
 }
 
 /// Adds an outgoing track to a viewer's connection and returns its down

@@ -22,8 +22,8 @@ pub enum Kind {
 /// by every viewer on every worker.
 #[derive(Debug, Clone)]
 pub struct ForwardPacket {
-    /// The stream it belongs to (`StreamShared::id`).
-    pub stream: u64,
+    /// The producer it comes from.
+    pub producer: crate::producer::ProducerId,
     /// Audio or video.
     pub kind: Kind,
     /// Simulcast layer (audio: always `F`).
@@ -54,10 +54,10 @@ pub type Fanout = Arc<ForwardPacket>;
 
 #[cfg(test)]
 impl ForwardPacket {
-    /// A VP8 packet of stream 1 for unit tests (no marker, no padding before).
+    /// A VP8 packet of producer 1 for unit tests (no marker, no padding before).
     pub(crate) fn test_video(layer: Layer, ssrc: u32, seq: u16, timestamp: u32, keyframe: bool, payload: Bytes) -> Self {
         ForwardPacket {
-            stream: 1,
+            producer: 1,
             kind: Kind::Video,
             layer,
             codec: Codec::Vp8,

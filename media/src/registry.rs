@@ -1,4 +1,4 @@
-//! What the SFU handle and every worker share: the live streams by name,
+//! What the SFU handle and every worker share: the live rooms by name,
 //! the sessions by id, the counters and the event sinks.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,24 +14,31 @@ use crate::error::SfuError;
 use crate::events::SfuEvent;
 use crate::metrics::Metrics;
 use crate::session::{Role, SessionId};
-use crate::stream::{lock, StreamShared};
+use crate::producer::{lock, Producer};
+use crate::room::{AddError, Room};
 
 /// Where a session lives.
 #[derive(Debug, Clone)]
 pub(crate) struct SessionInfo {
     pub worker: usize,
-    pub stream: Arc<StreamShared>,
+    pub room: Arc<Room>,
+    /// The host the session belongs to (a publisher's, or a host watching
+    /// its own room): removing the host closes it.
+    pub host: Option<String>,
     pub role: Role,
     /// A digest of the credential the session was opened with, if any
     /// (signaling asks for the same one to end or change it).
     pub owner: Option<[u8; 32]>,
 }
 
+/// A new producer: its room, itself, and the held producer it replaces.
+pub(crate) type Registered = (Arc<Room>, Arc<Producer>, Option<Arc<Producer>>);
+
 /// State shared by the handle and the workers.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub config: MediaConfig,
-    pub streams: DashMap<String, Arc<StreamShared>>,
+    pub rooms: DashMap<String, Arc<Room>>,
     pub sessions: DashMap<SessionId, SessionInfo>,
     pub metrics: Arc<Metrics>,
     pub events: broadcast::Sender<SfuEvent>,
@@ -57,7 +64,7 @@ impl Shared {
             certificates,
             shutting_down: AtomicBool::new(false),
             config,
-            streams: DashMap::new(),
+            rooms: DashMap::new(),
             sessions: DashMap::new(),
             metrics: Arc::new(Metrics::default()),
             events,
@@ -66,31 +73,36 @@ impl Shared {
         })
     }
 
-    /// Claims `name` for a new publisher session; fails if it is live
-    /// already. A stream held for its departed publisher is taken over: it is
-    /// returned second, for its viewers to move to the new one.
-    pub fn register_stream(&self, name: &str, publisher: SessionId, worker: usize) -> Result<(Arc<StreamShared>, Option<Arc<StreamShared>>), SfuError> {
-        let id = self.next_stream_id.fetch_add(1, Ordering::Relaxed);
-        let stream = Arc::new(StreamShared::new(id, name, publisher, worker));
-        match self.streams.entry(name.to_owned()) {
-            dashmap::Entry::Occupied(mut o) => {
-                let held = o.get();
-                if !held.publisher_gone.load(Ordering::Relaxed) || held.is_ended() {
-                    return Err(SfuError::StreamBusy(name.to_owned()));
-                }
-                let old = o.insert(stream.clone());
-                Ok((stream, Some(old)))
+    /// Adds `host`'s new producer to room `name` (made if there is none),
+    /// for a new publisher session. A producer of the same host held for its
+    /// departed publisher is taken over: it is returned third, for its
+    /// consumers to move to the new one.
+    pub fn register_producer(&self, name: &str, host: &str, primary: bool, publisher: SessionId, worker: usize) -> Result<Registered, SfuError> {
+        let producer = Arc::new(Producer::for_host(self.next_id(), name, host, primary, publisher, worker));
+        let room = match self.rooms.entry(name.to_owned()) {
+            dashmap::Entry::Occupied(mut o) if o.get().is_ended() => {
+                let room = Arc::new(Room::new(self.next_id(), name));
+                o.insert(room.clone());
+                room
             }
-            dashmap::Entry::Vacant(v) => {
-                v.insert(stream.clone());
-                Ok((stream, None))
-            }
+            dashmap::Entry::Occupied(o) => o.get().clone(),
+            dashmap::Entry::Vacant(v) => v.insert(Arc::new(Room::new(self.next_id(), name))).clone(),
+        };
+        match room.add(producer.clone()) {
+            Ok(held) => Ok((room, producer, held)),
+            Err(AddError::Busy) => Err(SfuError::StreamBusy(name.to_owned())),
+            Err(AddError::Full) => Err(SfuError::RoomFull(name.to_owned())),
+            Err(AddError::Removed) => Err(SfuError::HostRemoved(host.to_owned())),
         }
     }
 
-    /// A live stream by name.
-    pub fn live_stream(&self, name: &str) -> Result<Arc<StreamShared>, SfuError> {
-        self.streams.get(name).map(|s| s.clone()).ok_or_else(|| SfuError::StreamNotFound(name.to_owned()))
+    fn next_id(&self) -> u64 {
+        self.next_stream_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A live room by name.
+    pub fn live_room(&self, name: &str) -> Result<Arc<Room>, SfuError> {
+        self.rooms.get(name).map(|s| s.clone()).filter(|r| !r.is_ended()).ok_or_else(|| SfuError::StreamNotFound(name.to_owned()))
     }
 
     /// A new lossless event consumer.

@@ -20,10 +20,11 @@ use crate::events::SfuEvent;
 use crate::health::{LayerState, StreamHealth};
 use crate::layer::LayerCap;
 use crate::metrics::Metrics;
-use crate::offer::{self, Prepared};
+use crate::offer::{self, Part, Prepared};
 use crate::registry::Shared;
 use crate::session::{Role, SessionId};
-use crate::stream::{lock, mono_ms, StreamShared, STALE_PUBLISHER_MS};
+use crate::producer::{lock, mono_ms, STALE_PUBLISHER_MS};
+use crate::room::{Layout, Room};
 use crate::worker::{self, Command, WorkerHandle};
 
 /// The answer to an offer.
@@ -43,6 +44,25 @@ pub struct Requester {
     /// A digest of the credential the offer came with: the session's owner
     /// must show it again to end or change it (see [`Sfu::session_owner`]).
     pub owner: Option<[u8; 32]>,
+}
+
+/// A host of a room, as the media sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HostMedia {
+    /// The host's name.
+    pub host: String,
+    /// The room's primary host.
+    pub primary: bool,
+    /// Its publisher is connected (not held for a reconnect).
+    pub connected: bool,
+    /// Its audio is muted by the room.
+    pub audio_muted: bool,
+    /// Its video is muted by the room.
+    pub video_muted: bool,
+    /// It is speaking now.
+    pub speaking: bool,
+    /// It is the room's dominant speaker.
+    pub active_speaker: bool,
 }
 
 /// An admitted session, before its connection exists.
@@ -126,24 +146,21 @@ impl Sfu {
         rx
     }
 
-    /// Ends a stream from the platform's side (the host ended it): closes its
-    /// publisher, which closes its viewers. False if it is not live.
+    /// Ends a stream from the platform's side (the host ended it): closes
+    /// every publisher of its room and every viewer. False if it is not live.
     pub async fn end_stream(&self, stream: &str) -> bool {
-        let Some(shared) = self.shared.streams.get(stream).map(|s| s.clone()) else { return false };
-        if shared.publisher_gone.load(Ordering::Relaxed) {
-            // Held for a publisher that is not coming back: end it here.
-            if !shared.ended.swap(true, Ordering::Relaxed) {
-                worker::end_everywhere(&self.shared, self.workers.iter().map(|w| &w.commands), &shared, true);
-            }
-            return true;
-        }
-        let Some(worker) = self.shared.sessions.get(&shared.publisher).map(|s| s.worker) else { return false };
-        self.ask(worker, |reply| Command::Close { id: shared.publisher, end_stream: true, reply }).await.is_ok()
+        let Some(room) = self.shared.rooms.get(stream).map(|s| s.clone()) else { return false };
+        worker::end_room(&self.shared, &self.command_queues(), &room, true);
+        true
+    }
+
+    fn command_queues(&self) -> Vec<&mpsc::Sender<Command>> {
+        self.workers.iter().map(|w| &w.commands).collect()
     }
 
     /// Names of live streams.
     pub fn live_streams(&self) -> Vec<String> {
-        self.shared.streams.iter().map(|e| e.key().clone()).collect()
+        self.shared.rooms.iter().map(|e| e.key().clone()).collect()
     }
 
     /// Number of open sessions (publishers and viewers).
@@ -162,77 +179,177 @@ impl Sfu {
         rx.await.map_err(|_| SfuError::Unavailable)
     }
 
-    /// Builds the connection of an admitted session of `stream` (off the
+    /// Builds the connection of an admitted session in `room` (off the
     /// workers) and has its worker install it.
-    async fn open(&self, new: NewSession, stream: Arc<StreamShared>, role: Role, cap: LayerCap, offer: &str) -> Result<String, SfuError> {
+    async fn open(&self, new: NewSession, room: Arc<Room>, part: Part, offer: &str) -> Result<String, SfuError> {
         let NewSession { id: session, ticket, owner } = new;
         let worker = ticket.worker;
         let Ok(_turn) = tokio::time::timeout(PREPARE_WAIT, self.builders.acquire()).await else {
             return Err(SfuError::Capacity("too many offers at once".into()));
         };
         let certificate = self.shared.certificates.current(Instant::now())?;
-        let request = offer::Request { offer: offer.to_owned(), role, stream: stream.clone(), cap, announce: self.workers[worker].announce.clone(), certificate };
+        let request = offer::Request { offer: offer.to_owned(), room: room.clone(), part, announce: self.workers[worker].announce.clone(), certificate };
         let prepared: Prepared = tokio::task::spawn_blocking(move || offer::prepare(request, Instant::now()))
             .await
             .map_err(|_| SfuError::Internal("the offer's builder panicked".into()))??;
         drop(_turn);
         let answer = prepared.answer.clone();
-        self.ask(worker, |reply| Command::Open { id: session, stream, prepared: Box::new(prepared), ticket, owner, reply }).await??;
+        self.ask(worker, |reply| Command::Open { id: session, room, prepared: Box::new(prepared), ticket, owner, reply }).await??;
         Ok(answer)
     }
 
-    /// Starts publishing `stream` with a WHIP offer.
+    /// Starts publishing `stream` with a WHIP offer: its room's primary (and
+    /// only) host, unnamed.
     pub async fn publish(&self, stream: &str, offer: &str, from: Requester) -> Result<SessionAnswer, SfuError> {
+        self.publish_host(stream, "", true, offer, from).await
+    }
+
+    /// Publishes `host`'s tracks into room `stream` with a WHIP offer. The
+    /// `primary` host's leaving ends the room. A host whose producer is held
+    /// (its publisher left within the hold) takes it over: its consumers
+    /// stay, and resume at the new publisher's first keyframe.
+    pub async fn publish_host(&self, stream: &str, host: &str, primary: bool, offer: &str, from: Requester) -> Result<SessionAnswer, SfuError> {
         crate::negotiate::check_offer(offer)?;
-        let current = self.shared.streams.get(stream).map(|s| s.clone());
-        if let Some(current) = current.filter(|s| !s.publisher_gone.load(Ordering::Relaxed) && !s.is_ended()) {
+        let current = self.shared.rooms.get(stream).and_then(|r| r.producer(host));
+        if let Some(current) = current.filter(|p| !p.publisher_gone.load(Ordering::Relaxed) && !p.is_ended()) {
             let silent_ms = mono_ms().saturating_sub(current.media_at_ms.load(Ordering::Relaxed));
             if silent_ms >= STALE_PUBLISHER_MS {
-                // Its connection is surely gone: close it (the stream is then
-                // held, see `MediaConfig::publisher_hold`) and take over below.
-                info!(stream, old = %current.publisher, silent_ms, "a new publish takes over from a silent publisher");
+                // Its connection is surely gone: close it (the producer is
+                // then held, see `MediaConfig::publisher_hold`) and take over below.
+                info!(stream, host, old = %current.publisher, silent_ms, "a new publish takes over from a silent publisher");
                 let _ = self.close(current.publisher).await;
             }
         }
         let ticket = self.admit(from)?;
         let session = SessionId::random();
-        let (shared, held) = self.shared.register_stream(stream, session, ticket.worker)?;
-        let res = self.open(NewSession { id: session, ticket, owner: from.owner }, shared.clone(), Role::Publisher, LayerCap::Auto, offer).await;
+        let (room, producer, held) = self.shared.register_producer(stream, host, primary, session, ticket.worker)?;
+        let res = self.open(NewSession { id: session, ticket, owner: from.owner }, room.clone(), Part::Publisher(producer.clone()), offer).await;
         match (&res, held) {
-            (Err(_), held) => {
-                self.shared.streams.remove_if(stream, |_, s| s.publisher == session);
-                if let Some(held) = held {
-                    // Still held for a publisher: the next attempt may take it.
-                    self.shared.streams.entry(stream.to_owned()).or_insert(held);
+            (Err(_), Some(held)) => {
+                // Still held for a publisher: the next attempt may take it.
+                room.restore(&producer, held);
+            }
+            (Err(_), None) => {
+                producer.ended.store(true, Ordering::Relaxed);
+                room.remove(&producer);
+                if room.producers().is_empty() {
+                    worker::end_room(&self.shared, &self.command_queues(), &room, false);
                 }
             }
             (Ok(_), Some(held)) => {
-                // The publisher is back: its viewers move to the new session's
-                // stream (same tracks, continuous numbering, from its next
-                // keyframe), unless the codecs changed under them. The
-                // successor is set before `ended`, so that a worker seeing
-                // the old stream ended knows where its viewers go.
-                let keep = lock(&held.codecs).same_media(&lock(&shared.codecs));
-                let _ = held.successor.set((shared.clone(), keep));
+                // The publisher is back: the room's new version moves the
+                // consumers of the held producer to this one (closing
+                // one-slot viewers if the codecs changed under them).
                 held.ended.store(true, Ordering::Relaxed);
-                info!(stream, session = %session, keep, "publisher back: viewers move to it");
-                for w in self.workers.iter() {
-                    // A full queue only delays the move to that worker's next second.
-                    let _ = w.commands.try_send(Command::Adopt { old: held.clone(), new: shared.clone(), keep });
-                }
+                info!(stream, host, session = %session, "publisher back: its consumers move to it");
+                self.room_changed(&room);
             }
-            (Ok(_), None) => {}
+            (Ok(_), None) => self.room_changed(&room),
         }
         res.map(|sdp| SessionAnswer { session, sdp })
     }
 
-    /// Starts watching `stream` with a WHEP offer.
+    /// Tells every worker with subscribers of `room` to rebind them now
+    /// (they would at their next tick anyway).
+    fn room_changed(&self, room: &Room) {
+        for w in self.workers.iter() {
+            let _ = w.commands.try_send(Command::RoomChanged { room: room.id });
+        }
+    }
+
+    /// Starts watching `stream` with a WHEP offer: one slot per video (and
+    /// audio) m-line of the offer.
     pub async fn play(&self, stream: &str, offer: &str, cap: LayerCap, from: Requester) -> Result<SessionAnswer, SfuError> {
+        self.subscribe_room(stream, offer, cap, None, from).await
+    }
+
+    /// A host watches its own room: like [`Sfu::play`], with its own
+    /// producer left out of the slots.
+    pub async fn play_as_host(&self, stream: &str, host: &str, offer: &str, cap: LayerCap, from: Requester) -> Result<SessionAnswer, SfuError> {
+        self.subscribe_room(stream, offer, cap, Some(host.to_owned()), from).await
+    }
+
+    async fn subscribe_room(&self, stream: &str, offer: &str, cap: LayerCap, exclude: Option<String>, from: Requester) -> Result<SessionAnswer, SfuError> {
         crate::negotiate::check_offer(offer)?;
-        let shared = self.shared.live_stream(stream)?;
+        let room = self.shared.live_room(stream)?;
         let ticket = self.admit(from)?;
         let session = SessionId::random();
-        self.open(NewSession { id: session, ticket, owner: from.owner }, shared, Role::Viewer, cap, offer).await.map(|sdp| SessionAnswer { session, sdp })
+        self.open(NewSession { id: session, ticket, owner: from.owner }, room, Part::Viewer { cap, exclude }, offer).await.map(|sdp| SessionAnswer { session, sdp })
+    }
+
+    /// Mutes or unmutes a host's audio and/or video in its room: muted
+    /// packets are dropped as they arrive, for every consumer. False if the
+    /// host does not publish there.
+    pub fn set_muted(&self, stream: &str, host: &str, audio: Option<bool>, video: Option<bool>) -> bool {
+        let Some(producer) = self.shared.rooms.get(stream).and_then(|r| r.producer(host)) else { return false };
+        if let Some(a) = audio {
+            producer.audio_muted.store(a, Ordering::Relaxed);
+        }
+        if let Some(v) = video {
+            producer.video_muted.store(v, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Sets a room's layout: subscribers' slots and layer targets follow.
+    /// False if the room is not live.
+    pub fn set_layout(&self, stream: &str, layout: Layout) -> bool {
+        let Some(room) = self.shared.rooms.get(stream).map(|r| r.clone()) else { return false };
+        room.set_layout(layout);
+        self.room_changed(&room);
+        true
+    }
+
+    /// Removes `host` from room `stream` (left or kicked): its publishing
+    /// session and the sessions it watches the room with close at once, and
+    /// it cannot publish into this room again. Removing the primary host
+    /// ends the room. Returns the sessions closed.
+    pub async fn remove_host(&self, stream: &str, host: &str) -> usize {
+        let Some(room) = self.shared.rooms.get(stream).map(|r| r.clone()) else { return 0 };
+        room.bar(host);
+        if let Some(producer) = room.producer(host) {
+            producer.ended.store(true, Ordering::Relaxed);
+            if producer.publisher_gone.load(Ordering::Relaxed) {
+                // Held, with no session to close: end it here.
+                worker::end_producer(&self.shared, &self.command_queues(), &room, &producer, true);
+            }
+        }
+        let sessions: Vec<SessionId> = self.shared.sessions.iter().filter(|e| e.room.id == room.id && e.host.as_deref() == Some(host)).map(|e| *e.key()).collect();
+        let mut closed = 0;
+        for id in sessions {
+            if self.close(id).await.is_ok() {
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// The hosts of room `stream`, in join order.
+    pub fn room_hosts(&self, stream: &str) -> Option<Vec<HostMedia>> {
+        let room = self.shared.rooms.get(stream).map(|r| r.clone())?;
+        let now_ms = mono_ms();
+        let active = room.active_speaker();
+        Some(
+            room.producers()
+                .into_iter()
+                .map(|p| HostMedia {
+                    host: p.host.clone(),
+                    primary: p.primary,
+                    connected: !p.publisher_gone.load(Ordering::Relaxed) && !p.is_ended(),
+                    audio_muted: p.audio_muted.load(Ordering::Relaxed),
+                    video_muted: p.video_muted.load(Ordering::Relaxed),
+                    speaking: room.speaking(p.id, now_ms),
+                    active_speaker: active == Some(p.id),
+                })
+                .collect(),
+        )
+    }
+
+    /// Which host is in which of `count` slots of room `stream` now (what a
+    /// viewer with that many slots is sent; `exclude`: a host watching).
+    pub fn room_slots(&self, stream: &str, count: usize, exclude: Option<&str>) -> Option<Vec<Option<String>>> {
+        let room = self.shared.rooms.get(stream).map(|r| r.clone())?;
+        Some(room.slots(count, exclude).video.into_iter().map(|p| p.map(|p| p.host.clone())).collect())
     }
 
     fn admit(&self, from: Requester) -> Result<crate::admission::Ticket, SfuError> {
@@ -247,12 +364,13 @@ impl Sfu {
 
     /// The role and stream of a session.
     pub fn session(&self, session: SessionId) -> Option<(Role, String)> {
-        self.shared.sessions.get(&session).map(|s| (s.role, s.stream.name.clone()))
+        self.shared.sessions.get(&session).map(|s| (s.role, s.room.name.clone()))
     }
 
-    /// The simulcast layers a live stream's publisher sends now.
+    /// The simulcast layers a live stream's primary host sends now.
     pub fn stream_layers(&self, stream: &str) -> Option<Vec<crate::health::LayerInfo>> {
-        self.shared.streams.get(stream).map(|s| s.layers())
+        let room = self.shared.rooms.get(stream).map(|r| r.clone())?;
+        room.primary().or_else(|| room.producers().into_iter().next()).map(|p| p.layers())
     }
 
     /// A viewer's layer state (cap, current and target layer), unchanged.
@@ -280,10 +398,10 @@ impl Sfu {
 
     /// Health of a stream: every peer's stats, gathered from every worker.
     pub async fn stream_health(&self, stream: &str) -> Option<StreamHealth> {
-        let shared = self.shared.streams.get(stream).map(|s| s.clone())?;
+        let shared = self.shared.rooms.get(stream).map(|s| s.clone())?;
         let mut all = Vec::new();
         for w in 0..self.workers.len() {
-            if let Ok(mut peers) = self.ask(w, |reply| Command::Health { stream: shared.id, reply }).await {
+            if let Ok(mut peers) = self.ask(w, |reply| Command::Health { room: shared.id, reply }).await {
                 all.append(&mut peers);
             }
         }

@@ -105,6 +105,8 @@ impl From<SfuError> for ApiError {
             SfuError::UnsupportedCodec(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_codec"),
             SfuError::StreamNotFound(_) => (StatusCode::NOT_FOUND, "stream_not_live"),
             SfuError::StreamBusy(_) => (StatusCode::CONFLICT, "stream_busy"),
+            SfuError::RoomFull(_) => (StatusCode::CONFLICT, "room_full"),
+            SfuError::HostRemoved(_) => (StatusCode::FORBIDDEN, "host_removed"),
             SfuError::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
             SfuError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             SfuError::Capacity(_) => (StatusCode::SERVICE_UNAVAILABLE, "capacity"),

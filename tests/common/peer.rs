@@ -68,6 +68,17 @@ impl Rx {
         Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    /// The publisher's tag (see `PublishOpts::tag`), from any video packet
+    /// (audio: its second byte).
+    pub fn tag(&self) -> Option<u8> {
+        if self.pt == 111 {
+            return self.payload.get(1).copied();
+        }
+        let d = onair_media::codec::vp8::parse(&self.payload)?;
+        let frame_header = if self.payload[0] & 0x10 == 0 { 0 } else if d.is_keyframe { 10 } else { 3 };
+        self.payload.get(d.header_len + frame_header + 5).copied()
+    }
+
     pub fn is_vp8_keyframe(&self) -> bool {
         onair_media::codec::vp8::parse(&self.payload).is_some_and(|d| d.is_keyframe)
     }
@@ -184,11 +195,14 @@ pub struct PublishOpts {
     pub padding_every: u32,
     /// Packets per frame of the top layer (lower layers send one).
     pub top_packets: usize,
+    /// A byte stamped into every video and audio payload (see [`Rx::tag`]),
+    /// to tell hosts of a room apart.
+    pub tag: Option<u8>,
 }
 
 impl Default for PublishOpts {
     fn default() -> Self {
-        PublishOpts { simulcast: true, audio: true, keyframe_every: 90, padding_every: 10, top_packets: 3 }
+        PublishOpts { simulcast: true, audio: true, keyframe_every: 90, padding_every: 10, top_packets: 3, tag: None }
     }
 }
 
@@ -201,6 +215,12 @@ struct VideoOut {
 
 /// Publishes over WHIP; returns the peer or the server's error response.
 pub async fn publish(http_addr: SocketAddr, key: &str, opts: PublishOpts) -> Result<TestPeer, http::Response> {
+    publish_via(opts, async |sdp: String| http::post_sdp(http_addr, "/whip", Some(key), &sdp).await).await
+}
+
+/// Publishes with the offer sent by `signal`, which answers as WHIP would
+/// (201 with the answer SDP, or an error response).
+pub async fn publish_via(opts: PublishOpts, signal: impl AsyncFnOnce(String) -> http::Response) -> Result<TestPeer, http::Response> {
     let (mut pc, socket, local) = new_pc().await;
     let rids: Vec<&str> = if opts.simulcast { RIDS.to_vec() } else { vec!["f"] };
     let vp8 = rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
@@ -250,7 +270,7 @@ pub async fn publish(http_addr: SocketAddr, key: &str, opts: PublishOpts) -> Res
         None
     };
     let sdp = offer(&mut pc);
-    let res = http::post_sdp(http_addr, "/whip", Some(key), &sdp).await;
+    let res = signal(sdp).await;
     if res.status != 201 {
         return Err(res);
     }
@@ -276,7 +296,8 @@ pub async fn publish(http_addr: SocketAddr, key: &str, opts: PublishOpts) -> Res
     Ok(TestPeer { seen, location, answer: res, stop, task })
 }
 
-fn vp8_packet(pid: u16, tl0: u8, first: bool, key: bool, layer: u8, frame: u32, size: usize) -> Bytes {
+#[allow(clippy::too_many_arguments)]
+fn vp8_packet(pid: u16, tl0: u8, first: bool, key: bool, layer: u8, frame: u32, size: usize, tag: Option<u8>) -> Bytes {
     let mut b = BytesMut::with_capacity(size);
     b.extend_from_slice(&[if first { 0x90 } else { 0x80 }, 0xC0, 0x80 | (pid >> 8) as u8, pid as u8, tl0]);
     if first {
@@ -289,6 +310,9 @@ fn vp8_packet(pid: u16, tl0: u8, first: bool, key: bool, layer: u8, frame: u32, 
     }
     b.extend_from_slice(&[layer]);
     b.extend_from_slice(&frame.to_be_bytes());
+    if let Some(tag) = tag {
+        b.extend_from_slice(&[tag]);
+    }
     while b.len() < size {
         b.extend_from_slice(&[0xAB]);
     }
@@ -340,7 +364,7 @@ async fn run_publisher(
                     for i in 0..packets + probes {
                         st.0 = st.0.wrapping_add(1);
                         let probe = i >= packets;
-                        let payload = if probe { Bytes::new() } else { vp8_packet(st.2, st.3, i == 0, key, *layer as u8, frame, 300 + 300 * *layer) };
+                        let payload = if probe { Bytes::new() } else { vp8_packet(st.2, st.3, i == 0, key, *layer as u8, frame, 300 + 300 * *layer, opts.tag) };
                         let mut header = rtc::rtp::header::Header {
                             version: 2,
                             padding: probe,
@@ -377,12 +401,21 @@ async fn run_publisher(
                     header.extension_profile = 0xBEDE;
                     let _ = header.set_extension(audio_level_ext, Bytes::from_static(&[0x80 | 30]));
                 }
-                let _ = pc.rtp_sender(sender).unwrap().write_rtp(Instant::now(), rtc::rtp::Packet { header, payload: Bytes::from(vec![0xFCu8; 60]) });
+                let _ = pc.rtp_sender(sender).unwrap().write_rtp(Instant::now(), rtc::rtp::Packet { header, payload: audio_payload(opts.tag) });
             },
         }
     }
     let _ = pc.close();
     drain(&mut pc, &socket, &seen);
+}
+
+/// An Opus-sized audio payload; the tag, if any, in its second byte.
+fn audio_payload(tag: Option<u8>) -> Bytes {
+    let mut p = vec![0xFCu8; 60];
+    if let Some(tag) = tag {
+        p[1] = tag;
+    }
+    Bytes::from(p)
 }
 
 fn feed(pc: &mut RTCPeerConnection, local: SocketAddr, from: SocketAddr, data: &[u8]) {
@@ -463,6 +496,8 @@ pub struct WatchOpts {
     /// Random datagrams sent from the peer's own address per second once
     /// connected (RTP-, RTCP-, DTLS- and STUN-looking junk).
     pub garbage_per_second: u32,
+    /// Video and audio m-lines offered (a co-host room's slots); 0 means 1.
+    pub slots: usize,
 }
 
 /// Watches over WHEP; returns the peer or the server's error response. A
@@ -480,12 +515,6 @@ pub async fn watch(http_addr: SocketAddr, stream: &str, opts: WatchOpts) -> Resu
 }
 
 async fn watch_once(http_addr: SocketAddr, stream: &str, opts: WatchOpts) -> Result<TestPeer, http::Response> {
-    let (mut pc, socket, local) = new_pc().await;
-    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
-        pc.add_transceiver_from_kind(kind, Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() }))
-            .unwrap();
-    }
-    let sdp = offer(&mut pc);
     let path = match opts.max_layer {
         Some(l) => format!("/whep/{stream}?max_layer={l}"),
         None => format!("/whep/{stream}"),
@@ -501,7 +530,20 @@ async fn watch_once(http_addr: SocketAddr, stream: &str, opts: WatchOpts) -> Res
     if let Some(ua) = &opts.user_agent {
         headers.push(("User-Agent", ua.as_str()));
     }
-    let res = http::request(http_addr, "POST", &path, &headers, sdp.as_bytes()).await;
+    watch_via(opts.clone(), async |sdp: String| http::request(http_addr, "POST", &path, &headers, sdp.as_bytes()).await).await
+}
+
+/// Watches with the offer sent by `signal`, which answers as WHEP would.
+pub async fn watch_via(opts: WatchOpts, signal: impl AsyncFnOnce(String) -> http::Response) -> Result<TestPeer, http::Response> {
+    let (mut pc, socket, local) = new_pc().await;
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        for _ in 0..opts.slots.max(1) {
+            pc.add_transceiver_from_kind(kind, Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() }))
+                .unwrap();
+        }
+    }
+    let sdp = offer(&mut pc);
+    let res = signal(sdp).await;
     if res.status != 201 {
         return Err(res);
     }

@@ -1,8 +1,9 @@
-//! What goes out to viewers: a publisher's packets fanned out to every
-//! worker with viewers of its stream and delivered to each viewer with its
-//! rewritten header; the cached group of pictures for a joining viewer; and
-//! the viewer's feedback (NACKs answered from the cache, keyframe requests
-//! within a budget, link reports for the layer choice).
+//! What goes out to viewers: a producer's packets fanned out to every
+//! worker with subscribers of it and delivered to each slot it feeds, with
+//! the slot's rewritten header; the cached group of pictures for a joining
+//! viewer; and the viewer's feedback (NACKs answered from the producer's
+//! cache, keyframe requests within a budget, link reports for the layer
+//! choice, shared among the slots by the stream allocator).
 //!
 //! A viewer's connection is written through one narrow interface,
 //! [`write_rtp`]: rtc's per-viewer pipeline (interceptors, SRTP) today.
@@ -20,11 +21,11 @@ use super::peer::{Peer, PeerRole};
 use super::transmit::{flush_writes, Transmit};
 use super::Worker;
 use crate::codec;
-use crate::forward::OutHeader;
+use crate::consumer::OutHeader;
 use crate::metrics::Metrics;
 use crate::packet::{Fanout, ForwardPacket, Kind};
 use crate::session::SessionId;
-use crate::stream::lock;
+use crate::producer::lock;
 
 /// A viewer's keyframe requests (PLI, FIR) count at most once in this
 /// interval: a browser asks a few times a second at worst, a hostile client
@@ -43,9 +44,10 @@ impl<T: Transmit> Worker<T> {
         self.deliver(&p, Instant::now());
     }
 
-    /// Sends a packet to this worker's viewers of its stream.
+    /// Sends a packet to this worker's subscribers of its producer, in
+    /// every slot it feeds.
     pub(crate) fn deliver(&mut self, p: &ForwardPacket, now: Instant) {
-        let Some(viewers) = self.viewers_of.get(&p.stream) else { return };
+        let Some(viewers) = self.consumers_of.get(&p.producer) else { return };
         let now_us = self.us(now);
         let mut failed: Vec<SessionId> = Vec::new();
         for id in viewers {
@@ -57,7 +59,15 @@ impl<T: Transmit> Worker<T> {
             let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 peer.check_fault();
                 let before = peer.layer();
-                peer.forward(p, now, now_us, &shared.metrics, tx);
+                let slots = match &peer.role {
+                    PeerRole::Viewer(sub) => sub.slots.len(),
+                    PeerRole::Publisher(_) => 0,
+                };
+                for slot in 0..slots {
+                    if matches!(&peer.role, PeerRole::Viewer(sub) if sub.slots[slot].carries(p)) {
+                        peer.forward(slot, p, now, now_us, &shared.metrics, tx);
+                    }
+                }
                 peer.announce_layer(shared, before);
             }));
             if delivered.is_err() {
@@ -72,46 +82,54 @@ impl<T: Transmit> Worker<T> {
         }
     }
 
-    /// A viewer just connected: give it the stream's current group of
-    /// pictures from the cache, so its first frame needs no round trip to
-    /// the publisher. When only a keyframe could be given, or nothing, the
-    /// viewer waits for the next keyframe and asks for it.
+    /// A viewer just connected: give each slot its producer's current
+    /// group of pictures from the cache, so its first frame needs no round
+    /// trip to the publisher. When only a keyframe could be given, or
+    /// nothing, the slot waits for the next keyframe and asks for it.
     pub(super) fn prime(&mut self, id: SessionId) {
         let now = Instant::now();
         let now_us = self.us(now);
         let Some(peer) = self.peers.get_mut(&id) else { return };
         peer.check_fault();
-        let PeerRole::Viewer(vp) = &mut peer.role else { return };
-        vp.retarget(&peer.stream);
-        let Some(layer) = vp.target else { return };
-        let gop = lock(&peer.stream.cache).gop(layer);
-        if let Some(gop) = gop {
-            let before = peer.layer();
-            for p in &gop.packets {
-                peer.forward(p, now, now_us, &self.shared.metrics, &mut self.tx);
+        let before = peer.layer();
+        let PeerRole::Viewer(sub) = &peer.role else { return };
+        for i in 0..sub.slots.len() {
+            let PeerRole::Viewer(sub) = &mut peer.role else { return };
+            let slot = &mut sub.slots[i];
+            let Some(video) = slot.video.clone() else { continue };
+            slot.consumer.retarget(&video);
+            let Some(layer) = slot.consumer.target else { continue };
+            let gop = lock(&video.cache).gop(layer);
+            let mut complete = false;
+            if let Some(gop) = gop {
+                for p in &gop.packets {
+                    peer.forward(i, p, now, now_us, &self.shared.metrics, &mut self.tx);
+                }
+                Metrics::add(&self.shared.metrics.first_frames_from_cache, 1);
+                complete = gop.complete;
+                if !complete {
+                    if let PeerRole::Viewer(sub) = &mut peer.role {
+                        sub.slots[i].consumer.await_keyframe();
+                    }
+                }
             }
-            peer.announce_layer(&self.shared, before);
-            Metrics::add(&self.shared.metrics.first_frames_from_cache, 1);
-            if gop.complete {
-                return;
-            }
-            if let PeerRole::Viewer(vp) = &mut peer.role {
-                vp.await_keyframe();
+            if !complete {
+                if let PeerRole::Viewer(sub) = &mut peer.role {
+                    if let Some(layer) = sub.slots[i].consumer.keyframe_wanted(now_us) {
+                        video.request_keyframe(layer);
+                    }
+                }
             }
         }
-        if let PeerRole::Viewer(vp) = &mut peer.role {
-            if let Some(layer) = vp.keyframe_wanted(now_us) {
-                peer.stream.want_keyframe(layer);
-            }
-        }
+        peer.announce_layer(&self.shared, before);
     }
 }
 
 impl Peer {
-    /// The layer a viewer is forwarded now.
+    /// The layer a viewer's main slot is forwarded now.
     fn layer(&self) -> Option<crate::layer::Layer> {
         match &self.role {
-            PeerRole::Viewer(vp) => vp.current,
+            PeerRole::Viewer(sub) => sub.main().and_then(|c| c.current),
             PeerRole::Publisher(_) => None,
         }
     }
@@ -121,7 +139,7 @@ impl Peer {
     fn announce_layer(&self, shared: &crate::registry::Shared, before: Option<crate::layer::Layer>) {
         let now = self.layer();
         if let Some(layer) = now.filter(|_| now != before) {
-            shared.emit(crate::events::SfuEvent::LayerChanged { stream: self.stream.name.clone(), session: self.id, layer });
+            shared.emit(crate::events::SfuEvent::LayerChanged { stream: self.room.name.clone(), session: self.id, layer });
         }
     }
 
@@ -138,77 +156,97 @@ impl Peer {
         self.on_viewer_feedback(packets, now_us, metrics);
     }
 
-    /// Keyframe requests and link reports from a viewer.
+    /// Keyframe requests and link reports from a viewer. A PLI or a
+    /// receiver report names our SSRC: it concerns that slot. A REMB is the
+    /// whole connection's: the allocator shares it among the slots.
     fn on_viewer_feedback(&mut self, packets: &[Box<dyn rtcp::Packet>], now_us: u64, metrics: &Metrics) {
         use rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
         use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
         use rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
         use rtcp::receiver_report::ReceiverReport;
-        let PeerRole::Viewer(vp) = &mut self.role else { return };
-        let mut link_changed = false;
-        let mut new_estimate = false;
+        let PeerRole::Viewer(sub) = &mut self.role else { return };
+        // Slots whose link changed, and whether by a new estimate.
+        let mut changed: Vec<(usize, bool)> = Vec::new();
+        let mark = |changed: &mut Vec<(usize, bool)>, i: usize, estimate: bool| match changed.iter_mut().find(|c| c.0 == i) {
+            Some(c) => c.1 |= estimate,
+            None => changed.push((i, estimate)),
+        };
         for pkt in packets {
             let any = pkt.as_any();
-            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+            let keyframe_ssrc = any
+                .downcast_ref::<PictureLossIndication>()
+                .map(|p| p.media_ssrc)
+                .or_else(|| any.downcast_ref::<FullIntraRequest>().map(|f| f.fir.first().map_or(f.media_ssrc, |e| e.ssrc)));
+            if let Some(ssrc) = keyframe_ssrc {
                 Metrics::add(&metrics.keyframe_requests, 1);
                 if self.keyframe_request_us.is_some_and(|t| now_us.saturating_sub(t) < VIEWER_KEYFRAME_REQUEST_US) {
                     Metrics::add(&metrics.keyframe_requests_ignored, 1);
                     continue;
                 }
                 self.keyframe_request_us = Some(now_us);
-                if let Some(layer) = vp.current.or(vp.target) {
-                    self.stream.want_keyframe(layer);
+                // A FIR names no SSRC in its header the way a PLI does: fall back to the main slot.
+                let slot = sub.slots.iter().position(|s| s.consumer.video.as_ref().is_some_and(|t| t.ssrc == ssrc)).unwrap_or(0);
+                if let Some(s) = sub.slots.get(slot) {
+                    if let (Some(video), Some(layer)) = (&s.video, s.consumer.current.or(s.consumer.target)) {
+                        video.request_keyframe(layer);
+                    }
                 }
             } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
-                vp.estimate_bps = Some(remb.bitrate as u64);
-                link_changed = true;
-                new_estimate = true;
+                sub.allocate(remb.bitrate as u64, now_us);
+                for i in 0..sub.slots.len() {
+                    mark(&mut changed, i, true);
+                }
             } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
-                let video_ssrc = vp.video.as_ref().map(|t| t.ssrc);
                 for r in &rr.reports {
-                    if Some(r.ssrc) == video_ssrc || video_ssrc.is_none() {
-                        vp.loss = f64::from(r.fraction_lost) / 256.0;
-                        vp.jitter_ms = Some(f64::from(r.jitter) / 90.0);
-                        if r.last_sender_report != 0 {
-                            let rtt = ntp_middle_now().wrapping_sub(r.last_sender_report).wrapping_sub(r.delay);
-                            let ms = f64::from(rtt) * 1000.0 / 65536.0;
-                            if (0.0..10_000.0).contains(&ms) {
-                                vp.rtt_ms = Some(ms);
-                            }
+                    let Some(i) = sub.slots.iter().position(|s| s.consumer.video.as_ref().is_some_and(|t| t.ssrc == r.ssrc)) else { continue };
+                    let c = &mut sub.slots[i].consumer;
+                    c.loss = f64::from(r.fraction_lost) / 256.0;
+                    c.jitter_ms = Some(f64::from(r.jitter) / 90.0);
+                    if r.last_sender_report != 0 {
+                        let rtt = ntp_middle_now().wrapping_sub(r.last_sender_report).wrapping_sub(r.delay);
+                        let ms = f64::from(rtt) * 1000.0 / 65536.0;
+                        if (0.0..10_000.0).contains(&ms) {
+                            c.rtt_ms = Some(ms);
                         }
-                        link_changed = true;
                     }
+                    mark(&mut changed, i, false);
                 }
             }
         }
-        if link_changed {
-            let before = vp.target;
-            vp.observe_link(&self.stream, now_us, new_estimate);
-            if vp.target != before {
-                if let Some(layer) = vp.keyframe_wanted(now_us) {
-                    self.stream.want_keyframe(layer);
+        for (i, new_estimate) in changed {
+            let slot = &mut sub.slots[i];
+            let Some(video) = &slot.video else { continue };
+            let before = slot.consumer.target;
+            slot.consumer.observe_link(video, now_us, new_estimate);
+            if slot.consumer.target != before {
+                if let Some(layer) = slot.consumer.keyframe_wanted(now_us) {
+                    video.request_keyframe(layer);
                 }
             }
         }
     }
 
-    /// Sends `p` to this viewer if its layer decision says so: rewritten
-    /// header, then SRTP and the socket.
-    pub(super) fn forward(&mut self, p: &ForwardPacket, now: Instant, now_us: u64, metrics: &Metrics, tx: &mut impl Transmit) {
-        let PeerRole::Viewer(vp) = &mut self.role else { return };
-        if vp.target.is_none() && p.kind == Kind::Video {
+    /// Sends `p` to slot `slot` of this viewer if its layer decision says
+    /// so: rewritten header, then SRTP and the socket.
+    pub(super) fn forward(&mut self, slot: usize, p: &ForwardPacket, now: Instant, now_us: u64, metrics: &Metrics, tx: &mut impl Transmit) {
+        let PeerRole::Viewer(sub) = &mut self.role else { return };
+        let Some(slot) = sub.slots.get_mut(slot) else { return };
+        let c = &mut slot.consumer;
+        if c.target.is_none() && p.kind == Kind::Video {
             // The viewer joined before any video arrived.
-            vp.retarget(&self.stream);
+            if let Some(video) = &slot.video {
+                c.retarget(video);
+            }
         }
-        let switches = vp.switches;
-        let Some((track, out)) = vp.route(p, now_us) else { return };
+        let switches = c.switches;
+        let Some((track, out)) = c.route(p, now_us) else { return };
         let packet = out_packet(p, track.ssrc, track.payload_type, out, &p.payload, None);
-        if vp.switches != switches {
+        if c.switches != switches {
             Metrics::add(&metrics.layer_switches, 1);
         }
         let len = packet.payload.len();
         if write_rtp(&mut self.pc, now, packet) {
-            vp.sent(len, now_us);
+            c.sent(len, now_us);
             Metrics::add(&metrics.forwarded_packets, 1);
             Metrics::add(&metrics.forwarded_bytes, len as u64);
         }
@@ -217,19 +255,21 @@ impl Peer {
         // `on_second` refreshes every peer's deadline anyway.
     }
 
-    /// Answers a viewer's NACK from the stream's packet cache: each named
+    /// Answers a viewer's NACK from the producer's packet cache: each named
     /// packet is rebuilt with the header it was first sent with and sent
     /// again, on the RTX stream when negotiated.
     fn retransmit(&mut self, media_ssrc: u32, lost: impl Iterator<Item = u16>, now: Instant, metrics: &Metrics) {
-        let PeerRole::Viewer(vp) = &mut self.role else { return };
-        let Some(track) = vp.video.as_mut().filter(|t| t.ssrc == media_ssrc) else { return };
+        let PeerRole::Viewer(sub) = &mut self.role else { return };
+        let Some(slot) = sub.slot_by_video_ssrc(media_ssrc) else { return };
+        let Some(producer) = slot.video.clone() else { return };
+        let Some(track) = slot.consumer.video.as_mut() else { return };
         let Some(log) = track.sent.as_mut() else { return };
         let resends: Vec<_> = lost.filter_map(|seq| log.resend(seq)).collect();
         if resends.is_empty() {
             return;
         }
         let cached: Vec<_> = {
-            let cache = lock(&self.stream.cache);
+            let cache = lock(&producer.cache);
             resends.iter().map(|r| cache.get(r.source, r.source_seq)).collect()
         };
         for (r, p) in resends.iter().zip(cached) {

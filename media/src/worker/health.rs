@@ -47,19 +47,24 @@ impl Peer {
                     });
                 }
             }
-            PeerRole::Viewer(v) => {
+            PeerRole::Viewer(sub) => {
+                // Totals over the slots; link and layer figures from the main slot.
                 h.role = Role::Viewer;
-                h.bitrate_bps = v.rate.bps(now_us);
-                h.packets = v.packets;
-                h.loss = v.loss;
-                h.rtt_ms = v.rtt_ms;
-                h.jitter_ms = v.jitter_ms;
-                h.estimate_bps = v.estimate_bps;
-                h.layer = v.current;
-                h.target_layer = v.target;
-                h.max_layer = Some(v.cap.as_str().to_owned());
-                h.layer_switches = v.switches;
-                h.quality = Some(v.quality(now_us));
+                for slot in sub.slots.iter_mut() {
+                    h.bitrate_bps += slot.consumer.rate.bps(now_us);
+                    h.packets += slot.consumer.packets;
+                    h.layer_switches += slot.consumer.switches;
+                }
+                h.estimate_bps = sub.estimate_bps;
+                h.max_layer = Some(sub.cap.as_str().to_owned());
+                if let Some(main) = sub.main_mut() {
+                    h.loss = main.loss;
+                    h.rtt_ms = main.rtt_ms;
+                    h.jitter_ms = main.jitter_ms;
+                    h.layer = main.current;
+                    h.target_layer = main.target;
+                    h.quality = Some(main.quality(now_us));
+                }
             }
         }
         h

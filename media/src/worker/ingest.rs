@@ -24,7 +24,7 @@ use crate::nack::NackTracker;
 use crate::negotiate::AUDIO_LEVEL_URI;
 use crate::packet::{Fanout, ForwardPacket, Kind};
 use crate::ratemeter::RateMeter;
-use crate::stream::lock;
+use crate::producer::{lock, mono_ms_at, Producer};
 
 /// At most one PLI per layer toward a publisher in this interval, however many
 /// viewers ask.
@@ -58,20 +58,27 @@ impl Source {
 }
 
 /// The publisher part of a peer.
-#[derive(Default)]
 pub(super) struct Publisher {
+    /// What it publishes into its room.
+    pub producer: Arc<Producer>,
     pub receivers: HashMap<String, RTCRtpReceiverId>,
     pub sources: HashMap<u32, Source>,
     last_pli: [Option<Instant>; 3],
-    /// Who is talking, from the audio levels (one participant today; a
-    /// co-host room feeds all its hosts into one detector).
-    speakers: audio_level::ActiveSpeakerDetector,
+    /// Whether it was speaking at the last tick (the room's detector says).
     pub speaking: bool,
+    /// Mutes seen at the last tick: a video unmute asks for a keyframe.
+    video_muted: bool,
+}
+
+impl Publisher {
+    pub fn new(producer: Arc<Producer>) -> Self {
+        Publisher { producer, receivers: HashMap::new(), sources: HashMap::new(), last_pli: [None; 3], speaking: false, video_muted: false }
+    }
 }
 
 impl Peer {
     /// A publisher's RTP packet: classify its SSRC once, then wrap it for fan-out.
-    pub(super) fn on_rtp(&mut self, track_id: &str, packet: rtp::Packet, now_us: u64, metrics: &Metrics) -> Option<Fanout> {
+    pub(super) fn on_rtp(&mut self, track_id: &str, packet: rtp::Packet, now_us: u64, now_ms: u64, metrics: &Metrics) -> Option<Fanout> {
         let PeerRole::Publisher(p) = &mut self.role else { return None };
         let ssrc = packet.header.ssrc;
         if !p.sources.contains_key(&ssrc) {
@@ -86,7 +93,7 @@ impl Peer {
             let kind = if codec.is_video() { Kind::Video } else { Kind::Audio };
             let layer = if kind == Kind::Video { Layer::from_rid(rid.as_deref()) } else { Layer::F };
             if kind == Kind::Video {
-                self.stream.layers_seen.fetch_or(1 << layer.index(), Ordering::Relaxed);
+                p.producer.layers_seen.fetch_or(1 << layer.index(), Ordering::Relaxed);
             }
             p.sources.insert(
                 ssrc,
@@ -124,11 +131,16 @@ impl Peer {
         }
         Metrics::add(&metrics.received_packets, 1);
         Metrics::add(&metrics.received_bytes, packet.payload.len() as u64);
+        // Muted by the room: nothing of this kind goes further, whatever
+        // the client sends (and a muted microphone does not speak).
+        if p.producer.muted(src.kind) {
+            return None;
+        }
         if let Some(id) = src.audio_level_ext {
             if let Some(ext) = packet.header.get_extension(id) {
                 if let Some(level) = audio_level::parse(&ext) {
                     src.level = Some(level);
-                    p.speakers.observe(self.id.tag().0, level, now_us / 1000);
+                    self.room.observe_level(p.producer.id, level, now_ms);
                 }
             }
         }
@@ -145,7 +157,7 @@ impl Peer {
         }
         let keyframe = src.kind == Kind::Video && codec::is_keyframe_start(src.codec, &packet.payload);
         let fp = Arc::new(ForwardPacket {
-            stream: self.stream.id,
+            producer: p.producer.id,
             kind: src.kind,
             layer: src.layer,
             codec: src.codec,
@@ -159,7 +171,7 @@ impl Peer {
             padding_before,
         });
         if fp.kind == Kind::Video {
-            lock(&self.stream.cache).insert(&fp);
+            lock(&p.producer.cache).insert(&fp);
         }
         Some(fp)
     }
@@ -185,20 +197,29 @@ impl Peer {
     fn publisher_tick(&mut self, now: Instant, now_us: u64, metrics: &Metrics, tx: &mut impl Transmit, actions: &mut Vec<Action>) {
         use rtcp::transport_feedbacks::transport_layer_nack::{nack_pairs_from_sequence_numbers, TransportLayerNack};
         self.check_fault();
-        let wanted = self.stream.take_wanted_keyframes();
+        let PeerRole::Publisher(p) = &mut self.role else { return };
+        let mut wanted = p.producer.take_wanted_keyframes();
+        let video_muted = p.producer.video_muted.load(Ordering::Relaxed);
+        if p.video_muted && !video_muted {
+            wanted = 0b111; // unmuted: every consumer waits for a keyframe
+        }
+        p.video_muted = video_muted;
         for layer in Layer::ALL.into_iter().filter(|l| wanted & (1 << l.index()) != 0) {
             self.send_pli(layer, now, metrics, tx);
         }
         let PeerRole::Publisher(p) = &mut self.role else { return };
-        let now_ms = now_us / 1000;
-        if p.speakers.tick(now_ms).is_some() {
-            // Its own detector holds one participant: the publisher itself.
-            actions.push(Action::Event(SfuEvent::ActiveSpeaker { stream: self.stream.name.clone(), session: self.id }));
+        let now_ms = mono_ms_at(now);
+        // The room's detector holds every host; whichever publisher's tick
+        // sees the change first announces it.
+        if let Some(active) = self.room.speaker_tick(now_ms) {
+            if let Some(speaker) = self.room.producers().into_iter().find(|x| x.id == active) {
+                actions.push(Action::Event(SfuEvent::ActiveSpeaker { stream: self.room.name.clone(), session: speaker.publisher, host: speaker.host.clone() }));
+            }
         }
-        let speaking = p.speakers.speaking(self.id.tag().0, now_ms);
+        let speaking = self.room.speaking(p.producer.id, now_ms);
         if speaking != p.speaking {
             p.speaking = speaking;
-            actions.push(Action::Event(SfuEvent::Speaking { stream: self.stream.name.clone(), session: self.id, speaking }));
+            actions.push(Action::Event(SfuEvent::Speaking { stream: self.room.name.clone(), session: self.id, host: p.producer.host.clone(), speaking }));
         }
         let mut sent = false;
         for (&ssrc, src) in p.sources.iter_mut() {

@@ -1,7 +1,7 @@
 //! Sessions coming and going on a worker: installed from a prepared offer,
 //! closed (by request, by their connection, for never connecting or going
-//! silent, after a panic), moved to a returning publisher, and streams held
-//! for a publisher that may come back.
+//! silent, after a panic); producers held for a publisher that may come
+//! back, and ended; rooms ended with their primary host.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtc::sansio::Protocol;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::ingest::Publisher;
@@ -23,7 +23,8 @@ use crate::metrics::Metrics;
 use crate::offer::{Prepared, PreparedPart};
 use crate::registry::{SessionInfo, Shared};
 use crate::session::{Role, SessionId};
-use crate::stream::{lock, StreamShared};
+use crate::producer::{lock, Producer};
+use crate::room::Room;
 
 /// A connected peer silent for this long is gone (browsers send ICE consent
 /// checks every few seconds, RFC 7675).
@@ -31,27 +32,27 @@ const SILENCE_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl<T: Transmit> Worker<T> {
     /// Installs a session whose connection was built off this thread.
-    pub(super) fn install(&mut self, id: SessionId, stream: Arc<StreamShared>, prepared: Prepared, ticket: Ticket, owner: Option<[u8; 32]>) -> Result<(), SfuError> {
+    pub(super) fn install(&mut self, id: SessionId, room: Arc<Room>, prepared: Prepared, ticket: Ticket, owner: Option<[u8; 32]>) -> Result<(), SfuError> {
         let Prepared { pc, ice, answer: _, part } = prepared;
-        let (role, part) = match part {
-            PreparedPart::Publisher(codecs) => {
-                *lock(&stream.codecs) = codecs;
-                (Role::Publisher, PeerRole::Publisher(Publisher::default()))
+        let (role, part, host) = match part {
+            PreparedPart::Publisher { producer, codecs } => {
+                *lock(&producer.codecs) = codecs;
+                let host = (!producer.host.is_empty()).then(|| producer.host.clone());
+                (Role::Publisher, PeerRole::Publisher(Publisher::new(producer)), host)
             }
-            PreparedPart::Viewer(viewer) => {
-                if stream.is_ended() {
-                    return Err(SfuError::StreamNotFound(stream.name.clone()));
+            PreparedPart::Viewer(sub) => {
+                if room.is_ended() {
+                    return Err(SfuError::StreamNotFound(room.name.clone()));
                 }
-                (Role::Viewer, PeerRole::Viewer(*viewer))
+                let host = sub.exclude.clone();
+                (Role::Viewer, PeerRole::Viewer(*sub), host)
             }
         };
         let now = Instant::now();
         let mut pc = pc;
         let deadline = pc.poll_timeout();
-        self.shared.sessions.insert(id, SessionInfo { worker: self.index, stream: stream.clone(), role, owner });
+        self.shared.sessions.insert(id, SessionInfo { worker: self.index, room: room.clone(), host, role, owner });
         if role == Role::Viewer {
-            self.viewers_of.entry(stream.id).or_default().push(id);
-            stream.viewer_workers.fetch_or(1 << self.index, Ordering::Relaxed);
             Metrics::add(&self.shared.metrics.viewers, 1);
         } else {
             Metrics::add(&self.shared.metrics.publishers, 1);
@@ -63,7 +64,7 @@ impl<T: Transmit> Worker<T> {
             Peer {
                 id,
                 pc,
-                stream,
+                room,
                 ufrag: ice.ufrag,
                 created: now,
                 last_recv: now,
@@ -76,12 +77,15 @@ impl<T: Transmit> Worker<T> {
                 poisoned: false,
             },
         );
+        if role == Role::Viewer {
+            self.add_subscriber(id, now);
+        }
         debug!(worker = self.index, session = %id, ?role, "session opened");
         Ok(())
     }
 
     /// Closes a session: tells its peer (DTLS close), forgets its routes, and
-    /// for a publisher ends or holds its stream.
+    /// for a publisher ends or holds its producer.
     pub(super) fn close(&mut self, id: SessionId, why: &'static str) {
         let Some(mut peer) = self.peers.remove(&id) else { return };
         let _ = peer.pc.close();
@@ -110,38 +114,33 @@ impl<T: Transmit> Worker<T> {
         self.routes.remove_peer(&peer.ufrag);
         self.shared.sessions.remove(&id);
         Metrics::add(&self.shared.metrics.sessions_closed, 1);
-        let stream = peer.stream.clone();
-        self.shared.emit(SfuEvent::SessionClosed { stream: stream.name.clone(), session: id });
-        match peer.role {
-            PeerRole::Publisher(_) => {
+        let room = peer.room.clone();
+        self.shared.emit(SfuEvent::SessionClosed { stream: room.name.clone(), session: id });
+        match &peer.role {
+            PeerRole::Publisher(p) => {
                 Metrics::dec(&self.shared.metrics.publishers);
+                let producer = p.producer.clone();
                 let hold = self.shared.config.publisher_hold;
-                // `ended` set already: the platform ended the stream.
-                if hold.is_zero() || why == "shutdown" || stream.is_ended() {
-                    stream.ended.store(true, Ordering::Relaxed);
-                    end_everywhere(&self.shared, self.cmd_txs.iter(), &stream, peer.connected);
+                // `ended` set already: the platform ended it, or removed the host.
+                if hold.is_zero() || why == "shutdown" || producer.is_ended() || room.is_ended() {
+                    let workers: Vec<_> = self.cmd_txs.iter().collect();
+                    end_producer(&self.shared, &workers, &room, &producer, peer.connected);
                 } else {
-                    // Viewers stay; a publish of this stream within the hold
-                    // takes them over (see `Sfu::publish`).
-                    stream.publisher_gone.store(true, Ordering::Relaxed);
-                    self.held.push((stream.clone(), Instant::now() + hold));
-                    if peer.connected {
-                        self.shared.emit(SfuEvent::PublisherLeft { stream: stream.name.clone() });
+                    // Its consumers stay; a publish of the same host within
+                    // the hold takes them over (see `Sfu::publish_host`).
+                    producer.publisher_gone.store(true, Ordering::Relaxed);
+                    self.held.push((producer.clone(), Instant::now() + hold));
+                    if peer.connected && producer.primary {
+                        self.shared.emit(SfuEvent::PublisherLeft { stream: room.name.clone() });
                     }
                 }
-                info!(worker = self.index, session = %id, stream = %stream.name, why, held = !stream.is_ended(), "publisher left");
+                info!(worker = self.index, session = %id, stream = %room.name, host = %producer.host, why, held = !producer.is_ended(), "publisher left");
             }
             PeerRole::Viewer(_) => {
                 Metrics::dec(&self.shared.metrics.viewers);
-                if let Some(list) = self.viewers_of.get_mut(&stream.id) {
-                    list.retain(|v| *v != id);
-                    if list.is_empty() {
-                        self.viewers_of.remove(&stream.id);
-                        stream.viewer_workers.fetch_and(!(1 << self.index), Ordering::Relaxed);
-                    }
-                }
+                self.remove_subscriber(&peer);
                 if peer.connected {
-                    self.shared.emit(SfuEvent::ViewerLeft { stream: stream.name.clone(), session: id });
+                    self.shared.emit(SfuEvent::ViewerLeft { stream: room.name.clone(), session: id });
                 }
                 debug!(worker = self.index, session = %id, why, "viewer left");
             }
@@ -172,43 +171,20 @@ impl<T: Transmit> Worker<T> {
         let _ = catch_unwind(AssertUnwindSafe(|| self.tx.flush()));
     }
 
-    /// Moves this worker's viewers of `old` to `new` (see [`Command::Adopt`]).
-    pub(super) fn adopt(&mut self, old: &Arc<StreamShared>, new: &Arc<StreamShared>, keep: bool) {
-        let Some(ids) = self.viewers_of.remove(&old.id) else { return };
-        old.viewer_workers.fetch_and(!(1 << self.index), Ordering::Relaxed);
-        if !keep {
-            for id in ids {
-                self.close(id, "the publisher came back with other codecs");
-            }
-            return;
-        }
-        for id in &ids {
-            if let Some(peer) = self.peers.get_mut(id) {
-                peer.stream = new.clone();
-                if let PeerRole::Viewer(vp) = &mut peer.role {
-                    // The new publisher's packets are a new source: forward
-                    // from its first keyframe on, numbered on from the old one.
-                    vp.publisher_changed();
-                    vp.retarget(new);
-                }
-            }
-            if let Some(mut info) = self.shared.sessions.get_mut(id) {
-                info.stream = new.clone();
-            }
-        }
-        new.viewer_workers.fetch_or(1 << self.index, Ordering::Relaxed);
-        self.viewers_of.entry(new.id).or_default().extend(ids);
-    }
-
-    /// Ends held streams whose publisher did not come back in time.
+    /// Ends held producers whose publisher did not come back in time (one
+    /// replaced by its returning publisher is ended already: let go).
     pub(super) fn expire_held(&mut self, now: Instant) {
         let mut i = 0;
         while i < self.held.len() {
             if self.held[i].1 <= now || self.held[i].0.is_ended() {
-                let (stream, _) = self.held.swap_remove(i);
-                if !stream.ended.swap(true, Ordering::Relaxed) {
-                    info!(worker = self.index, stream = %stream.name, "publisher did not come back: stream ended");
-                    end_everywhere(&self.shared, self.cmd_txs.iter(), &stream, true);
+                let (producer, _) = self.held.swap_remove(i);
+                if !producer.is_ended() {
+                    info!(worker = self.index, stream = %producer.name, host = %producer.host, "publisher did not come back: producer ended");
+                    if let Some(room) = self.shared.rooms.get(&producer.name).map(|r| r.clone()) {
+                        let workers: Vec<_> = self.cmd_txs.iter().collect();
+                        end_producer(&self.shared, &workers, &room, &producer, true);
+                    }
+                    producer.ended.store(true, Ordering::Relaxed);
                 }
             } else {
                 i += 1;
@@ -216,50 +192,57 @@ impl<T: Transmit> Worker<T> {
         }
     }
 
-    /// Closes sessions that never connected in time or went silent, and
-    /// settles viewers of a stream that is over (moved to its successor, or
-    /// closed), should its `EndStream` or `Adopt` have found this worker's
-    /// queue full.
+    /// Closes sessions that never connected in time or went silent.
     pub(super) fn close_stale(&mut self, now: Instant) {
         let connect_timeout = self.shared.config.connect_timeout;
         let mut stale = Vec::new();
-        let mut orphaned: Vec<Arc<StreamShared>> = Vec::new();
         for p in self.peers.values() {
             if !p.connected && now.duration_since(p.created) > connect_timeout {
                 stale.push((p.id, "never connected"));
                 Metrics::add(&self.shared.metrics.sessions_timed_out, 1);
             } else if p.connected && now.duration_since(p.last_recv) > SILENCE_TIMEOUT {
                 stale.push((p.id, "silent"));
-            } else if matches!(p.role, PeerRole::Viewer(_)) && p.stream.is_ended() && !orphaned.iter().any(|s| s.id == p.stream.id) {
-                orphaned.push(p.stream.clone());
             }
         }
         for (id, why) in stale {
             self.close(id, why);
         }
-        for old in orphaned {
-            match old.successor.get() {
-                Some((new, keep)) => self.adopt(&old, &new.clone(), *keep),
-                None => {
-                    for id in self.viewers_of.remove(&old.id).unwrap_or_default() {
-                        self.close(id, "stream ended");
-                    }
-                }
-            }
-        }
     }
 }
 
-/// Ends `stream` for good (its `ended` already set by the caller, once):
-/// it leaves the directory, every worker closes its viewers, and the
-/// platform hears `StreamEnded` when `announce`. A worker whose queue is
-/// full closes them at its next second anyway (see `close_stale`).
-pub(crate) fn end_everywhere<'a>(shared: &Shared, workers: impl Iterator<Item = &'a mpsc::Sender<Command>>, stream: &StreamShared, announce: bool) {
-    shared.streams.remove_if(&stream.name, |_, s| s.id == stream.id);
+/// Ends `producer` for good: it leaves its room, whose subscribers rebind
+/// at their workers' next tick. The room ends with it when it was the
+/// primary host's or the last one.
+pub(crate) fn end_producer(shared: &Shared, workers: &[&mpsc::Sender<Command>], room: &Arc<Room>, producer: &Producer, announce: bool) {
+    producer.ended.store(true, Ordering::Relaxed);
+    let removed = room.remove(producer);
+    if producer.primary || room.producers().is_empty() {
+        end_room(shared, workers, room, announce);
+    } else if removed && !producer.host.is_empty() {
+        shared.emit(SfuEvent::HostLeft { stream: room.name.clone(), host: producer.host.clone() });
+    }
+}
+
+/// Ends `room` for good (once): it leaves the directory, its publishers
+/// are closed, every worker closes its subscribers, and the platform hears
+/// `StreamEnded` when `announce`. A worker whose queue is full closes them
+/// at its next tick anyway (it sees the room ended).
+pub(crate) fn end_room(shared: &Shared, workers: &[&mpsc::Sender<Command>], room: &Arc<Room>, announce: bool) {
+    if room.ended.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    shared.rooms.remove_if(&room.name, |_, r| r.id == room.id);
+    for producer in room.producers() {
+        producer.ended.store(true, Ordering::Relaxed);
+        if let Some(w) = shared.sessions.get(&producer.publisher).map(|s| s.worker) {
+            let (reply, _) = oneshot::channel();
+            let _ = workers[w].try_send(Command::Close { id: producer.publisher, end_stream: true, reply });
+        }
+    }
     for tx in workers {
-        let _ = tx.try_send(Command::EndStream { stream: stream.id });
+        let _ = tx.try_send(Command::EndRoom { room: room.id });
     }
     if announce {
-        shared.emit(SfuEvent::StreamEnded { stream: stream.name.clone() });
+        shared.emit(SfuEvent::StreamEnded { stream: room.name.clone() });
     }
 }

@@ -7,15 +7,17 @@
 //!    SRTP in `rtc`) and drains what comes out: for a publisher, decrypted
 //!    RTP ([`ingest`] makes it one refcounted [`Fanout`]); for a viewer,
 //!    RTCP feedback ([`egress`]: NACKs, keyframe requests, link reports).
-//! 3. [`egress`]: `fanout` gives each packet to the viewers of its stream on
-//!    this worker and to every other worker that has viewers of it (a bounded
+//! 3. [`egress`]: `fanout` gives each packet to the subscribers of its
+//!    producer on this worker and to every other worker that has some (a bounded
 //!    queue each: a full queue drops, it never blocks the publisher's worker);
-//!    `deliver` asks each viewer's [`crate::forward::Viewer`] whether and with
+//!    `deliver` asks each viewer's [`crate::consumer::Consumer`] whether and with
 //!    which header it gets the packet, writes it into the viewer's connection
 //!    and queues the datagram.
 //! 4. [`transmit`]: the wake-up's datagrams leave together (UDP GSO).
 //!
-//! Sessions come and go in [`lifecycle`]; [`health`] reports on them.
+//! Sessions come and go in [`lifecycle`]; [`rooms`] keeps each subscriber's
+//! slots (and so the routing table) in step with its room; [`health`]
+//! reports on them.
 //!
 //! No client can stall a worker: offers are turned into connections on
 //! another thread (see [`crate::offer`]); each wake-up does a bounded amount
@@ -29,6 +31,7 @@ mod health;
 mod ingest;
 mod lifecycle;
 mod peer;
+mod rooms;
 mod routes;
 mod transmit;
 
@@ -57,9 +60,9 @@ use crate::offer::Prepared;
 use crate::packet::Fanout;
 use crate::registry::Shared;
 use crate::session::SessionId;
-use crate::stream::StreamShared;
+use crate::room::Room;
 
-pub(crate) use lifecycle::end_everywhere;
+pub(crate) use lifecycle::{end_producer, end_room};
 use peer::{Peer, PeerRole};
 use routes::Routes;
 pub use transmit::Transmit;
@@ -82,25 +85,25 @@ pub(crate) enum Command {
     /// Installs a session whose connection [`crate::offer::prepare`] built.
     Open {
         id: SessionId,
-        stream: Arc<StreamShared>,
+        room: Arc<Room>,
         prepared: Box<Prepared>,
         ticket: Ticket,
         owner: Option<[u8; 32]>,
         reply: oneshot::Sender<Result<(), SfuError>>,
     },
-    /// Closes a session; `end_stream` on a publisher ends its stream at once
-    /// (the platform ended it) instead of holding it for a reconnect.
+    /// Closes a session; `end_stream` on a publisher ends its producer at
+    /// once (the platform ended it) instead of holding it for a reconnect.
     Close { id: SessionId, end_stream: bool, reply: oneshot::Sender<()> },
     SetCap { id: SessionId, cap: LayerCap, reply: oneshot::Sender<Result<LayerState, SfuError>> },
     /// A viewer's layer state, unchanged.
     ViewerLayer { id: SessionId, reply: oneshot::Sender<Result<LayerState, SfuError>> },
     Candidate { id: SessionId, candidate: String, reply: oneshot::Sender<Result<(), SfuError>> },
-    Health { stream: u64, reply: oneshot::Sender<Vec<PeerHealth>> },
-    /// The stream is over: close its viewers here.
-    EndStream { stream: u64 },
-    /// A held stream's publisher is back as `new`: its viewers here move to
-    /// `new` (or are closed, when `keep` is false: the codecs changed).
-    Adopt { old: Arc<StreamShared>, new: Arc<StreamShared>, keep: bool },
+    Health { room: u64, reply: oneshot::Sender<Vec<PeerHealth>> },
+    /// The room is over: close its subscribers here.
+    EndRoom { room: u64 },
+    /// The room changed (a host came or went, the layout moved): rebind its
+    /// subscribers here now rather than at the next tick.
+    RoomChanged { room: u64 },
     /// Test hook: the next time `id` is handled, or at once (`None`), panic.
     #[cfg(feature = "fault-injection")]
     Fault { id: Option<SessionId> },
@@ -186,7 +189,7 @@ pub(crate) fn spawn(
 /// Something a peer's handling asks of the worker, done once the peer's
 /// borrow is over (see `apply_actions`).
 enum Action {
-    /// A packet and the workers (bit mask) that have viewers of its stream.
+    /// A packet and the workers (bit mask) that have subscribers of its producer.
     Fanout(Fanout, u64),
     Close(SessionId, &'static str),
     /// A viewer connected: send it the cached group of pictures.
@@ -204,13 +207,23 @@ pub(crate) struct Worker<T: Transmit> {
     media_txs: Arc<Vec<mpsc::Sender<Fanout>>>,
     peers: std::collections::HashMap<SessionId, Peer>,
     routes: Routes,
-    /// Viewers on this worker, by stream id.
-    viewers_of: std::collections::HashMap<u64, Vec<SessionId>>,
+    /// Subscribers on this worker consuming each producer.
+    consumers_of: std::collections::HashMap<crate::producer::ProducerId, Vec<SessionId>>,
+    /// Rooms with subscribers on this worker.
+    rooms_here: std::collections::HashMap<u64, RoomHere>,
     epoch: Instant,
     actions: Vec<Action>,
-    /// Streams whose publisher left from this worker, held until the
+    /// Producers whose publisher left from this worker, held until the
     /// deadline for it to come back (see `MediaConfig::publisher_hold`).
-    held: Vec<(Arc<StreamShared>, Instant)>,
+    held: Vec<(Arc<crate::producer::Producer>, Instant)>,
+}
+
+/// A room with subscribers on this worker.
+struct RoomHere {
+    room: Arc<Room>,
+    /// The room version the subscribers here were bound at.
+    version: u64,
+    subscribers: Vec<SessionId>,
 }
 
 impl Worker<SocketTx> {
@@ -298,7 +311,8 @@ impl<T: Transmit> Worker<T> {
             media_txs,
             peers: Default::default(),
             routes: Routes::default(),
-            viewers_of: Default::default(),
+            consumers_of: Default::default(),
+            rooms_here: Default::default(),
             epoch: Instant::now(),
             actions: Vec::new(),
             held: Vec::new(),
@@ -334,13 +348,13 @@ impl<T: Transmit> Worker<T> {
 
     pub(crate) fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Open { id, stream, prepared, ticket, owner, reply } => {
-                let r = self.install(id, stream, *prepared, ticket, owner);
+            Command::Open { id, room, prepared, ticket, owner, reply } => {
+                let r = self.install(id, room, *prepared, ticket, owner);
                 let _ = reply.send(r);
             }
             Command::Close { id, end_stream, reply } => {
-                if let Some(p) = self.peers.get(&id).filter(|p| end_stream && matches!(p.role, PeerRole::Publisher(_))) {
-                    p.stream.ended.store(true, Ordering::Relaxed);
+                if let Some(Peer { role: PeerRole::Publisher(p), .. }) = self.peers.get(&id).filter(|_| end_stream) {
+                    p.producer.ended.store(true, Ordering::Relaxed);
                 }
                 self.close(id, "closed by request");
                 let _ = reply.send(());
@@ -352,7 +366,7 @@ impl<T: Transmit> Worker<T> {
             }
             Command::ViewerLayer { id, reply } => {
                 let r = match self.peers.get(&id) {
-                    Some(Peer { role: PeerRole::Viewer(vp), .. }) => Ok(LayerState { max_layer: vp.cap.as_str().into(), current_layer: vp.current, target_layer: vp.target }),
+                    Some(Peer { role: PeerRole::Viewer(sub), .. }) => Ok(layer_state(sub)),
                     Some(_) => Err(SfuError::BadOffer("layers apply to viewers only".into())),
                     None => Err(SfuError::SessionNotFound),
                 };
@@ -370,18 +384,22 @@ impl<T: Transmit> Worker<T> {
                     .unwrap_or(Err(SfuError::SessionNotFound));
                 let _ = reply.send(r);
             }
-            Command::Health { stream, reply } => {
+            Command::Health { room, reply } => {
                 let now_us = self.us(Instant::now());
-                let ids: Vec<SessionId> = self.peers.values().filter(|p| p.stream.id == stream).map(|p| p.id).collect();
+                let ids: Vec<SessionId> = self.peers.values().filter(|p| p.room.id == room).map(|p| p.id).collect();
                 let list = ids.into_iter().filter_map(|id| self.isolate(id, |w| w.peers.get_mut(&id).map(|p| p.health(now_us))).flatten()).collect();
                 let _ = reply.send(list);
             }
-            Command::EndStream { stream } => {
-                for id in self.viewers_of.remove(&stream).unwrap_or_default() {
+            Command::EndRoom { room } => {
+                let ids = self.rooms_here.get(&room).map(|r| r.subscribers.clone()).unwrap_or_default();
+                for id in ids {
                     self.close(id, "stream ended");
                 }
             }
-            Command::Adopt { old, new, keep } => self.adopt(&old, &new, keep),
+            Command::RoomChanged { room } => {
+                self.rebind_room(room, Instant::now());
+                self.apply_actions();
+            }
             #[cfg(feature = "fault-injection")]
             Command::Fault { id } => match id.and_then(|id| self.peers.get_mut(&id)) {
                 Some(p) => p.poisoned = true,
@@ -394,13 +412,14 @@ impl<T: Transmit> Worker<T> {
     fn set_cap(&mut self, id: SessionId, cap: LayerCap) -> Result<LayerState, SfuError> {
         let now_us = self.us(Instant::now());
         match self.peers.get_mut(&id) {
-            Some(Peer { role: PeerRole::Viewer(vp), stream, .. }) => {
-                vp.cap = cap;
-                vp.retarget(stream);
-                if let Some(layer) = vp.keyframe_wanted(now_us) {
-                    stream.want_keyframe(layer);
+            Some(Peer { role: PeerRole::Viewer(sub), .. }) => {
+                sub.set_cap(cap);
+                for slot in &mut sub.slots {
+                    if let (Some(video), Some(layer)) = (&slot.video, slot.consumer.keyframe_wanted(now_us)) {
+                        video.request_keyframe(layer);
+                    }
                 }
-                Ok(LayerState { max_layer: cap.as_str().into(), current_layer: vp.current, target_layer: vp.target })
+                Ok(layer_state(sub))
             }
             Some(_) => Err(SfuError::BadOffer("layer selection applies to viewers only".into())),
             None => Err(SfuError::SessionNotFound),
@@ -431,6 +450,7 @@ impl<T: Transmit> Worker<T> {
     /// Drains a peer's connection: reads (media, feedback), events, writes.
     fn pump(&mut self, id: SessionId, now: Instant) {
         let now_us = self.us(now);
+        let now_ms = crate::producer::mono_ms_at(now);
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let metrics = &self.shared.metrics;
         // Events first: a track's OnOpen is queued with its first packet, and
@@ -440,12 +460,14 @@ impl<T: Transmit> Worker<T> {
         while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
             match message {
                 RTCMessage::RtpPacket(track_id, packet) => {
+                    let PeerRole::Publisher(p) = &peer.role else { continue };
+                    let producer = p.producer.clone();
                     if !media_seen {
                         media_seen = true;
-                        peer.stream.media_at_ms.store(crate::stream::mono_ms_at(now), Ordering::Relaxed);
+                        producer.media_at_ms.store(now_ms, Ordering::Relaxed);
                     }
-                    if let Some(fp) = peer.on_rtp(&track_id, packet, now_us, metrics) {
-                        let mask = peer.stream.viewer_workers.load(Ordering::Relaxed);
+                    if let Some(fp) = peer.on_rtp(&track_id, packet, now_us, now_ms, metrics) {
+                        let mask = producer.viewer_workers.load(Ordering::Relaxed);
                         self.actions.push(Action::Fanout(fp, mask));
                     }
                 }
@@ -486,10 +508,11 @@ impl<T: Transmit> Worker<T> {
             });
         }
         self.publisher_timers(now);
+        self.rebind_changed_rooms(now);
         self.apply_actions();
     }
 
-    /// Once a second: held streams, timeouts, layer bookkeeping.
+    /// Once a second: held producers, timeouts, layer bookkeeping.
     pub(crate) fn on_second(&mut self, now: Instant) {
         self.expire_held(now);
         self.close_stale(now);
@@ -503,4 +526,10 @@ impl<T: Transmit> Worker<T> {
         }
         self.apply_actions();
     }
+}
+
+/// A subscriber's layer state as the layer API shows it: its main slot's.
+fn layer_state(sub: &crate::subscriber::Subscriber) -> LayerState {
+    let main = sub.main();
+    LayerState { max_layer: sub.cap.as_str().into(), current_layer: main.and_then(|c| c.current), target_layer: main.and_then(|c| c.target) }
 }

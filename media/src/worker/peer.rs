@@ -1,5 +1,5 @@
-//! One peer on a worker: its connection, its stream, and its part
-//! (publisher or viewer).
+//! One peer on a worker: its connection, its room, and its part
+//! (a publisher's producer, or a viewer's subscriber).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,15 +14,15 @@ use super::ingest::Publisher;
 use super::Action;
 use crate::admission::Ticket;
 use crate::events::SfuEvent;
-use crate::forward::Viewer;
 use crate::packet::Kind;
 use crate::session::SessionId;
-use crate::stream::StreamShared;
+use crate::room::Room;
+use crate::subscriber::Subscriber;
 
 pub(super) struct Peer {
     pub id: SessionId,
     pub pc: RTCPeerConnection,
-    pub stream: Arc<StreamShared>,
+    pub room: Arc<Room>,
     /// Our ICE ufrag (its routes are dropped with it).
     pub ufrag: String,
     pub created: Instant,
@@ -43,7 +43,7 @@ pub(super) struct Peer {
 #[allow(clippy::large_enum_variant)]
 pub(super) enum PeerRole {
     Publisher(Publisher),
-    Viewer(Viewer),
+    Viewer(Subscriber),
 }
 
 impl Peer {
@@ -67,11 +67,18 @@ impl Peer {
                         if let PeerRole::Viewer(_) = &self.role {
                             actions.push(Action::Prime(self.id));
                         }
-                        let stream = self.stream.name.clone();
-                        actions.push(Action::Event(match self.role {
-                            PeerRole::Publisher(_) => SfuEvent::StreamLive { stream },
-                            PeerRole::Viewer(_) => SfuEvent::ViewerJoined { stream, session: self.id },
-                        }));
+                        let stream = self.room.name.clone();
+                        match &self.role {
+                            PeerRole::Publisher(p) => {
+                                if !p.producer.host.is_empty() {
+                                    actions.push(Action::Event(SfuEvent::HostJoined { stream: stream.clone(), host: p.producer.host.clone(), session: self.id }));
+                                }
+                                if p.producer.primary {
+                                    actions.push(Action::Event(SfuEvent::StreamLive { stream }));
+                                }
+                            }
+                            PeerRole::Viewer(_) => actions.push(Action::Event(SfuEvent::ViewerJoined { stream, session: self.id })),
+                        }
                     }
                     // Disconnected may recover (WebRTC's own definition); a
                     // peer that stays silent is closed by `close_stale`.
@@ -100,13 +107,13 @@ impl Peer {
     /// congestion); a join there asks, as before. An encoder with a short
     /// keyframe interval (OBS, FFmpeg at 1-2 s) is never asked.
     fn refresh_keyframes(&self, p: &Publisher) {
-        if !self.connected || self.stream.viewer_workers.load(Ordering::Relaxed) != 0 {
+        if !self.connected || p.producer.viewer_workers.load(Ordering::Relaxed) != 0 {
             return;
         }
-        let cache = crate::stream::lock(&self.stream.cache);
+        let cache = crate::producer::lock(&p.producer.cache);
         for layer in p.sources.values().filter(|s| s.kind == Kind::Video && s.forwardable()).map(|s| s.layer) {
             if cache.keyframe_age(layer).is_none_or(|age| age > crate::cache::KEYFRAME_REFRESH) {
-                self.stream.want_keyframe(layer);
+                p.producer.request_keyframe(layer);
             }
         }
     }
@@ -120,18 +127,21 @@ impl Peer {
                 let mut seen = 0u64;
                 for s in p.sources.values_mut().filter(|s| s.kind == Kind::Video) {
                     let bps = s.rate.bps(now_us);
-                    self.stream.layer_bps[s.layer.index()].store(bps, Ordering::Relaxed);
+                    p.producer.layer_bps[s.layer.index()].store(bps, Ordering::Relaxed);
                     if bps > 0 || s.packets > 0 {
                         seen |= 1 << s.layer.index();
                     }
                 }
-                self.stream.layers_seen.store(seen, Ordering::Relaxed);
+                p.producer.layers_seen.store(seen, Ordering::Relaxed);
             }
-            PeerRole::Viewer(vp) => {
-                vp.retarget(&self.stream);
-                if self.connected {
-                    if let Some(layer) = vp.keyframe_wanted(now_us) {
-                        self.stream.want_keyframe(layer);
+            PeerRole::Viewer(sub) => {
+                for slot in &mut sub.slots {
+                    let Some(video) = &slot.video else { continue };
+                    slot.consumer.retarget(video);
+                    if self.connected {
+                        if let Some(layer) = slot.consumer.keyframe_wanted(now_us) {
+                            video.request_keyframe(layer);
+                        }
                     }
                 }
             }

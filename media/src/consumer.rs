@@ -1,5 +1,6 @@
-//! Per-viewer forwarding decisions: which packets a viewer gets, and with
-//! which header, so its decoder sees one continuous stream.
+//! A consumer: one subscriber's view of one producer (a slot of it), and
+//! its forwarding decisions: which packets it gets, and with which header,
+//! so that the subscriber's decoder sees one continuous stream.
 //!
 //! This is the SFU's "downtrack" (LiveKit) or "consumer" (mediasoup). It holds
 //! no WebRTC state: the worker asks it what to send and does the sending, so
@@ -10,7 +11,7 @@ use crate::layer::{Layer, LayerCap, Quality};
 use crate::ratemeter::RateMeter;
 use crate::packet::{ForwardPacket, Kind};
 use crate::rewrite::StreamRewriter;
-use crate::stream::StreamShared;
+use crate::producer::Producer;
 
 /// The header a viewer's copy of a packet gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,7 +217,7 @@ const SATURATED: f64 = 1.3;
 
 /// The forwarding state of one viewer.
 #[derive(Debug)]
-pub struct Viewer {
+pub struct Consumer {
     /// Video track, if the viewer receives video.
     pub video: Option<DownTrack>,
     /// Audio track, if the viewer receives audio.
@@ -258,10 +259,10 @@ pub struct Viewer {
     pub packets: u64,
 }
 
-impl Viewer {
+impl Consumer {
     /// A viewer with these tracks and cap.
     pub fn new(video: Option<DownTrack>, audio: Option<DownTrack>, cap: LayerCap) -> Self {
-        Viewer {
+        Consumer {
             video,
             audio,
             cap,
@@ -294,7 +295,7 @@ impl Viewer {
 
     /// Recomputes the target layer from the cap, the bandwidth state and the
     /// layers the publisher actually sends.
-    pub fn retarget(&mut self, stream: &StreamShared) {
+    pub fn retarget(&mut self, stream: &Producer) {
         if self.video.is_none() {
             return;
         }
@@ -313,7 +314,7 @@ impl Viewer {
     /// REMB; `new_estimate` when a REMB came) and moves the allowed layer: down on heavy loss or a starving
     /// estimate, up (one step, after the hold-off) when loss is low and the
     /// estimate affords the next layer or is saturated. See the constants.
-    pub fn observe_link(&mut self, stream: &StreamShared, now_us: u64, new_estimate: bool) {
+    pub fn observe_link(&mut self, stream: &Producer, now_us: u64, new_estimate: bool) {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(current) = self.current else { return };
         let Some(first) = self.first_video_us else { return };
@@ -427,6 +428,24 @@ impl Viewer {
         self.last_keyframe_request_us = None;
     }
 
+    /// The video now comes from another producer (a co-host room's slot
+    /// moved): it resumes at that producer's next keyframe, numbered on.
+    pub fn video_source_changed(&mut self) {
+        if let Some(t) = self.video.as_mut() {
+            t.new_publisher();
+        }
+        self.current = None;
+        self.target = None;
+        self.last_keyframe_request_us = None;
+    }
+
+    /// The audio now comes from another producer: numbered on from its next packet.
+    pub fn audio_source_changed(&mut self) {
+        if let Some(t) = self.audio.as_mut() {
+            t.new_publisher();
+        }
+    }
+
     /// Records a packet sent.
     pub fn sent(&mut self, bytes: usize, now_us: u64) {
         self.packets += 1;
@@ -440,8 +459,8 @@ mod tests {
     use bytes::Bytes;
     use crate::session::SessionId;
 
-    fn stream(layers: u64) -> StreamShared {
-        let s = StreamShared::new(1, "s", SessionId::random(), 0);
+    fn stream(layers: u64) -> Producer {
+        let s = Producer::new(1, "s", SessionId::random(), 0);
         for (slot, bps) in s.layer_bps.iter().zip([150_000, 500_000, 2_000_000]) {
             slot.store(bps, std::sync::atomic::Ordering::Relaxed);
         }
@@ -464,7 +483,7 @@ mod tests {
     #[test]
     fn first_frame_waits_for_a_keyframe_of_the_target_layer() {
         let s = stream(0b111);
-        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
+        let mut v = Consumer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
         v.retarget(&s);
         assert_eq!(v.target, Some(Layer::F));
         assert_eq!(v.keyframe_wanted(0), Some(Layer::F));
@@ -479,7 +498,7 @@ mod tests {
     #[test]
     fn capping_switches_at_the_next_keyframe_with_continuous_numbers() {
         let s = stream(0b111);
-        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
+        let mut v = Consumer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
         v.retarget(&s);
         let (_, h1) = v.route(&video(Layer::F, 3, 500, 90_000, 40, true), 0).map(|(t, h)| (t.ssrc, h)).unwrap();
         let (_, h2) = v.route(&video(Layer::F, 3, 501, 93_000, 41, false), 33_000).map(|(t, h)| (t.ssrc, h)).unwrap();
@@ -507,7 +526,7 @@ mod tests {
     #[test]
     fn heavy_loss_moves_down_and_quiet_moves_back_up() {
         let s = stream(0b111);
-        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
+        let mut v = Consumer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
         v.retarget(&s);
         v.route(&video(Layer::F, 3, 1, 0, 1, true), 0);
         v.loss = 0.2;
@@ -523,15 +542,15 @@ mod tests {
     }
 
     /// An auto viewer receiving the top layer.
-    fn auto_viewer_on_f(s: &StreamShared) -> Viewer {
-        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
+    fn auto_viewer_on_f(s: &Producer) -> Consumer {
+        let mut v = Consumer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
         v.retarget(s);
         v.route(&video(Layer::F, 3, 1, 0, 1, true), 0);
         v
     }
 
     /// A receiver report with `loss` at `at`; the viewer switches at once.
-    fn observe_loss(v: &mut Viewer, s: &StreamShared, loss: f64, at: u64) {
+    fn observe_loss(v: &mut Consumer, s: &Producer, loss: f64, at: u64) {
         v.loss = loss;
         v.observe_link(s, at, false);
         if let Some(l) = v.target {
@@ -543,7 +562,7 @@ mod tests {
     fn after_congestion_an_upgrade_that_holds_restores_the_base_pace() {
         let s = stream(0b111);
         let mut v = auto_viewer_on_f(&s);
-        let observe = |v: &mut Viewer, loss: f64, at: u64| observe_loss(v, &s, loss, at);
+        let observe = |v: &mut Consumer, loss: f64, at: u64| observe_loss(v, &s, loss, at);
         observe(&mut v, 0.3, 1_000_000);
         observe(&mut v, 0.3, 2_000_000);
         assert_eq!(v.allowed, Layer::Q, "congestion: down two steps");
@@ -561,7 +580,7 @@ mod tests {
     fn one_failed_try_doubles_the_wait_once() {
         let s = stream(0b111);
         let mut v = auto_viewer_on_f(&s);
-        let observe = |v: &mut Viewer, loss: f64, at: u64| observe_loss(v, &s, loss, at);
+        let observe = |v: &mut Consumer, loss: f64, at: u64| observe_loss(v, &s, loss, at);
         observe(&mut v, 0.3, 1_000_000);
         observe(&mut v, 0.0, 1_000_000 + BASE_HOLDOFF_US);
         assert_eq!(v.allowed, Layer::F, "a try");
@@ -572,14 +591,14 @@ mod tests {
 
     /// Feeds `v` one second of sending at `bps` ending at `at_us`, so its
     /// own rate meter knows what it sends.
-    fn send_at(v: &mut Viewer, bps: u64, at_us: u64) {
+    fn send_at(v: &mut Consumer, bps: u64, at_us: u64) {
         for i in 0..100 {
             v.sent((bps / 8 / 100) as usize, at_us - 1_000_000 + i * 10_000);
         }
     }
 
     /// A REMB of `bps` at `at_us`, while sending at `sending` bit/s.
-    fn remb(v: &mut Viewer, s: &StreamShared, bps: u64, sending: u64, at_us: u64) {
+    fn remb(v: &mut Consumer, s: &Producer, bps: u64, sending: u64, at_us: u64) {
         send_at(v, sending, at_us);
         v.estimate_bps = Some(bps);
         v.observe_link(s, at_us, true);
@@ -588,7 +607,7 @@ mod tests {
     #[test]
     fn early_estimates_are_ignored_then_a_falling_one_moves_down() {
         let s = stream(0b111); // q 150k, h 500k, f 2M
-        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
+        let mut v = Consumer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
         v.retarget(&s);
         v.route(&video(Layer::F, 3, 1, 0, 1, true), 0);
         remb(&mut v, &s, 300_000, 2_000_000, 1_000_000); // Chrome's starting guess
@@ -607,7 +626,7 @@ mod tests {
     #[test]
     fn a_rising_estimate_after_a_step_up_is_not_congestion() {
         let s = stream(0b111);
-        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
+        let mut v = Consumer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
         v.retarget(&s);
         v.route(&video(Layer::F, 3, 1, 0, 1, true), 0);
         // The estimate lags behind 2 Mbit/s but climbs every report.
@@ -622,7 +641,7 @@ mod tests {
     #[test]
     fn a_saturated_estimate_tries_the_next_layer_and_a_failed_try_waits_longer() {
         let s = stream(0b111);
-        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
+        let mut v = Consumer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Auto);
         v.retarget(&s);
         v.route(&video(Layer::F, 3, 1, 0, 1, true), 0);
         // Congested: down to h, then to q.
@@ -660,7 +679,7 @@ mod tests {
 
     #[test]
     fn a_saturated_estimate_is_not_a_poor_link() {
-        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Max(Layer::Q));
+        let mut v = Consumer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Max(Layer::Q));
         send_at(&mut v, 160_000, 1_000_000);
         v.estimate_bps = Some(240_000); // capped by what it receives, not by the link
         assert_eq!(v.quality(1_000_000), Quality::Excellent);
@@ -671,7 +690,7 @@ mod tests {
     #[test]
     fn single_layer_streams_always_forward_their_one_layer() {
         let s = stream(0b100); // only f (no simulcast)
-        let mut v = Viewer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Max(Layer::Q));
+        let mut v = Consumer::new(Some(DownTrack::new(7, 96, 90_000)), None, LayerCap::Max(Layer::Q));
         v.retarget(&s);
         assert_eq!(v.target, Some(Layer::F), "falls back to the only layer there is");
     }

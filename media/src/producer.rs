@@ -1,12 +1,13 @@
-//! A live stream's state shared by every worker: who publishes it, which
-//! workers have its viewers, its layers, codecs and packet cache.
+//! A producer: one host's published tracks in a room, shared by every
+//! worker: who publishes them, which workers have consumers of them, the
+//! simulcast layers, codecs, packet cache, mutes and keyframe requests.
 //!
 //! Workers read it on every packet; only the publisher's worker writes most
 //! of it (layer rates, the cache), so the fields are atomics or mutexes that
 //! are never contended on the packet path.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use crate::cache::StreamCache;
@@ -37,13 +38,26 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// network drop must not wait for the server to notice the old session died).
 pub const STALE_PUBLISHER_MS: u64 = 3_000;
 
-/// Shared state of one live stream, seen by every worker.
+/// A producer's id: unique in the process, carried by every packet.
+pub type ProducerId = u64;
+
+/// One host's tracks, seen by every worker.
 #[derive(Debug)]
-pub struct StreamShared {
+pub struct Producer {
     /// Unique id (packets carry it).
-    pub id: u64,
-    /// Stream name.
+    pub id: ProducerId,
+    /// The room (stream) it publishes into.
     pub name: String,
+    /// The host's name in the room ("" for the host of a stream published
+    /// without one).
+    pub host: String,
+    /// The room's primary host: the room ends when this producer does.
+    pub primary: bool,
+    /// Muted by the room (the host, or the primary host): packets of that
+    /// kind are dropped as they arrive, whatever the client sends.
+    pub audio_muted: AtomicBool,
+    /// See `audio_muted`.
+    pub video_muted: AtomicBool,
     /// The publisher's session.
     pub publisher: SessionId,
     /// The publisher's worker.
@@ -70,18 +84,25 @@ pub struct StreamShared {
     pub media_at_ms: AtomicU64,
     /// Recent video packets (written by the publisher's worker only).
     pub cache: Mutex<StreamCache>,
-    /// Set (before `ended`) when the publisher came back as a new session:
-    /// the stream its viewers move to, and whether they can be kept (same
-    /// codecs). Every worker moves its viewers when it sees it.
-    pub successor: OnceLock<(Arc<StreamShared>, bool)>,
+
 }
 
-impl StreamShared {
-    /// A stream with no layers seen yet (also used by benchmarks and tests).
+impl Producer {
+    /// The primary (and only) host of room `name`, with no layers seen yet
+    /// (also used by benchmarks and tests).
     pub fn new(id: u64, name: &str, publisher: SessionId, publisher_worker: usize) -> Self {
-        StreamShared {
+        Self::for_host(id, name, "", true, publisher, publisher_worker)
+    }
+
+    /// Host `host`'s producer in room `name`.
+    pub fn for_host(id: u64, name: &str, host: &str, primary: bool, publisher: SessionId, publisher_worker: usize) -> Self {
+        Producer {
             id,
             name: name.to_owned(),
+            host: host.to_owned(),
+            primary,
+            audio_muted: AtomicBool::new(false),
+            video_muted: AtomicBool::new(false),
             publisher,
             publisher_worker,
             viewer_workers: AtomicU64::new(0),
@@ -93,7 +114,6 @@ impl StreamShared {
             publisher_gone: AtomicBool::new(false),
             media_at_ms: AtomicU64::new(mono_ms()),
             cache: Mutex::new(StreamCache::default()),
-            successor: OnceLock::new(),
         }
     }
 
@@ -124,9 +144,17 @@ impl StreamShared {
             .collect()
     }
 
+    /// Whether packets of `kind` are muted (dropped at ingest).
+    pub fn muted(&self, kind: crate::packet::Kind) -> bool {
+        match kind {
+            crate::packet::Kind::Audio => self.audio_muted.load(Ordering::Relaxed),
+            crate::packet::Kind::Video => self.video_muted.load(Ordering::Relaxed),
+        }
+    }
+
     /// Asks the publisher's worker for a keyframe of `layer` (merged with
     /// every other request for it until that worker's next tick).
-    pub fn want_keyframe(&self, layer: Layer) {
+    pub fn request_keyframe(&self, layer: Layer) {
         self.keyframes_wanted.fetch_or(1 << layer.index(), Ordering::Relaxed);
     }
 

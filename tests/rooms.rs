@@ -1,0 +1,190 @@
+//! Co-host rooms in the media core, with real WebRTC peers over UDP: several
+//! producers in one room, subscribers with several slots, the program of a
+//! one-slot player, server-enforced mutes, removing a host, and the room
+//! ending with its primary host.
+//!
+//! The peers' offers go straight to the SFU handle (the room API of the
+//! platform decides who may publish where; these tests are about the media).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::http;
+use common::peer::{self, PublishOpts, Rx, TestPeer, WatchOpts};
+use onair_media::{Layout, LayoutKind, LayerCap, Requester, SessionAnswer, Sfu, SfuError};
+
+const ROOM: &str = "room";
+
+/// What WHIP/WHEP would answer, for the test peers.
+fn answered(r: Result<SessionAnswer, SfuError>) -> http::Response {
+    match r {
+        Ok(a) => http::Response { status: 201, headers: vec![("location".into(), a.session.secret())], body: a.sdp },
+        Err(e) => http::Response { status: 409, headers: vec![], body: format!("{e:?}") },
+    }
+}
+
+fn host_name(i: u8) -> String {
+    format!("h{i}")
+}
+
+/// Host `i` publishes (one VP8 layer and Opus, stamped with tag `i`).
+async fn host(sfu: &Sfu, i: u8, primary: bool) -> Result<TestPeer, http::Response> {
+    let opts = PublishOpts { simulcast: false, tag: Some(i), keyframe_every: 60, ..Default::default() };
+    peer::publish_via(opts, async |sdp: String| answered(sfu.publish_host(ROOM, &host_name(i), primary, &sdp, Requester::default()).await)).await
+}
+
+async fn viewer(sfu: &Sfu, slots: usize) -> TestPeer {
+    let opts = WatchOpts { slots, ..Default::default() };
+    peer::watch_via(opts, async |sdp: String| answered(sfu.play(ROOM, &sdp, LayerCap::Auto, Requester::default()).await)).await.expect("watch")
+}
+
+/// Video packets by our SSRC toward the viewer (one per slot).
+fn video_by_slot(v: &TestPeer) -> BTreeMap<u32, Vec<Rx>> {
+    let mut by: BTreeMap<u32, Vec<Rx>> = BTreeMap::new();
+    for r in v.video() {
+        by.entry(r.ssrc).or_default().push(r);
+    }
+    by
+}
+
+fn assert_continuous(rx: &[Rx]) {
+    for w in rx.windows(2) {
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "sequence jumps {} -> {}", w[0].seq, w[1].seq);
+        assert!(w[1].ts.wrapping_sub(w[0].ts) as i32 >= 0, "timestamp goes back {} -> {}", w[0].ts, w[1].ts);
+    }
+}
+
+async fn start() -> (onair::server::Server, Sfu) {
+    let server = common::start_server(2).await;
+    let sfu = server.sfu.clone();
+    (server, sfu)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nine_hosts_reach_a_nine_slot_viewer_and_a_tenth_is_refused() {
+    let (_server, sfu) = start().await;
+    let mut hosts = Vec::new();
+    for i in 0..9u8 {
+        hosts.push(host(&sfu, i, i == 0).await.expect("publish"));
+    }
+    assert!(common::wait_until(15, || hosts.iter().all(|h| h.connected())).await, "every host connects");
+    let tenth = host(&sfu, 9, false).await.err().expect("a tenth host is refused");
+    assert!(tenth.body.contains("RoomFull"), "{}", tenth.body);
+
+    let v = viewer(&sfu, 9).await;
+    let ok = common::wait_until(20, || {
+        let by = video_by_slot(&v);
+        by.len() == 9 && by.values().all(|rx| rx.len() > 40)
+    })
+    .await;
+    assert!(ok, "per slot: {:?}", video_by_slot(&v).values().map(Vec::len).collect::<Vec<_>>());
+    let mut tags = BTreeSet::new();
+    for (ssrc, rx) in video_by_slot(&v) {
+        assert!(rx[0].is_vp8_keyframe(), "slot {ssrc:08x} starts at a keyframe");
+        assert_continuous(&rx);
+        let slot_tags: BTreeSet<u8> = rx.iter().filter_map(Rx::tag).collect();
+        assert_eq!(slot_tags.len(), 1, "one host per slot, got tags {slot_tags:?}");
+        tags.extend(slot_tags);
+    }
+    assert_eq!(tags, (0..9).collect::<BTreeSet<u8>>(), "all nine hosts are shown");
+    let audio_tags: BTreeSet<u8> = v.audio().iter().filter_map(Rx::tag).collect();
+    assert_eq!(audio_tags, (0..9).collect::<BTreeSet<u8>>(), "all nine hosts are heard");
+    let listed = sfu.room_hosts(ROOM).expect("room");
+    assert_eq!(listed.len(), 9);
+    assert!(listed[0].primary && listed.iter().skip(1).all(|h| !h.primary));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_slot_player_gets_the_program_and_follows_the_focus_at_a_keyframe() {
+    let (_server, sfu) = start().await;
+    let a = host(&sfu, 1, true).await.expect("publish a");
+    let b = host(&sfu, 2, false).await.expect("publish b");
+    assert!(common::wait_until(10, || a.connected() && b.connected()).await);
+    let v = viewer(&sfu, 1).await;
+    assert!(common::wait_until(10, || v.video().len() > 30).await, "the program plays");
+    assert!(v.video().iter().filter_map(Rx::tag).all(|t| t == 1), "nobody spoke, no focus: the primary host");
+
+    assert!(sfu.set_layout(ROOM, Layout { kind: LayoutKind::Spotlight, focus: Some(host_name(2)), order: vec![] }));
+    assert!(common::wait_until(10, || v.video().iter().filter(|r| r.tag() == Some(2)).count() > 30).await, "the program moves to the focus");
+    let video = v.video();
+    assert!(video.iter().all(|r| r.ssrc == video[0].ssrc), "one SSRC whoever is on");
+    assert_continuous(&video);
+    let first_b = video.iter().position(|r| r.tag() == Some(2)).unwrap();
+    assert!(video[first_b].is_vp8_keyframe(), "the switch happens at the new host's keyframe");
+    assert!(video[first_b..].iter().all(|r| r.tag() == Some(2)), "no frame of the old host after the switch");
+    let pids: Vec<u16> = video.iter().filter_map(Rx::picture_id).collect();
+    for w in pids.windows(2) {
+        assert!(w[1] == w[0] || w[1] == (w[0] + 1) & 0x7fff, "VP8 picture ids run on across the switch: {} -> {}", w[0], w[1]);
+    }
+    assert_eq!(sfu.room_slots(ROOM, 1, None).unwrap(), vec![Some(host_name(2))]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_muted_host_stops_reaching_everyone_and_a_removed_host_is_gone_for_good() {
+    let (_server, sfu) = start().await;
+    let a = host(&sfu, 1, true).await.expect("publish a");
+    let b = host(&sfu, 2, false).await.expect("publish b");
+    assert!(common::wait_until(10, || a.connected() && b.connected()).await);
+    let v = viewer(&sfu, 2).await;
+    // Host b watches the room as a host: it gets a, never itself.
+    let b_view = peer::watch_via(WatchOpts { slots: 2, ..Default::default() }, async |sdp: String| {
+        answered(sfu.play_as_host(ROOM, &host_name(2), &sdp, LayerCap::Auto, Requester::default()).await)
+    })
+    .await
+    .expect("host view");
+    let from = |p: &TestPeer, tag: u8, after: Instant| p.video().iter().chain(p.audio().iter()).filter(|r| r.tag() == Some(tag) && r.at > after).count();
+    assert!(common::wait_until(10, || from(&v, 2, Instant::now() - Duration::from_secs(60)) > 30 && from(&b_view, 1, Instant::now() - Duration::from_secs(60)) > 30).await);
+    assert_eq!(from(&b_view, 2, Instant::now() - Duration::from_secs(60)), 0, "a host does not receive itself");
+
+    let muted_at = Instant::now();
+    assert!(sfu.set_muted(ROOM, &host_name(2), Some(true), Some(true)));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(from(&v, 2, muted_at + Duration::from_millis(100)), 0, "nothing of a muted host reaches a viewer after 100 ms");
+    assert!(from(&v, 1, muted_at + Duration::from_millis(100)) > 10, "the other host goes on");
+    let hosts = sfu.room_hosts(ROOM).unwrap();
+    assert!(hosts.iter().any(|h| h.host == host_name(2) && h.audio_muted && h.video_muted));
+
+    let unmuted_at = Instant::now();
+    assert!(sfu.set_muted(ROOM, &host_name(2), Some(false), Some(false)));
+    assert!(common::wait_until(5, || from(&v, 2, unmuted_at) > 10).await, "unmuted: back");
+
+    // b's own WHEP session is on the host list too: removing b closes both.
+    let sessions = sfu.session_count();
+    let closed = sfu.remove_host(ROOM, &host_name(2)).await;
+    assert_eq!(closed, 2, "its publishing session and its view of the room");
+    assert_eq!(sfu.session_count(), sessions - 2);
+    assert!(sfu.room_hosts(ROOM).unwrap().iter().all(|h| h.host != host_name(2)));
+    let gone_at = Instant::now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(from(&v, 2, gone_at + Duration::from_millis(100)), 0);
+    assert!(from(&v, 1, gone_at) > 5, "the viewer keeps the primary host");
+    let again = host(&sfu, 2, false).await.err().expect("a removed host cannot publish into the room again");
+    assert!(again.body.contains("HostRemoved"), "{}", again.body);
+    drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_room_ends_with_its_primary_host() {
+    let (_server, sfu) = start().await;
+    let a = host(&sfu, 1, true).await.expect("publish a");
+    let b = host(&sfu, 2, false).await.expect("publish b");
+    assert!(common::wait_until(10, || a.connected() && b.connected()).await);
+    let v = viewer(&sfu, 2).await;
+    assert!(common::wait_until(10, || v.video().len() > 20).await);
+    let mut events = sfu.subscribe();
+    assert_eq!(sfu.remove_host(ROOM, &host_name(1)).await, 1);
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(onair_media::SfuEvent::StreamEnded { stream }) = events.recv().await {
+                return stream;
+            }
+        }
+    })
+    .await
+    .expect("StreamEnded");
+    assert_eq!(ended, ROOM);
+    assert!(common::wait_until(5, || sfu.session_count() == 0).await, "the co-host and the viewer are closed too: {} left", sfu.session_count());
+    assert!(!sfu.live_streams().contains(&ROOM.to_owned()));
+}
