@@ -115,7 +115,6 @@ impl Subscriber {
         self.room_version = version;
         self.layout = layout;
         let mut keyframes = Vec::new();
-        let caps = self.slot_caps();
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let video = map.video.get(i).cloned().flatten();
             let audio = map.audio.get(i).cloned().flatten();
@@ -127,6 +126,9 @@ impl Subscriber {
                 slot.consumer.audio_source_changed();
                 slot.audio = audio;
             }
+        }
+        let caps = self.slot_caps();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
             slot.consumer.cap = caps[i];
             if let Some(v) = &slot.video {
                 slot.consumer.retarget(v);
@@ -143,12 +145,29 @@ impl Subscriber {
         }
     }
 
-    /// Each slot's layer cap. Layers follow the layout: in a grid every tile
-    /// is the same size and gets the viewer's cap; otherwise the focus tile
-    /// (slot 0) does and the small tiles get the low layer.
+    /// Each slot's layer cap. Layers follow the layout: the focus tile
+    /// (slot 0) gets the viewer's cap and small tiles the low layer; in a
+    /// grid every tile is the same size: the middle layer for a 2x2 grid,
+    /// the low one for 3x3 (a tile a third of the screen wide needs no
+    /// more), the viewer's cap for a single tile.
     fn slot_caps(&self) -> Vec<LayerCap> {
+        let shown = self.slots.iter().filter(|s| s.video.is_some()).count();
+        let grid = match shown {
+            0 | 1 => None,
+            2..=4 => Some(Layer::H),
+            _ => Some(Layer::Q),
+        };
+        let tile = |small: Layer| match self.cap {
+            LayerCap::Max(l) if l < small => self.cap,
+            _ => LayerCap::Max(small),
+        };
         (0..self.slots.len())
-            .map(|i| if i == 0 || self.layout == LayoutKind::Grid || self.cap == LayerCap::Max(Layer::Q) { self.cap } else { LayerCap::Max(Layer::Q) })
+            .map(|i| match (self.layout, grid) {
+                (LayoutKind::Grid, Some(l)) => tile(l),
+                (LayoutKind::Grid, None) => self.cap,
+                _ if i == 0 => self.cap,
+                _ => tile(Layer::Q),
+            })
             .collect()
     }
 
@@ -223,7 +242,8 @@ mod tests {
         let ids = |l: &[Arc<Producer>]| l.iter().map(|p| p.id).collect::<Vec<_>>();
         assert_eq!(ids(&first.added), vec![1, 2]);
         assert!(first.dropped.is_empty());
-        assert_eq!(first.keyframes.iter().map(|(p, l)| (p.id, *l)).collect::<Vec<_>>(), vec![(1, Layer::F), (2, Layer::F)]);
+        assert_eq!(first.keyframes.iter().map(|(p, l)| (p.id, *l)).collect::<Vec<_>>(), vec![(1, Layer::H), (2, Layer::H)]);
+        assert!(s.slots.iter().all(|s| s.consumer.cap == LayerCap::Max(Layer::H)), "a 2x2 grid's tiles get the middle layer");
         r.set_layout(Layout { kind: LayoutKind::Sidebar, focus: Some("cat".into()), order: vec![] });
         let second = s.bind(&r.slots(2, None), LayoutKind::Sidebar, r.version(), 10);
         assert_eq!(ids(&second.added), vec![3]);

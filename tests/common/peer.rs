@@ -161,6 +161,9 @@ async fn new_pc() -> (RTCPeerConnection, UdpSocket, SocketAddr) {
         .build(Instant::now())
         .unwrap();
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // A viewer of a room is primed with a group of pictures per slot at
+    // once: a browser's socket buffer takes that burst, the default one not.
+    onair_media::udp::grow_buffers(std::os::fd::AsRawFd::as_raw_fd(&socket));
     let local = socket.local_addr().unwrap();
     let cand = CandidateHostConfig {
         base_config: CandidateConfig {
