@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use dashmap::DashMap;
 use onair_media::SessionId;
-use onair_signaling::{ApiError, BoxFuture, Client, Platform};
+use onair_signaling::{ApiError, BoxFuture, Client, PlayTarget, Platform, PublishTarget};
 
 use crate::analytics::ViewerInfo;
 use crate::app::App;
@@ -85,8 +85,8 @@ impl Gate {
 }
 
 impl Platform for Gate {
-    fn authorize_publish<'a>(&'a self, key: &'a str, _client: &'a Client) -> BoxFuture<'a, Result<String, ApiError>> {
-        Box::pin(self.publish_stream(key))
+    fn authorize_publish<'a>(&'a self, key: &'a str, _client: &'a Client) -> BoxFuture<'a, Result<PublishTarget, ApiError>> {
+        Box::pin(async move { self.publish_stream(key).await.map(PublishTarget::solo) })
     }
 
     fn publish_failed<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, ()> {
@@ -99,8 +99,8 @@ impl Platform for Gate {
         })
     }
 
-    fn authorize_play<'a>(&'a self, path: &'a str, client: &'a Client) -> BoxFuture<'a, Result<String, ApiError>> {
-        Box::pin(self.play_stream(path, client))
+    fn authorize_play<'a>(&'a self, path: &'a str, client: &'a Client) -> BoxFuture<'a, Result<PlayTarget, ApiError>> {
+        Box::pin(async move { self.play_stream(path, client).await.map(|stream| PlayTarget { stream, host: None }) })
     }
 
     fn viewer_opened(&self, _stream: &str, session: SessionId, client: &Client) {

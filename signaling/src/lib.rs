@@ -38,6 +38,33 @@ pub use error::ApiError;
 /// Largest SDP or sdpfrag body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Where a WHIP publish goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishTarget {
+    /// The stream (the SFU's room name).
+    pub stream: String,
+    /// The host it publishes as ("" for a stream's only, unnamed host).
+    pub host: String,
+    /// The room's primary host (its leaving ends the room).
+    pub primary: bool,
+}
+
+impl PublishTarget {
+    /// The stream's only host, unnamed.
+    pub fn solo(stream: String) -> Self {
+        PublishTarget { stream, host: String::new(), primary: true }
+    }
+}
+
+/// What a WHEP offer watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlayTarget {
+    /// The stream (the SFU's room name).
+    pub stream: String,
+    /// A host of the room watching it: its own producer is left out.
+    pub host: Option<String>,
+}
+
 /// A boxed future, for the object-safe [`Platform`] trait.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -45,16 +72,18 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// database; a stream here is the SFU's stream name, a path segment is what a
 /// client put in the URL (a stream id, or a channel the platform resolves).
 pub trait Platform: Send + Sync + 'static {
-    /// WHIP: the stream this stream key publishes to now. An error is the
-    /// response (401 unknown key, 409 another stream live, ...).
-    fn authorize_publish<'a>(&'a self, key: &'a str, client: &'a Client) -> BoxFuture<'a, Result<String, ApiError>>;
+    /// WHIP: where this stream key publishes now (its stream, and as which
+    /// host of the stream's room). An error is the response (401 unknown
+    /// key, 409 another stream live, 403 removed from the room, ...).
+    fn authorize_publish<'a>(&'a self, key: &'a str, client: &'a Client) -> BoxFuture<'a, Result<PublishTarget, ApiError>>;
 
     /// WHIP: the SFU refused the offer; undo what `authorize_publish` prepared.
     fn publish_failed<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, ()>;
 
     /// WHEP: the stream a path segment names, if this client may watch it
-    /// (404 unknown, 401 login needed, 403 no access).
-    fn authorize_play<'a>(&'a self, path: &'a str, client: &'a Client) -> BoxFuture<'a, Result<String, ApiError>>;
+    /// (404 unknown, 401 login needed, 403 no access), and whether it
+    /// watches as one of the room's hosts (its own producer left out).
+    fn authorize_play<'a>(&'a self, path: &'a str, client: &'a Client) -> BoxFuture<'a, Result<PlayTarget, ApiError>>;
 
     /// A viewer session exists for this client (before it connects).
     fn viewer_opened(&self, stream: &str, session: SessionId, client: &Client);

@@ -41,8 +41,13 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let cap = parse_cap(q.max_layer.as_deref())?;
     let offer = crate::sdpfrag::read_body(&headers, body, "application/sdp").await?;
-    let stream = state.platform.authorize_play(&path, &client).await?;
-    let answer = state.sfu.play(&stream, &offer, cap, crate::whip::requester(&state, &client)).await?;
+    let target = state.platform.authorize_play(&path, &client).await?;
+    let stream = target.stream;
+    let from = crate::whip::requester(&state, &client);
+    let answer = match &target.host {
+        Some(host) => state.sfu.play_as_host(&stream, host, &offer, cap, from).await?,
+        None => state.sfu.play(&stream, &offer, cap, from).await?,
+    };
     state.platform.viewer_opened(&stream, answer.session, &client);
     let location = format!("/whep/{path}/{}", answer.session.secret());
     let layer_link = format!("<{location}/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\"");

@@ -77,8 +77,9 @@ pub(crate) fn requester(state: &Signaling, client: &Client) -> Requester {
 pub async fn create(State(state): State<Signaling>, client: Client, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let key = stream_key(&client)?;
     let offer = read_body(&headers, body, "application/sdp").await?;
-    let stream = state.platform.authorize_publish(key, &client).await?;
-    match state.sfu.publish(&stream, &offer, requester(&state, &client)).await {
+    let target = state.platform.authorize_publish(key, &client).await?;
+    let stream = target.stream.clone();
+    match state.sfu.publish_host(&stream, &target.host, target.primary, &offer, requester(&state, &client)).await {
         Ok(answer) => {
             let location = format!("/whip/{}", answer.session.secret());
             Ok(created(&state, answer.session, location, answer.sdp, &[("x-onair-stream", stream)]))
