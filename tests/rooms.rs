@@ -197,3 +197,52 @@ async fn the_room_ends_with_its_primary_host() {
     assert!(common::wait_until(5, || sfu.session_count() == 0).await, "the co-host and the viewer are closed too: {} left", sfu.session_count());
     assert!(!sfu.live_streams().contains(&ROOM.to_owned()));
 }
+
+/// An in-process sink: what a recorder or a relay would be given.
+#[derive(Debug, Default)]
+struct Collect {
+    packets: std::sync::Mutex<Vec<(onair_media::packet::Kind, onair_media::Layer, bool, Instant)>>,
+    ended: std::sync::atomic::AtomicBool,
+}
+
+impl onair_media::Sink for Collect {
+    fn packet(&self, p: &onair_media::packet::Fanout) {
+        self.packets.lock().unwrap().push((p.kind, p.layer, p.keyframe, Instant::now()));
+    }
+    fn ended(&self) {
+        self.ended.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_at_the_fan_out_gets_every_layer_from_a_keyframe_and_hears_the_end() {
+    use onair_media::packet::Kind;
+    use onair_media::Layer;
+    let (_server, sfu) = start().await;
+    // Keyframes only every 10 s: the sink's first ones come from the request its attachment makes.
+    let opts = PublishOpts { tag: Some(1), keyframe_every: 300, ..Default::default() };
+    let a = peer::publish_via(opts, async |sdp: String| answered(sfu.publish_host(ROOM, &host_name(1), true, &sdp, Requester::default()).await)).await.expect("publish");
+    assert!(common::wait_until(10, || a.connected()).await);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let plis = a.seen.lock().unwrap().plis_total;
+    let sink = std::sync::Arc::new(Collect::default());
+    let attached_at = Instant::now();
+    let id = sfu.attach_sink(ROOM, &host_name(1), sink.clone()).expect("the host publishes");
+    let keyframes = |s: &Collect| s.packets.lock().unwrap().iter().filter(|p| p.2).map(|p| p.1).collect::<BTreeSet<Layer>>();
+    assert!(common::wait_until(3, || keyframes(&sink) == Layer::ALL.into_iter().collect()).await, "a keyframe of every layer comes soon after: {:?}", keyframes(&sink));
+    assert!(a.seen.lock().unwrap().plis_total > plis, "attaching asked the publisher for keyframes");
+    assert!(common::wait_until(5, || sink.packets.lock().unwrap().iter().filter(|p| p.0 == Kind::Audio).count() > 20).await, "audio too");
+    assert!(sink.packets.lock().unwrap().iter().all(|p| p.3 >= attached_at), "nothing from before the attachment");
+    assert_eq!(sfu.session_count(), 1, "no viewer needed: the sink is not a session");
+
+    assert!(sfu.detach_sink(ROOM, &host_name(1), id));
+    let detached = sink.packets.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.packets.lock().unwrap().len(), detached, "a detached sink gets nothing more");
+    assert!(!sink.ended.load(std::sync::atomic::Ordering::Relaxed));
+
+    let again = std::sync::Arc::new(Collect::default());
+    sfu.attach_sink(ROOM, &host_name(1), again.clone()).unwrap();
+    sfu.remove_host(ROOM, &host_name(1)).await;
+    assert!(common::wait_until(3, || again.ended.load(std::sync::atomic::Ordering::Relaxed)).await, "an attached sink hears the end");
+}

@@ -22,6 +22,7 @@
 //!   rewritten sequence number, timestamp and VP8 ids ([`rewrite`], [`codec`]).
 //! - [`cache`]: a producer's recent video packets, for NACKs and a joining
 //!   viewer's first frame.
+//! - [`sink`]: what else hangs off a producer's fan-out (recorders, relays).
 //! - [`udp`]: a worker's outgoing datagrams, batched per wake-up (UDP GSO).
 //! - [`layer`]: simulcast layers and quality levels; [`metrics`]: counters;
 //!   [`events`] and [`health`]: what the platform is told.
@@ -52,6 +53,7 @@ pub mod rewrite;
 pub mod room;
 pub mod session;
 pub mod sfu;
+pub mod sink;
 pub mod stun;
 pub mod subscriber;
 pub mod udp;
@@ -67,3 +69,4 @@ pub use layer::{Layer, LayerCap, Quality};
 pub use session::{Role, SessionId, SessionTag};
 pub use room::{Layout, LayoutKind, MAX_HOSTS};
 pub use sfu::{HostMedia, Requester, SessionAnswer, Sfu};
+pub use sink::{Sink, SinkId};

@@ -84,6 +84,8 @@ pub struct Producer {
     pub media_at_ms: AtomicU64,
     /// Recent video packets (written by the publisher's worker only).
     pub cache: Mutex<StreamCache>,
+    /// Recorders and relays fed at the fan-out point (see [`crate::sink`]).
+    pub sinks: crate::sink::Sinks,
 
 }
 
@@ -114,6 +116,7 @@ impl Producer {
             publisher_gone: AtomicBool::new(false),
             media_at_ms: AtomicU64::new(mono_ms()),
             cache: Mutex::new(StreamCache::default()),
+            sinks: Default::default(),
         }
     }
 

@@ -239,8 +239,10 @@ impl Sfu {
             (Ok(_), Some(held)) => {
                 // The publisher is back: the room's new version moves the
                 // consumers of the held producer to this one (closing
-                // one-slot viewers if the codecs changed under them).
+                // one-slot viewers if the codecs changed under them); its
+                // sinks (recorders, relays) move too.
                 held.ended.store(true, Ordering::Relaxed);
+                held.sinks.move_to(&producer.sinks);
                 info!(stream, host, session = %session, "publisher back: its consumers move to it");
                 self.room_changed(&room);
             }
@@ -322,6 +324,23 @@ impl Sfu {
             }
         }
         closed
+    }
+
+    /// Attaches a sink (a recorder, a relay) to `host`'s producer in room
+    /// `stream`, and asks for a keyframe of every layer so that it can start
+    /// at once. `None` if that host does not publish there.
+    pub fn attach_sink(&self, stream: &str, host: &str, sink: Arc<dyn crate::sink::Sink>) -> Option<crate::sink::SinkId> {
+        let producer = self.shared.rooms.get(stream).and_then(|r| r.producer(host))?;
+        let id = producer.sinks.attach(sink);
+        for layer in crate::layer::Layer::ALL {
+            producer.request_keyframe(layer);
+        }
+        Some(id)
+    }
+
+    /// Detaches a sink; false if it was not attached to that host's producer.
+    pub fn detach_sink(&self, stream: &str, host: &str, id: crate::sink::SinkId) -> bool {
+        self.shared.rooms.get(stream).and_then(|r| r.producer(host)).is_some_and(|p| p.sinks.detach(id))
     }
 
     /// The hosts of room `stream`, in join order.

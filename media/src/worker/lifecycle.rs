@@ -215,6 +215,7 @@ impl<T: Transmit> Worker<T> {
 /// primary host's or the last one.
 pub(crate) fn end_producer(shared: &Shared, workers: &[&mpsc::Sender<Command>], room: &Arc<Room>, producer: &Producer, announce: bool) {
     producer.ended.store(true, Ordering::Relaxed);
+    producer.sinks.end();
     let removed = room.remove(producer);
     if producer.primary || room.producers().is_empty() {
         end_room(shared, workers, room, announce);
@@ -234,6 +235,7 @@ pub(crate) fn end_room(shared: &Shared, workers: &[&mpsc::Sender<Command>], room
     shared.rooms.remove_if(&room.name, |_, r| r.id == room.id);
     for producer in room.producers() {
         producer.ended.store(true, Ordering::Relaxed);
+        producer.sinks.end();
         if let Some(w) = shared.sessions.get(&producer.publisher).map(|s| s.worker) {
             let (reply, _) = oneshot::channel();
             let _ = workers[w].try_send(Command::Close { id: producer.publisher, end_stream: true, reply });

@@ -467,6 +467,7 @@ impl<T: Transmit> Worker<T> {
                         producer.media_at_ms.store(now_ms, Ordering::Relaxed);
                     }
                     if let Some(fp) = peer.on_rtp(&track_id, packet, now_us, now_ms, metrics) {
+                        producer.sinks.feed(&fp);
                         let mask = producer.viewer_workers.load(Ordering::Relaxed);
                         self.actions.push(Action::Fanout(fp, mask));
                     }
