@@ -200,6 +200,8 @@ pub enum Event {
         product_id: i64,
         /// The sale that sold out.
         flash_sale_id: Option<i64>,
+        /// Units of the product still on sale at its own price (outside the sale).
+        product_stock: i64,
     },
     /// The host dropped a voucher in the stream.
     Voucher {

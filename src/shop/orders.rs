@@ -571,7 +571,8 @@ impl Shop {
             if let Some(sale) = fx.sale {
                 self.stock_changed(sale);
                 if fx.sold_out {
-                    self.publish(sid, &crate::realtime::Event::SoldOut { stream_id: sid, product_id: order.product_id, flash_sale_id: Some(sale) });
+                    let stock = super::catalogue::read(&self.pool, order.product_id).await?.map(|p| p.stock).unwrap_or(0);
+                    self.publish(sid, &crate::realtime::Event::SoldOut { stream_id: sid, product_id: order.product_id, flash_sale_id: Some(sale), product_stock: stock });
                     if let Ok(Some(s)) = flash_sales::get(&self.pool, sale, crate::clock::now_ms()).await {
                         self.publish(sid, &crate::realtime::Event::FlashSale { sale: Box::new(s) });
                     }
