@@ -70,7 +70,6 @@ pub async fn flash_sale(buyers: usize, quantity: i64, rounds: usize, progress: b
     }
     let mut host = KeepAlive::connect(p.http).await?;
     let order_path = format!("/api/streams/{stream}/orders");
-    let body = json!({ "product": product, "shipping": { "name": "Bench Buyer", "address": "1 Load Street", "city": "Lisbon", "country": "PT" } }).to_string();
     let (mut all, mut made) = (Vec::new(), Vec::new());
     let (mut burst_total, mut cpu_total) = (0.0f64, 0.0f64);
     let mut out_rounds = Vec::new();
@@ -93,6 +92,8 @@ pub async fn flash_sale(buyers: usize, quantity: i64, rounds: usize, progress: b
         tokio::time::sleep(wait).await;
         let cpu0 = ProcSample::read(pid)?.cpu;
         let start = Instant::now();
+        // The buyers name the sale, as the watch page's banner does.
+        let body = json!({ "product": product, "flash_sale": sale_id, "shipping": { "name": "Bench Buyer", "address": "1 Load Street", "city": "Lisbon", "country": "PT" } }).to_string();
         let mut tasks = Vec::with_capacity(buyers);
         for (i, (mut c, token)) in conns.drain(..).zip(tokens.iter().cloned()).enumerate() {
             let (path, body) = (order_path.clone(), body.clone());

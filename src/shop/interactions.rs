@@ -28,6 +28,7 @@ pub struct InteractionTaken {
 }
 
 impl Shop {
+    #[allow(clippy::too_many_arguments)]
     /// Records an interaction by `viewer` (a user id, else the page's viewer key, else the address).
     pub async fn interact(&self, stream_id: i64, product_id: i64, kind: &str, viewer: &str, user: Option<i64>, load_test: bool, now: i64) -> Result<InteractionTaken, ApiError> {
         if !["view", "click", "cart"].contains(&kind) {

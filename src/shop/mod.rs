@@ -73,6 +73,9 @@ pub struct Shop {
     stock_pushes: DashSet<i64>,
     /// Streams whose sales figures push to the seller is scheduled.
     sales_pushes: DashSet<i64>,
+    /// Flash sales known sold out (a sale never comes back from it): orders
+    /// naming one are answered without a write transaction.
+    pub(crate) sold_out: DashSet<i64>,
     me: Weak<Shop>,
 }
 
@@ -80,7 +83,7 @@ impl Shop {
     /// Starts the shop: timers for the flash sales under way and the sweeper
     /// (unpaid orders past their hold, sales past their end).
     pub async fn start(pool: SqlitePool, money: Arc<Money>, hub: Arc<Hub>, chat: Chat, membership: Membership, images: Images) -> Result<Arc<Shop>, String> {
-        let shop = Arc::new_cyclic(|me| Shop { pool, money, hub, chat, membership, images, stock_pushes: DashSet::new(), sales_pushes: DashSet::new(), me: me.clone() });
+        let shop = Arc::new_cyclic(|me| Shop { pool, money, hub, chat, membership, images, stock_pushes: DashSet::new(), sales_pushes: DashSet::new(), sold_out: DashSet::new(), me: me.clone() });
         shop.resume_timers().await.map_err(|e| e.to_string())?;
         let weak = Arc::downgrade(&shop);
         tokio::spawn(async move {

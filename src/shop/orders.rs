@@ -517,9 +517,17 @@ impl Shop {
             return Err(crate::money::invalid("quantity", format!("must be 1-{MAX_QUANTITY}")));
         }
         let shipping = check_shipping(&input.shipping)?;
+        if let Some(sale) = input.flash_sale.filter(|s| self.sold_out.contains(s)) {
+            // Sold out for good: no write transaction to say so. A key that
+            // made an order before still gets that order.
+            return match idempotency::replay(&self.pool, &keyed, crate::clock::now_ms()).await? {
+                Some(stored) => Ok(Reply::Replayed(stored)),
+                None => Err(conflict("sold_out", format!("flash sale {sale} is sold out"))),
+            };
+        }
         let share = self.money.settings.creator_share;
         let currency = self.money.settings.currency.to_ascii_lowercase();
-        let (sid, seller, buyer) = (s.id, s.host.id, who.id());
+        let (sid, seller, buyer, input_sale) = (s.id, s.host.id, who.id(), input.flash_sale);
         let effects = Arc::new(std::sync::Mutex::new(Effects::default()));
         let fx = effects.clone();
         let reply = idempotency::run(&self.money.writer, keyed, StatusCode::CREATED, move |tx| {
@@ -566,11 +574,17 @@ impl Shop {
             })
         })
         .await?;
+        if let (Reply::Refused(e), Some(sale)) = (&reply, input_sale) {
+            if e.code == "sold_out" && flash_sales::get(&self.pool, sale, crate::clock::now_ms()).await?.is_some_and(|s| s.state == "sold_out") {
+                self.sold_out.insert(sale);
+            }
+        }
         if let Reply::Fresh(order) = &reply {
             let fx = effects.lock().unwrap_or_else(|e| e.into_inner()).clone();
             if let Some(sale) = fx.sale {
                 self.stock_changed(sale);
                 if fx.sold_out {
+                    self.sold_out.insert(sale);
                     let stock = super::catalogue::read(&self.pool, order.product_id).await?.map(|p| p.stock).unwrap_or(0);
                     self.publish(sid, &crate::realtime::Event::SoldOut { stream_id: sid, product_id: order.product_id, flash_sale_id: Some(sale), product_stock: stock });
                     if let Ok(Some(s)) = flash_sales::get(&self.pool, sale, crate::clock::now_ms()).await {
