@@ -307,7 +307,10 @@ impl Analytics {
             _ => 0,
         };
         let peak = (s.peak_viewers.max(0) as u64).max(live.peak) as i64;
+        let (orders, _, revenue) = crate::shop::analytics::totals(&self.pool, s.id).await?;
         let summary = Summary {
+            orders,
+            revenue,
             duration_seconds: duration,
             unique_viewers: unique,
             peak_viewers: peak,
@@ -385,6 +388,10 @@ pub struct Summary {
     pub total_watch_seconds: i64,
     /// Per viewer.
     pub average_watch_seconds: i64,
+    /// Paid shop orders placed in the stream.
+    pub orders: i64,
+    /// What they paid, minor units of the platform's currency.
+    pub revenue: i64,
 }
 
 /// Share of viewers who watched at least so long.

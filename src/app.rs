@@ -23,6 +23,7 @@ use crate::membership::Membership;
 use crate::money::Money;
 use crate::polls::Polls;
 use crate::questions::Questions;
+use crate::shop::Shop;
 use crate::ratelimit::{Limiter, Rate};
 use crate::realtime::Hub;
 use crate::streams::lifecycle::{Lifecycle, Timings};
@@ -84,6 +85,8 @@ pub struct App {
     pub polls: Polls,
     /// Q&A during streams.
     pub questions: Questions,
+    /// Live shopping.
+    pub shop: Arc<Shop>,
     /// The admin console's data: audit log, reports, approvals, health.
     pub admin: Admin,
     /// The IP location database (viewers' country and region).
@@ -173,7 +176,8 @@ impl App {
         let polls = Polls::start(pool.clone(), hub.clone(), membership.clone(), chat.moderation.clone()).await?;
         let questions = Questions::start(pool.clone(), hub.clone(), chat.clone(), membership.clone());
         let admin = Admin::new(pool.clone(), settings.host_approval);
-        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, money, polls, questions, admin, geo, shutdown: Shutdown::default() });
+        let shop = Shop::start(pool.clone(), money.clone(), hub.clone(), chat.clone(), membership.clone(), images.clone()).await?;
+        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, money, polls, questions, shop, admin, geo, shutdown: Shutdown::default() });
         crate::admin::health::start(Arc::downgrade(&app), app.admin.history.clone());
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {

@@ -187,7 +187,7 @@ impl Images {
         let Some((path, _, _)) = self.file(name) else { return Ok(()) };
         let (n,): (i64,) = sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM streams WHERE thumbnail_url = $1) + (SELECT COUNT(*) FROM channel_defaults WHERE thumbnail_url = $1) \
-             + (SELECT COUNT(*) FROM users WHERE avatar_url = $1)",
+             + (SELECT COUNT(*) FROM users WHERE avatar_url = $1) + (SELECT COUNT(*) FROM products WHERE images LIKE '%' || $1 || '%')",
         )
         .bind(url)
         .fetch_one(pool)

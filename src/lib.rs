@@ -17,6 +17,8 @@
 //!   viewers watch from; [`best_times`]: when a host's audience is largest;
 //! - [`money`]: the coin wallet, its ledger, payments, tips, gifts, tickets,
 //!   subscriptions and creator earnings;
+//! - [`shop`]: live shopping: catalogue, shelves, flash sales, orders,
+//!   vouchers, interactions and their figures;
 //! - [`admin`]: the admin console's audit log, reports, host approval and
 //!   the server's health over the last day;
 //! - [`realtime`]: the event hub behind every client's WebSocket;
@@ -50,6 +52,7 @@ pub mod questions;
 pub mod ratelimit;
 pub mod realtime;
 pub mod server;
+pub mod shop;
 pub mod streams;
 pub mod webhooks;
 

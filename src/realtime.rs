@@ -138,6 +138,78 @@ pub enum Event {
         /// The question.
         question: Box<crate::questions::Question>,
     },
+    /// A product was put on the stream's shelf.
+    ProductAdded {
+        /// Stream id.
+        stream_id: i64,
+        /// The product as the shelf shows it.
+        item: Box<crate::shop::shelf::ShelfItem>,
+    },
+    /// A product left the stream's shelf.
+    ProductRemoved {
+        /// Stream id.
+        stream_id: i64,
+        /// Product id.
+        product_id: i64,
+    },
+    /// The pinned product changed (`item` null: none is pinned now).
+    ProductPinned {
+        /// Stream id.
+        stream_id: i64,
+        /// The pinned product.
+        item: Option<Box<crate::shop::shelf::ShelfItem>>,
+    },
+    /// A product's price in the stream changed (a live price set or
+    /// cleared, or its catalogue price).
+    PriceChanged {
+        /// Stream id.
+        stream_id: i64,
+        /// Product id.
+        product_id: i64,
+        /// What it costs in the stream now.
+        price: i64,
+        /// The live price, if any.
+        live_price: Option<i64>,
+        /// The catalogue price.
+        list_price: i64,
+    },
+    /// A flash sale was made or changed state (countdown, active, ended,
+    /// sold out), with the server's start and end times.
+    FlashSale {
+        /// The sale.
+        sale: Box<crate::shop::flash_sales::FlashSale>,
+    },
+    /// A flash sale's remaining quantity (at most ten a second per sale).
+    FlashSaleStock {
+        /// Stream id.
+        stream_id: i64,
+        /// The sale.
+        flash_sale_id: i64,
+        /// Its product.
+        product_id: i64,
+        /// Units left.
+        remaining: i64,
+        /// Units it had.
+        quantity: i64,
+    },
+    /// The last unit went (once per sale).
+    SoldOut {
+        /// Stream id.
+        stream_id: i64,
+        /// Product id.
+        product_id: i64,
+        /// The sale that sold out.
+        flash_sale_id: Option<i64>,
+        /// Units of the product still on sale at its own price (outside the sale).
+        product_stock: i64,
+    },
+    /// The host dropped a voucher in the stream.
+    Voucher {
+        /// The voucher.
+        voucher: Box<crate::shop::vouchers::Voucher>,
+    },
+    /// A stream's sales so far (to its seller's own pages, at most twice a second).
+    ShopSales(Box<crate::shop::analytics::Sales>),
     /// A notice for one user from the platform's admins (a stream of theirs
     /// ended or taken down, and why).
     Notice {

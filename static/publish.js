@@ -27,6 +27,7 @@ import { api, currentUser, isHost, renderAccount, savedKeySecrets, saveKeySecret
 import { Realtime } from './realtime.js';
 import { ChatView, ChatComposer } from './chat.js';
 import { HostTools, onInteractEvents } from './interact.js';
+import { SellerConsole } from './shop.js';
 
 /** The simulcast ladder sent to the SFU (rids match the server's layer names). */
 export const SIMULCAST_ENCODINGS = [
@@ -892,6 +893,7 @@ function startHealth(stream, key) {
 
 const rt = new Realtime({ name: 'studio' });
 const hostTools = new HostTools($('#host-tools'));
+const seller = new SellerConsole({ rt, root: $('#shop-console') });
 onInteractEvents(rt, (msg) => hostTools.event(msg));
 const chat = new ChatView($('#chat-list'), {
   emptyText: 'No messages yet.',
@@ -941,6 +943,7 @@ function startChat(stream) {
   onair.chatStream = id;
   $('#chat-panel').hidden = false;
   hostTools.setStream(id);
+  seller.setStream(id);
   rt.subscribe(id);
   rt.connect();
 }
@@ -952,6 +955,7 @@ rt.on('subscribed', (msg) => {
     // Someone else's stream (a key of theirs): their chat is theirs to run.
     $('#chat-panel').hidden = true;
     hostTools.setStream(null);
+    seller.setStream(null);
     return;
   }
   composer.setSettings(msg.chat || null);

@@ -31,6 +31,7 @@ import { ChatView, ChatComposer, describeSettings, refusalText } from './chat.js
 import { SupportPanel } from './gifts.js';
 import { formatCoins } from './money.js';
 import { PollView, QaView, onInteractEvents } from './interact.js';
+import { ShopView } from './shop.js';
 
 const ERROR_RETRY_MS = [2000, 4000, 8000, 15000];
 const CONNECT_TIMEOUT_MS = 15000;
@@ -1180,6 +1181,7 @@ async function like() {
 // ---------------------------------------------------------------- polls and Q&A
 
 const pollView = new PollView($('#poll-card'));
+const shop = new ShopView({ rt, stage: $('#stage'), root: $('#shop') });
 const answering = { box: $('#answering'), text: $('#answering-text'), by: $('#answering-by') };
 const qa = new QaView({
   list: $('#qa-list'),
@@ -1230,6 +1232,7 @@ function rejoinWatch(nextId = null) {
     chat.clear();
     pollView.clear();
     qa.clear();
+    shop.clear();
     onair.viewerCount = null;
     onair.likes = null;
     sawReconnecting = false;
@@ -1270,6 +1273,7 @@ rt.on('subscribed', (msg) => {
   chat.load(s.id);
   pollView.load(s.id);
   qa.load(s.id);
+  shop.load(s.id);
   applyInfo(s, 'subscribed');
 });
 

@@ -20,7 +20,8 @@
 //! - [`measure`]: server CPU and memory from `/proc`, percentiles;
 //! - [`report`]: JSON, a table, an SVG plot;
 //! - [`chat`]: chat fan-out to thousands of sockets, and chat ingest;
-//! - [`money`]: gifts from a thousand concurrent senders to one creator.
+//! - [`money`]: gifts from a thousand concurrent senders to one creator;
+//! - [`shop`]: a flash sale with a thousand buyers at the same moment.
 
 pub mod abuse;
 pub mod chat;
@@ -35,5 +36,6 @@ pub mod publisher;
 pub mod report;
 pub mod scenario;
 pub mod serve;
+pub mod shop;
 pub mod target;
 pub mod viewer;

@@ -131,6 +131,20 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// A flash sale: BUYERS buyers order at the moment a sale of QUANTITY units (one per buyer) opens.
+    FlashSale {
+        #[arg(long, default_value_t = 1000)]
+        buyers: usize,
+        #[arg(long, default_value_t = 100)]
+        quantity: i64,
+        /// Sales run one after the other (each waits out its 10 s countdown).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Runs OnAir for the harness (used by the other commands; prints its address and a stream key).
     #[command(hide = true)]
     Serve {
@@ -142,6 +156,9 @@ enum Command {
         /// Also start a live stream and make this many viewers with coins to gift.
         #[arg(long)]
         gift_senders: Option<usize>,
+        /// Also start a live stream with a product and make this many buyers with coins.
+        #[arg(long)]
+        flash_buyers: Option<usize>,
     },
 }
 
@@ -183,8 +200,8 @@ struct ServerArgs {
 
 fn main() {
     let cli = Cli::parse();
-    if let Command::Serve { settings, chat_users, gift_senders } = cli.command {
-        if let Err(e) = onair_bench::serve::run(settings, chat_users, gift_senders) {
+    if let Command::Serve { settings, chat_users, gift_senders, flash_buyers } = cli.command {
+        if let Err(e) = onair_bench::serve::run(settings, chat_users, gift_senders, flash_buyers) {
             eprintln!("onair-bench serve: {e}");
             std::process::exit(1);
         }
@@ -342,6 +359,14 @@ async fn run(command: Command) -> Result<(), String> {
             println!(
                 "| gifts | {} senders | {:.0} gifts/s | p50 {:.1} / p95 {:.1} / p99 {:.1} / max {:.1} ms | {:.1} gifts per transaction | server CPU {:.0} us per gift | refused {:?} | earnings match {} | ledger ok {} |",
                 r.senders, r.gifts_per_s, r.latency_ms.p50, r.latency_ms.p95, r.latency_ms.p99, r.latency_ms.max, r.jobs_per_transaction, r.server_cpu_us_per_gift, r.refused, r.earnings_match, r.ledger_ok
+            );
+            write_json(&json, &serde_json::to_value(&r).map_err(|e| e.to_string())?)
+        }
+        Command::FlashSale { buyers, quantity, rounds, json, quiet } => {
+            let r = onair_bench::shop::flash_sale(buyers, quantity, rounds, !quiet).await?;
+            println!(
+                "| flash sale | {} buyers, {} units, {} rounds | orders p50 {:.1} / p99 {:.1} ms | all answers p50 {:.1} / p99 {:.1} / max {:.1} ms | {:.0} answers/s, {:.0} orders/s | server CPU {:.2} s | exact {} | ledger ok {} |",
+                r.buyers, r.quantity, r.rounds.len(), r.order_latency_ms.p50, r.order_latency_ms.p99, r.latency_ms.p50, r.latency_ms.p99, r.latency_ms.max, r.answers_per_s, r.orders_per_s, r.server_cpu_s, r.exact, r.ledger_ok
             );
             write_json(&json, &serde_json::to_value(&r).map_err(|e| e.to_string())?)
         }

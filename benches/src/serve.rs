@@ -14,7 +14,7 @@ use onair::config::{Settings, SettingsArgs};
 /// The stream the harness publishes.
 pub const STREAM: &str = "bench";
 
-pub fn run(args: SettingsArgs, chat_users: Option<usize>, gift_senders: Option<usize>) -> Result<(), String> {
+pub fn run(args: SettingsArgs, chat_users: Option<usize>, gift_senders: Option<usize>, flash_buyers: Option<usize>) -> Result<(), String> {
     onair::raise_fd_limit();
     let settings = Settings::resolve(&args)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())?;
@@ -28,6 +28,9 @@ pub fn run(args: SettingsArgs, chat_users: Option<usize>, gift_senders: Option<u
         }
         if let Some(n) = gift_senders {
             ready["gifts"] = gift_setup(&server, n).await.map_err(|e| e.to_string())?;
+        }
+        if let Some(n) = flash_buyers {
+            ready["shop"] = shop_setup(&server, n).await.map_err(|e| e.to_string())?;
         }
         println!("{ready}");
         // Serve until the harness goes away.
@@ -75,4 +78,29 @@ async fn gift_setup(server: &onair::server::Server, n: usize) -> Result<serde_js
         tokens.push(app.accounts.start_session(u, "onair-bench", None).await?.access_token);
     }
     Ok(serde_json::json!({ "stream": stream.id, "host_token": host_token, "admin_token": admin_token, "tokens": tokens }))
+}
+
+/// The host's stream live with a product of 1,000,000 units on its shelf,
+/// an admin (for the ledger check), and `n` buyers with coins (a promo
+/// grant each) to pay their orders with.
+async fn shop_setup(server: &onair::server::Server, n: usize) -> Result<serde_json::Value, onair_signaling::ApiError> {
+    let app = &server.app;
+    let host = app.accounts.ensure_host(STREAM).await?;
+    let defaults = app.channels.defaults(host.id).await?;
+    let stream = app.streams.create(&host, &onair::streams::NewStream { title: "Flash sale benchmark".into(), ..Default::default() }, &defaults).await?;
+    let stream = app.lifecycle.start_by_api(&stream).await?;
+    let pair = app.accounts.start_session(host, "onair-bench", None).await?;
+    let who = app.accounts.authenticate(&pair.access_token).await?;
+    let product = app.shop.create_product(&who, serde_json::from_value(serde_json::json!({ "title": "Bench scarf", "price": 100, "stock": 1_000_000 })).map_err(onair_signaling::ApiError::internal)?).await?;
+    app.shop.add_to_shelf(&stream, &who, serde_json::from_value(serde_json::json!({ "product": product.id })).map_err(onair_signaling::ApiError::internal)?).await?;
+    let admin = app.accounts.create_unchecked("bench_shop_admin", Role::Admin).await?;
+    let admin_token = app.accounts.start_session(admin, "onair-bench", None).await?.access_token;
+    let mut tokens = Vec::with_capacity(n);
+    for i in 0..n {
+        let u = app.accounts.create_unchecked(&format!("bench_buyer_{i}"), Role::Viewer).await?;
+        let keyed = onair::money::idempotency::Keyed::new(u.id, &format!("bench-shop-coins-{i}"), "POST", "/api/admin/promo", &serde_json::json!({}))?;
+        app.money.grant_promo(u.id, 1_000_000, Some("load test".into()), keyed).await?;
+        tokens.push(app.accounts.start_session(u, "onair-bench", None).await?.access_token);
+    }
+    Ok(serde_json::json!({ "stream": stream.id, "product": product.id, "host_token": pair.access_token, "admin_token": admin_token, "tokens": tokens }))
 }

@@ -18,6 +18,7 @@ pub mod media_doc;
 pub mod polls;
 pub mod questions;
 pub mod security;
+pub mod shop;
 pub mod streams;
 pub mod users;
 pub mod ws;
@@ -91,6 +92,7 @@ Access tokens go in `Authorization: Bearer`; a `?token=` query parameter is acce
         (name = "polls", description = "Polls during a stream"),
         (name = "questions", description = "Q&A during a stream"),
         (name = "analytics", description = "Viewer figures from real connections"),
+        (name = "shop", description = "Live shopping: products, a stream's shelf, pins, live prices, flash sales, vouchers, orders (Idempotency-Key), interactions and figures"),
         (name = "money", description = "The coin wallet: top-ups, tips, gifts, tickets, subscriptions, earnings, payouts, statements. Requests that move coins take an Idempotency-Key"),
         (name = "payments", description = "The payment provider's webhook and the development provider's checkout"),
         (name = "admin", description = "The admin console: overview, users and host approval, streams, reports, webhooks, audit log; the ledger, gifts, payouts, refunds"),
@@ -147,6 +149,24 @@ fn api(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(questions::list, questions::ask))
         .routes(routes!(questions::update))
         .routes(routes!(questions::upvote, questions::unupvote))
+        .routes(routes!(shop::list_products, shop::create_product))
+        .routes(routes!(shop::get_product, shop::update_product, shop::delete_product))
+        .routes(routes!(shop::add_product_image))
+        .routes(routes!(shop::shelf, shop::add_to_shelf))
+        .routes(routes!(shop::set_live_price, shop::remove_from_shelf))
+        .routes(routes!(shop::pin, shop::unpin))
+        .routes(routes!(shop::start_flash_sale))
+        .routes(routes!(shop::flash_sales))
+        .routes(routes!(shop::interact))
+        .routes(routes!(shop::vouchers, shop::create_voucher))
+        .routes(routes!(shop::place_order))
+        .routes(routes!(shop::get_order))
+        .routes(routes!(shop::my_orders))
+        .routes(routes!(shop::seller_orders))
+        .routes(routes!(shop::ship_order))
+        .routes(routes!(shop::refund_order))
+        .routes(routes!(shop::shop_analytics))
+        .routes(routes!(shop::top))
         .routes(routes!(admin::analytics))
         .routes(routes!(admin::sessions))
         .routes(routes!(admin::change_user, console::user))

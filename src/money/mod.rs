@@ -228,6 +228,11 @@ async fn fulfil(tx: &mut tx::Tx, row: &payments::reconcile::PaymentRow, share: u
             let host = target["host_id"].as_i64().ok_or_else(|| ApiError::internal("subscription payment without a host"))?;
             subscriptions::buy_in(tx, row.user_id, host, &base, share, price).await.map(|s| s.id)
         }
+        "order" => {
+            // A shop order held for this payment: paid with the coins just credited.
+            let order = target["order_id"].as_i64().ok_or_else(|| ApiError::internal("order payment without an order"))?;
+            crate::shop::orders::pay_in(tx, order, share).await.map(|o| o.id.to_string())
+        }
         other => Err(ApiError::internal(format!("payment for '{other}'"))),
     }
 }

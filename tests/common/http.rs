@@ -37,17 +37,26 @@ impl Response {
 
 /// Sends one request (Connection: close) and reads the whole response.
 pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-    let mut s = TcpStream::connect(addr).await.unwrap();
+    try_request(addr, method, path, headers, body).await.unwrap()
+}
+
+/// As [`request`], with a transport failure (a refused or reset
+/// connection) as an error rather than a panic.
+pub async fn try_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect(addr).await?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    s.write_all(body).await.unwrap();
+    s.write_all(req.as_bytes()).await?;
+    s.write_all(body).await?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    parse(&raw)
+    s.read_to_end(&mut raw).await?;
+    if !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no response"));
+    }
+    Ok(parse(&raw))
 }
 
 fn parse(raw: &[u8]) -> Response {

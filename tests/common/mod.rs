@@ -9,6 +9,7 @@ pub mod http;
 pub mod money;
 pub mod peer;
 pub mod process;
+pub mod shop;
 
 use std::path::PathBuf;
 
