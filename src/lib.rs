@@ -17,6 +17,7 @@
 //!   viewers watch from; [`best_times`]: when a host's audience is largest;
 //! - [`money`]: the coin wallet, its ledger, payments, tips, gifts, tickets,
 //!   subscriptions and creator earnings;
+//! - [`filters`]: the stream-filter catalogue, premium unlocks and assets;
 //! - [`admin`]: the admin console's audit log, reports, host approval and
 //!   the server's health over the last day;
 //! - [`realtime`]: the event hub behind every client's WebSocket;
@@ -38,6 +39,7 @@ pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod filters;
 pub mod gate;
 pub mod geo;
 pub mod images;
