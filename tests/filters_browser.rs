@@ -59,7 +59,9 @@ async fn the_studio_publishes_a_colour_look_and_switches_it_live() {
     for k in 0..3 {
         assert!((seen[k] - want[k]).abs() < 12.0, "channel {k}: unfiltered {through:?}, warm predicted {want:?}, decoded {seen:?}");
     }
-    assert!(seen[0] > through[0] + 6.0, "warmer: the red rises: {through:?} -> {seen:?}");
+    // The red rises (the look adds about 10 here); more than the 2.5 two
+    // settled readings may differ by, whatever the load does to the picture.
+    assert!(seen[0] > through[0] + 3.0, "warmer: the red rises: {through:?} -> {seen:?}");
     // Mono: grey, at the look's luma.
     let m = rgb(&r["mono"]);
     let spread = m.iter().cloned().fold(f64::MIN, f64::max) - m.iter().cloned().fold(f64::MAX, f64::min);

@@ -224,11 +224,11 @@ export class FilterPipeline {
     }
     this.outCtx.drawImage(this.canvas, 0, 0, this.outCanvas.width, this.outCanvas.height);
     this.frames++;
-    // Every 10th frame waits for the GPU, so the cost includes its work.
-    if (this.frames % 10 === 0) {
+    // Every 5th frame waits for the GPU, so the cost includes its work.
+    if (this.frames % 5 === 0) {
       this.renderer.sync();
       this.samples.push(performance.now() - t0);
-      if (this.samples.length >= 6) {
+      if (this.samples.length >= 3) {
         const ms = this.samples.reduce((a, b) => a + b, 0) / this.samples.length;
         this.samples = [];
         // Over budget: cheaper passes first (fewer smoothing taps, no
@@ -242,6 +242,7 @@ export class FilterPipeline {
           else this.cheap = false;
         }
         this.lastCost = ms;
+        this.reports = (this.reports || 0) + 1;
         this.onCost({ ms, cheap: this.cheap, scale: this.scale, renderer: this.renderer.kind });
       }
     }

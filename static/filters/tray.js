@@ -153,7 +153,7 @@ export class FilterTray {
         return h(
           'div.filter-tile',
           { dataset: { id: f.id, category: f.category, active: String(active.has(f.id)) }, role: 'button', tabindex: '0', 'aria-pressed': String(active.has(f.id)), onclick: () => this.pick(f), onkeydown: (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); this.pick(f); } } },
-          h('span.filter-swatch', { dataset: { effect: f.effect, category: f.category } }),
+          h('span.filter-swatch', { dataset: { effect: f.effect, category: f.category, id: f.base || f.id } }),
           h('span.filter-name', {}, f.name),
           h('span.filter-meta', {}, badge, stars, fav),
         );
@@ -338,6 +338,7 @@ export class FilterTray {
       renderer: this.pipeline.renderer && this.pipeline.renderer.kind,
       stack: [...this.entries.values()].map((e) => ({ id: e.filter.id, strength: e.strength })),
       cost_ms: this.cost ? this.cost.ms : null,
+      cost_reports: this.pipeline.reports || 0,
       cheap: this.pipeline.cheap,
       scale: this.pipeline.scale,
       frames: this.pipeline.frames,

@@ -127,20 +127,22 @@ async function settled(watch, what) {
   throw new Error(`${what}: the viewer's colour never settled (${last})`);
 }
 
-/** Outbound frame rate of the studio's top layer, over ~2 s. */
+/** Outbound frame rate of each simulcast layer, over ~4 s. */
 async function publishedFps(studio) {
   const read = () =>
     studio.evaluate(async () => {
-      let frames = 0;
+      const frames = {};
       (await window.onair.pc.getStats()).forEach((s) => {
-        if (s.type === 'outbound-rtp' && s.kind === 'video' && (s.rid === 'f' || !s.rid)) frames = s.framesEncoded || 0;
+        if (s.type === 'outbound-rtp' && s.kind === 'video') frames[s.rid || 'f'] = s.framesEncoded || 0;
       });
       return { frames, t: performance.now() };
     });
   const a = await read();
-  await sleep(2000);
+  await sleep(4000);
   const b = await read();
-  return ((b.frames - a.frames) * 1000) / (b.t - a.t);
+  const out = {};
+  for (const rid of Object.keys(b.frames)) out[rid] = Math.round((((b.frames[rid] - (a.frames[rid] || 0)) * 1000) / (b.t - a.t)) * 10) / 10;
+  return out;
 }
 
 async function main() {
@@ -167,7 +169,13 @@ async function main() {
   const watch = await viewerCtx.newPage('watch');
   await watch.goto(`${base}/watch/${host.user.username}`, run.remaining());
   await waitFor(watch, 'the video plays', () => window.onair.phase === 'live' && window.onair.stats && window.onair.stats.framesDecoded > 0, null, 30000);
-  // The top layer: the colours compared at full detail.
+  // The middle layer (640x360): under load the encoder pauses the top
+  // layer now and then, and a viewer held on it would see a still picture.
+  await watch.evaluate(async () => {
+    const resp = await fetch(`${window.onair.location}/layer`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ max_layer: 'h' }) });
+    if (!resp.ok) throw new Error(`layer: ${resp.status}`);
+  });
+  await waitFor(watch, 'the viewer decodes the middle layer', () => window.onair.currentLayer === 'h', null, 15000);
   await sleep(1500);
   result.plain = await settled(watch, 'unfiltered');
 
@@ -228,10 +236,12 @@ async function main() {
     for (const [name, picks] of families) {
       await studio.evaluate(() => window.onair.filters.clear());
       for (const [tab, id] of picks) await pick(studio, tab, id);
-      await sleep(3000);
+      // Two fresh cost reports (each averages 3 frames waited for).
+      const seen = (await studio.evaluate(() => window.onair.filters.state().cost_reports)) + 2;
+      await waitFor(studio, `cost of ${name}`, (n) => window.onair.filters.state().cost_reports >= n, seen, 60000);
       const fps = await publishedFps(studio);
       const st = await studio.evaluate(() => ({ ...window.onair.filters.state(), size: [window.onair.filters.pipeline.canvas.width, window.onair.filters.pipeline.canvas.height] }));
-      result.bench.push({ family: name, cost_ms: st.cost_ms, cheap: st.cheap, renderer: st.renderer, size: st.size, published_fps: fps });
+      result.bench.push({ family: name, cost_ms: Math.round(st.cost_ms * 10) / 10, cheap: st.cheap, scale: st.scale, renderer: st.renderer, size: st.size, published_fps: fps });
     }
   }
 }
