@@ -89,6 +89,8 @@ pub struct App {
     pub shop: Arc<Shop>,
     /// The admin console's data: audit log, reports, approvals, health.
     pub admin: Admin,
+    /// The stream-filter catalogue and entitlements.
+    pub filters: crate::filters::Filters,
     /// The IP location database (viewers' country and region).
     pub geo: GeoIp,
     /// Set when the server starts shutting down (WebSockets close politely).
@@ -177,7 +179,8 @@ impl App {
         let questions = Questions::start(pool.clone(), hub.clone(), chat.clone(), membership.clone());
         let admin = Admin::new(pool.clone(), settings.host_approval);
         let shop = Shop::start(pool.clone(), money.clone(), hub.clone(), chat.clone(), membership.clone(), images.clone()).await?;
-        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, money, polls, questions, shop, admin, geo, shutdown: Shutdown::default() });
+        let filters = crate::filters::Filters::new(pool.clone(), hub.clone());
+        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, money, polls, questions, shop, admin, filters, geo, shutdown: Shutdown::default() });
         crate::admin::health::start(Arc::downgrade(&app), app.admin.history.clone());
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "polls and questions", include_str!("../migrations/0007_polls_questions.sql")),
     (8, "admin console and audience geography", include_str!("../migrations/0008_admin_geo.sql")),
     (9, "live shopping", include_str!("../migrations/0009_shop.sql")),
+    (10, "stream filters", include_str!("../migrations/0010_stream_filters.sql")),
 ];
 
 /// Opens (creating if needed) `onair.db` in `data_dir` and migrates it.

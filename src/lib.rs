@@ -19,6 +19,7 @@
 //!   subscriptions and creator earnings;
 //! - [`shop`]: live shopping: catalogue, shelves, flash sales, orders,
 //!   vouchers, interactions and their figures;
+//! - [`filters`]: the stream-filter catalogue, premium unlocks and assets;
 //! - [`admin`]: the admin console's audit log, reports, host approval and
 //!   the server's health over the last day;
 //! - [`realtime`]: the event hub behind every client's WebSocket;
@@ -40,6 +41,7 @@ pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod filters;
 pub mod gate;
 pub mod geo;
 pub mod images;

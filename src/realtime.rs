@@ -112,6 +112,8 @@ pub enum Event {
     Gift(Box<crate::money::support::SupportEvent>),
     /// Your balances changed (to your own pages only).
     Wallet(Box<crate::money::wallet::Wallet>),
+    /// You applied a stream filter (to your own pages: the studio's other tabs follow).
+    FilterApplied(Box<crate::filters::engagement::Applied>),
     /// A poll opened in the stream.
     PollOpened {
         /// The poll (no votes yet).

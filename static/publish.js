@@ -28,6 +28,7 @@ import { Realtime } from './realtime.js';
 import { ChatView, ChatComposer } from './chat.js';
 import { HostTools, onInteractEvents } from './interact.js';
 import { SellerConsole } from './shop.js';
+import { FilterTray } from './filters/tray.js';
 
 /** The simulcast ladder sent to the SFU (rids match the server's layer names). */
 export const SIMULCAST_ENCODINGS = [
@@ -327,6 +328,7 @@ function attachMedia(media) {
   }
   renderPreviewState();
   updateGoLiveEnabled();
+  if (filterTray) filterTray.mediaChanged(media);
 }
 
 function renderPreviewState() {
@@ -424,14 +426,17 @@ async function switchDevice(kind, deviceId) {
   fresh.enabled = kind === 'video' ? !camOff : !micMuted;
   els.preview.srcObject = media;
   els.preview.play().catch(() => {});
+  // With filters on, the new device feeds the pipeline and the sender keeps its filtered track.
+  if (filterTray) await filterTray.mediaChanged(media);
+  const out = filterTray ? (kind === 'video' ? filterTray.pipeline.videoTrack() : filterTray.pipeline.audioTrack()) : fresh;
   if (onair.pc) {
     const tr = onair.pc
       .getTransceivers()
       .find((t) => t.sender.track === old || (t.receiver.track && t.receiver.track.kind === kind));
     const sender = tr && tr.sender;
-    if (sender) {
+    if (sender && sender.track !== out) {
       try {
-        await sender.replaceTrack(fresh);
+        await sender.replaceTrack(out || fresh);
       } catch (err) {
         toast('The new device will be used the next time you go live.', 'info');
         console.warn('[onair] replaceTrack failed:', err);
@@ -481,8 +486,9 @@ async function goLive() {
     pc.addEventListener('connectionstatechange', onConn);
     pc.addEventListener('iceconnectionstatechange', onConn);
 
-    const video = media.getVideoTracks()[0];
-    const audio = media.getAudioTracks()[0];
+    // What the filters make of the camera and microphone (the devices' own tracks without filters).
+    const video = (filterTray && media.getVideoTracks()[0] && filterTray.pipeline.videoTrack()) || media.getVideoTracks()[0];
+    const audio = (filterTray && media.getAudioTracks()[0] && filterTray.pipeline.audioTrack()) || media.getAudioTracks()[0];
     if (video) {
       let tr;
       try {
@@ -892,6 +898,32 @@ function startHealth(stream, key) {
 // ---------------------------------------------------------------- chat (logged in as the stream's host)
 
 const rt = new Realtime({ name: 'studio' });
+
+// ---------------------------------------------------------------- filters
+
+/**
+ * The filter tray: the render pipeline between the devices and the
+ * connection. When a filter first needs the filtered track, it replaces the
+ * device's on the live connection's sender (no renegotiation).
+ */
+const filterTray = new FilterTray({
+  root: $('#filter-tray'),
+  preview: els.preview,
+  stage: $('#stage'),
+  realtime: rt,
+  onTracks: (kind, track) => {
+    const pc = onair.pc;
+    if (!pc) return;
+    const tr = pc.getTransceivers().find((t) => (t.sender.track && t.sender.track.kind === kind) || (t.receiver.track && t.receiver.track.kind === kind));
+    if (tr && tr.sender.track !== track) {
+      tr.sender.replaceTrack(track).catch((err) => console.warn('[onair] replaceTrack failed:', err));
+      onair.trackSwaps = (onair.trackSwaps || 0) + 1;
+    }
+  },
+});
+onair.filters = filterTray;
+filterTray.load();
+if (currentUser()) rt.connect();
 const hostTools = new HostTools($('#host-tools'));
 const seller = new SellerConsole({ rt, root: $('#shop-console') });
 onInteractEvents(rt, (msg) => hostTools.event(msg));

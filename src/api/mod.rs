@@ -11,6 +11,7 @@ pub mod channels;
 pub mod chat;
 pub mod console;
 pub mod extract;
+pub mod filters;
 pub mod money;
 pub mod money_admin;
 pub mod payments;
@@ -95,6 +96,7 @@ Access tokens go in `Authorization: Bearer`; a `?token=` query parameter is acce
         (name = "shop", description = "Live shopping: products, a stream's shelf, pins, live prices, flash sales, vouchers, orders (Idempotency-Key), interactions and figures"),
         (name = "money", description = "The coin wallet: top-ups, tips, gifts, tickets, subscriptions, earnings, payouts, statements. Requests that move coins take an Idempotency-Key"),
         (name = "payments", description = "The payment provider's webhook and the development provider's checkout"),
+        (name = "stream filters", description = "The studio's filter catalogue: beauty, makeup, AR, colour, background, overlay and voice filters rendered in the host's browser; premium ones unlocked with coins"),
         (name = "admin", description = "The admin console: overview, users and host approval, streams, reports, webhooks, audit log; the ledger, gifts, payouts, refunds"),
         (name = "real-time", description = "The WebSocket"),
         (name = "server", description = "Configuration for pages, health, metrics, uploaded images"),
@@ -202,6 +204,24 @@ fn api(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(money_admin::payments))
         .routes(routes!(money_admin::refund))
         .routes(routes!(money_admin::promo))
+        .routes(routes!(filters::list))
+        .routes(routes!(filters::trending))
+        .routes(routes!(filters::featured))
+        .routes(routes!(filters::category))
+        .routes(routes!(filters::search))
+        .routes(routes!(filters::get))
+        .routes(routes!(filters::apply))
+        .routes(routes!(filters::unlock))
+        .routes(routes!(filters::favorite, filters::unfavorite))
+        .routes(routes!(filters::rate))
+        .routes(routes!(filters::create_custom))
+        .routes(routes!(filters::delete_custom))
+        .routes(routes!(filters::my_favorites))
+        .routes(routes!(filters::my_unlocked))
+        .routes(routes!(filters::my_custom))
+        .routes(routes!(filters::asset))
+        .routes(routes!(filters::admin_create))
+        .routes(routes!(filters::admin_update, filters::admin_retire))
         .routes(routes!(console::overview))
         .routes(routes!(console::users))
         .routes(routes!(console::approve_host))
