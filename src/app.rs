@@ -23,6 +23,7 @@ use crate::membership::Membership;
 use crate::money::Money;
 use crate::polls::Polls;
 use crate::questions::Questions;
+use crate::rooms::Rooms;
 use crate::ratelimit::{Limiter, Rate};
 use crate::realtime::Hub;
 use crate::streams::lifecycle::{Lifecycle, Timings};
@@ -84,6 +85,8 @@ pub struct App {
     pub polls: Polls,
     /// Q&A during streams.
     pub questions: Questions,
+    /// Co-host rooms.
+    pub rooms: Rooms,
     /// The admin console's data: audit log, reports, approvals, health.
     pub admin: Admin,
     /// The IP location database (viewers' country and region).
@@ -173,7 +176,8 @@ impl App {
         let polls = Polls::start(pool.clone(), hub.clone(), membership.clone(), chat.moderation.clone()).await?;
         let questions = Questions::start(pool.clone(), hub.clone(), chat.clone(), membership.clone());
         let admin = Admin::new(pool.clone(), settings.host_approval);
-        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, money, polls, questions, admin, geo, shutdown: Shutdown::default() });
+        let rooms = Rooms::start(pool.clone(), hub.clone(), sfu.clone(), membership.clone());
+        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, money, polls, questions, rooms, admin, geo, shutdown: Shutdown::default() });
         crate::admin::health::start(Arc::downgrade(&app), app.admin.history.clone());
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {

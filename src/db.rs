@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "monetization", include_str!("../migrations/0006_monetization.sql")),
     (7, "polls and questions", include_str!("../migrations/0007_polls_questions.sql")),
     (8, "admin console and audience geography", include_str!("../migrations/0008_admin_geo.sql")),
+    (11, "co-host rooms", include_str!("../migrations/0011_rooms.sql")),
 ];
 
 /// Opens (creating if needed) `onair.db` in `data_dir` and migrates it.

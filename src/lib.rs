@@ -49,6 +49,7 @@ pub mod polls;
 pub mod questions;
 pub mod ratelimit;
 pub mod realtime;
+pub mod rooms;
 pub mod server;
 pub mod streams;
 pub mod webhooks;
