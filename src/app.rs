@@ -24,6 +24,7 @@ use crate::money::Money;
 use crate::polls::Polls;
 use crate::questions::Questions;
 use crate::shop::Shop;
+use crate::rooms::Rooms;
 use crate::ratelimit::{Limiter, Rate};
 use crate::realtime::Hub;
 use crate::streams::lifecycle::{Lifecycle, Timings};
@@ -87,6 +88,8 @@ pub struct App {
     pub questions: Questions,
     /// Live shopping.
     pub shop: Arc<Shop>,
+    /// Co-host rooms.
+    pub rooms: Rooms,
     /// The admin console's data: audit log, reports, approvals, health.
     pub admin: Admin,
     /// The stream-filter catalogue and entitlements.
@@ -180,7 +183,8 @@ impl App {
         let admin = Admin::new(pool.clone(), settings.host_approval);
         let shop = Shop::start(pool.clone(), money.clone(), hub.clone(), chat.clone(), membership.clone(), images.clone()).await?;
         let filters = crate::filters::Filters::new(pool.clone(), hub.clone());
-        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, money, polls, questions, shop, admin, filters, geo, shutdown: Shutdown::default() });
+        let rooms = Rooms::start(pool.clone(), hub.clone(), sfu.clone(), membership.clone());
+        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, money, polls, questions, shop, rooms, admin, filters, geo, shutdown: Shutdown::default() });
         crate::admin::health::start(Arc::downgrade(&app), app.admin.history.clone());
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "admin console and audience geography", include_str!("../migrations/0008_admin_geo.sql")),
     (9, "live shopping", include_str!("../migrations/0009_shop.sql")),
     (10, "stream filters", include_str!("../migrations/0010_stream_filters.sql")),
+    (11, "co-host rooms", include_str!("../migrations/0011_rooms.sql")),
 ];
 
 /// Opens (creating if needed) `onair.db` in `data_dir` and migrates it.

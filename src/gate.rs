@@ -11,6 +11,7 @@ use onair_signaling::{ApiError, BoxFuture, Client, PlayTarget, Platform, Publish
 
 use crate::analytics::ViewerInfo;
 use crate::app::App;
+use crate::rooms::PublishRoom;
 use crate::streams::{access, State, Stream};
 
 /// Implements [`Platform`] over the app.
@@ -27,7 +28,10 @@ impl Gate {
         Gate { app, adhoc: DashMap::new() }
     }
 
-    async fn publish_stream(&self, key: &str) -> Result<String, ApiError> {
+    /// Where a stream key publishes: the live room its holder co-hosts
+    /// (named by their username, not primary), or their own stream, as its
+    /// primary host.
+    async fn publish_target(&self, key: &str) -> Result<PublishTarget, ApiError> {
         let app = &self.app;
         let host_id = app.keys.host_of(key).await?.ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_stream_key", "this stream key is unknown or was revoked"))?;
         let host = app.accounts.user(host_id).await?.ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "account_disabled", "the account of this stream key is disabled"))?;
@@ -35,6 +39,13 @@ impl Gate {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "not_a_host", "this account may not publish"));
         }
         app.admin.check_may_stream(host.id).await?;
+        match app.rooms.publish_room(host.id).await? {
+            PublishRoom::Cohost(id) => return Ok(PublishTarget { stream: id.to_string(), host: host.username.clone(), primary: false }),
+            PublishRoom::Removed(id) => {
+                return Err(ApiError::new(StatusCode::FORBIDDEN, "host_removed", format!("you were removed from the room of stream {id} and cannot publish into it again")));
+            }
+            PublishRoom::Own => {}
+        }
         let target = match app.streams.publish_target(host.id).await? {
             Some(s) => s,
             None => {
@@ -45,14 +56,22 @@ impl Gate {
                 s
             }
         };
-        Ok(target.media_name())
+        Ok(PublishTarget { stream: target.media_name(), host: host.username.clone(), primary: true })
     }
 
-    async fn play_stream(&self, path: &str, client: &Client) -> Result<String, ApiError> {
+    /// Who watches: a host of the room (its access token) watches as that
+    /// host, its own producer left out; anyone else as a viewer.
+    async fn play_target(&self, path: &str, client: &Client) -> Result<PlayTarget, ApiError> {
         let s = self.live(path).await?;
         let who = self.app.principal(client.bearer.as_deref()).await?;
-        access::check_watch(&self.app.membership, &s, who.as_ref()).await?;
-        Ok(s.media_name())
+        let host = match &who {
+            Some(w) => self.app.rooms.watching_host(&s, &w.user).await?,
+            None => None,
+        };
+        if host.is_none() {
+            access::check_watch(&self.app.membership, &s, who.as_ref()).await?;
+        }
+        Ok(PlayTarget { stream: s.media_name(), host })
     }
 
     async fn live(&self, path: &str) -> Result<Stream, ApiError> {
@@ -86,7 +105,7 @@ impl Gate {
 
 impl Platform for Gate {
     fn authorize_publish<'a>(&'a self, key: &'a str, _client: &'a Client) -> BoxFuture<'a, Result<PublishTarget, ApiError>> {
-        Box::pin(async move { self.publish_stream(key).await.map(PublishTarget::solo) })
+        Box::pin(self.publish_target(key))
     }
 
     fn publish_failed<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, ()> {
@@ -100,7 +119,7 @@ impl Platform for Gate {
     }
 
     fn authorize_play<'a>(&'a self, path: &'a str, client: &'a Client) -> BoxFuture<'a, Result<PlayTarget, ApiError>> {
-        Box::pin(async move { self.play_stream(path, client).await.map(|stream| PlayTarget { stream, host: None }) })
+        Box::pin(self.play_target(path, client))
     }
 
     fn viewer_opened(&self, _stream: &str, session: SessionId, client: &Client) {

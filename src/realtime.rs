@@ -212,6 +212,80 @@ pub enum Event {
     },
     /// A stream's sales so far (to its seller's own pages, at most twice a second).
     ShopSales(Box<crate::shop::analytics::Sales>),
+    /// You are invited to co-host a stream (to the invitee), or an
+    /// invitation you made or to your stream was answered.
+    CohostInvitation {
+        /// The invitation.
+        invitation: Box<crate::rooms::invitations::Invitation>,
+    },
+    /// A host asks to join your stream's room (to its primary host), or
+    /// your request was approved or rejected (to the requester).
+    CohostRequest {
+        /// The request.
+        request: Box<crate::rooms::invitations::JoinRequest>,
+    },
+    /// A host's publisher connected in the room.
+    HostJoined {
+        /// Stream id.
+        stream_id: i64,
+        /// The host (username).
+        user: String,
+    },
+    /// A host left the room (`left`), was removed (`removed`), or its
+    /// publisher went away and did not come back (`disconnected`).
+    HostLeft {
+        /// Stream id.
+        stream_id: i64,
+        /// The host (username).
+        user: String,
+        /// `left`, `removed` or `disconnected`.
+        reason: String,
+    },
+    /// A host's mutes or permissions changed.
+    HostUpdated {
+        /// Stream id.
+        stream_id: i64,
+        /// The host now.
+        host: Box<crate::rooms::hosts::RoomHost>,
+    },
+    /// A host started or stopped speaking (the pages' speaking ring).
+    HostSpeaking {
+        /// Stream id.
+        stream_id: i64,
+        /// The host (username).
+        user: String,
+        /// Speaking now.
+        speaking: bool,
+    },
+    /// The room's layout changed.
+    RoomLayout {
+        /// Stream id.
+        stream_id: i64,
+        /// The layout now.
+        layout: crate::rooms::layout::RoomLayout,
+    },
+    /// Which host is in which slot: a viewer with K slots (K >= 2) gets the
+    /// first K of `slots`; a one-slot player gets `program`.
+    RoomSlots {
+        /// Stream id.
+        stream_id: i64,
+        /// Hosts by slot (usernames; null: the slot sends nothing).
+        slots: Vec<Option<String>>,
+        /// What a one-slot player shows (the focus or the active speaker).
+        program: Option<String>,
+    },
+    /// The room's dominant speaker changed.
+    ActiveSpeaker {
+        /// Stream id.
+        stream_id: i64,
+        /// The host (username).
+        user: String,
+    },
+    /// The room is over (its primary host left, or the stream ended).
+    RoomEnded {
+        /// Stream id.
+        stream_id: i64,
+    },
     /// A notice for one user from the platform's admins (a stream of theirs
     /// ended or taken down, and why).
     Notice {

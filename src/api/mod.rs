@@ -18,6 +18,7 @@ pub mod payments;
 pub mod media_doc;
 pub mod polls;
 pub mod questions;
+pub mod rooms;
 pub mod security;
 pub mod shop;
 pub mod streams;
@@ -92,6 +93,7 @@ Access tokens go in `Authorization: Bearer`; a `?token=` query parameter is acce
         (name = "moderation", description = "Chat rules, bans, timeouts, moderators"),
         (name = "polls", description = "Polls during a stream"),
         (name = "questions", description = "Q&A during a stream"),
+        (name = "rooms", description = "Co-host rooms: invitations, requests to join, hosts, mutes, layout"),
         (name = "analytics", description = "Viewer figures from real connections"),
         (name = "shop", description = "Live shopping: products, a stream's shelf, pins, live prices, flash sales, vouchers, orders (Idempotency-Key), interactions and figures"),
         (name = "money", description = "The coin wallet: top-ups, tips, gifts, tickets, subscriptions, earnings, payouts, statements. Requests that move coins take an Idempotency-Key"),
@@ -148,6 +150,15 @@ fn api(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(polls::timeline))
         .routes(routes!(polls::vote))
         .routes(routes!(polls::close))
+        .routes(routes!(rooms::invite))
+        .routes(routes!(rooms::accept))
+        .routes(routes!(rooms::decline))
+        .routes(routes!(rooms::join_requests, rooms::request_to_join))
+        .routes(routes!(rooms::approve))
+        .routes(routes!(rooms::reject))
+        .routes(routes!(rooms::hosts))
+        .routes(routes!(rooms::update_host, rooms::remove_host))
+        .routes(routes!(rooms::layout, rooms::set_layout))
         .routes(routes!(questions::list, questions::ask))
         .routes(routes!(questions::update))
         .routes(routes!(questions::upvote, questions::unupvote))

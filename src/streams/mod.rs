@@ -28,6 +28,8 @@ use crate::accounts::{PublicUser, Role, User};
 use crate::channels::ChannelDefaults;
 use crate::clock::{now_ms, parse_rfc3339};
 use crate::db::DbResult;
+use crate::rooms::settings::{check_max_hosts, SessionType, Topology};
+use crate::rooms::MAX_HOSTS;
 use schedule::{Recurrence, Rule};
 
 /// Where a stream is in its life.
@@ -197,6 +199,13 @@ pub struct Stream {
     /// The host saved it (archived): it stays listed with its chat and
     /// figures, for the replay once recording exists. No media is recorded yet.
     pub saved: bool,
+    /// What kind of session it is.
+    pub session_type: SessionType,
+    /// How its hosts connect to each other (`auto`: peer to peer up to
+    /// four hosts; `sfu`: always through the SFU).
+    pub topology: Topology,
+    /// Hosts its room takes at most (2-9, the primary host included).
+    pub max_hosts: i64,
     /// The watch page.
     pub watch_url: String,
     /// Made at.
@@ -272,6 +281,9 @@ fn stream_of(row: &SqliteRow) -> Result<Stream, sqlx::Error> {
         likes: row.try_get("likes")?,
         chat_messages: row.try_get("chat_messages")?,
         saved: state == State::Archived,
+        session_type: SessionType::parse(row.try_get::<String, _>("session_type")?.as_str()),
+        topology: Topology::parse(row.try_get::<String, _>("topology")?.as_str()),
+        max_hosts: row.try_get("max_hosts")?,
         watch_url: format!("/watch/{id}"),
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -307,6 +319,16 @@ pub struct NewStream {
     /// Repeat daily or weekly at a local time.
     #[serde(default)]
     pub recurrence: Option<Recurrence>,
+    /// `solo` (default), `collaboration`, `interview`, `panel`, `gaming`, `podcast` or `workshop`.
+    #[serde(default)]
+    pub session_type: Option<SessionType>,
+    /// `auto` (default) or `sfu`.
+    #[serde(default)]
+    pub topology: Option<Topology>,
+    /// Hosts the room takes at most, 2-9 (default 9).
+    #[serde(default)]
+    #[schema(minimum = 2, maximum = 9)]
+    pub max_hosts: Option<i64>,
 }
 
 /// What updating a stream may change (absent fields stay as they are).
@@ -330,6 +352,13 @@ pub struct StreamPatch {
     pub scheduled_at: Option<String>,
     /// New recurrence (scheduled streams).
     pub recurrence: Option<Recurrence>,
+    /// What kind of session it is.
+    pub session_type: Option<SessionType>,
+    /// `auto` or `sfu`.
+    pub topology: Option<Topology>,
+    /// Hosts the room takes at most, 2-9 (not fewer than it has now).
+    #[schema(minimum = 2, maximum = 9)]
+    pub max_hosts: Option<i64>,
 }
 
 /// Checked fields, ready to store.
@@ -342,6 +371,9 @@ struct Fields {
     ticket_price: Option<i64>,
     scheduled_at: Option<i64>,
     rule: Option<Rule>,
+    session_type: SessionType,
+    topology: Topology,
+    max_hosts: i64,
 }
 
 fn check_title(t: &str, fields: &mut BTreeMap<String, String>) -> String {
@@ -428,10 +460,12 @@ impl NewStream {
         let visibility = self.visibility.unwrap_or(Visibility::Public);
         let ticket_price = check_price(visibility, self.ticket_price, &mut fields);
         let (scheduled_at, rule) = check_schedule(self.scheduled_at.as_deref(), self.recurrence.as_ref(), now, &mut fields);
+        let max_hosts = check_max_hosts(self.max_hosts.unwrap_or(MAX_HOSTS as i64), &mut fields);
         if !fields.is_empty() {
             return Err(ApiError::validation(fields));
         }
-        Ok(Fields { title, description, thumbnail_url, category, visibility, ticket_price, scheduled_at, rule })
+        let (session_type, topology) = (self.session_type.unwrap_or_default(), self.topology.unwrap_or_default());
+        Ok(Fields { title, description, thumbnail_url, category, visibility, ticket_price, scheduled_at, rule, session_type, topology, max_hosts })
     }
 }
 
@@ -602,8 +636,8 @@ impl StreamStore {
         let cols = f.rule.as_ref().map(Rule::columns);
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO streams (host_id, series_id, title, description, thumbnail_url, visibility, ticket_price, state, scheduled_at, \
-             recur_freq, recur_days, recur_time, timezone, recur_until, created_at, updated_at, category) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10, $11, $12, $13, $14, $14, $15) RETURNING id",
+             recur_freq, recur_days, recur_time, timezone, recur_until, created_at, updated_at, category, session_type, topology, max_hosts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17, $18) RETURNING id",
         )
         .bind(host_id)
         .bind(series)
@@ -620,6 +654,9 @@ impl StreamStore {
         .bind(cols.as_ref().and_then(|c| c.4))
         .bind(now)
         .bind(&f.category)
+        .bind(f.session_type.as_str())
+        .bind(f.topology.as_str())
+        .bind(f.max_hosts)
         .fetch_one(&self.pool)
         .await
         .db()?;
@@ -643,6 +680,9 @@ impl StreamStore {
             ticket_price: None,
             scheduled_at: None,
             rule: None,
+            session_type: SessionType::Solo,
+            topology: Topology::Auto,
+            max_hosts: MAX_HOSTS as i64,
         };
         self.insert(host.id, &f, None, now_ms()).await
     }
@@ -663,6 +703,9 @@ impl StreamStore {
             ticket_price: s.ticket_price,
             scheduled_at: Some(next),
             rule: Some(rule),
+            session_type: s.session_type,
+            topology: s.topology,
+            max_hosts: s.max_hosts,
         };
         let series = s.series_id.unwrap_or(s.id);
         // One scheduled occurrence per series at a time.
@@ -834,6 +877,17 @@ impl StreamStore {
         } else {
             (s.scheduled_at, current_rec.as_ref().and_then(|r| Rule::parse(r).ok()))
         };
+        let max_hosts = match p.max_hosts {
+            Some(n) => {
+                let n = check_max_hosts(n, &mut fields);
+                let hosts = crate::rooms::host_count(&self.pool, s.id).await?;
+                if fields.is_empty() && n < hosts {
+                    fields.insert("max_hosts".into(), format!("the room has {hosts} hosts now"));
+                }
+                n
+            }
+            None => s.max_hosts,
+        };
         if !fields.is_empty() {
             return Err(ApiError::validation(fields));
         }
@@ -860,6 +914,14 @@ impl StreamStore {
         .execute(&self.pool)
         .await
         .db()?;
+        sqlx::query("UPDATE streams SET session_type = $1, topology = $2, max_hosts = $3 WHERE id = $4")
+            .bind(p.session_type.unwrap_or(s.session_type).as_str())
+            .bind(p.topology.unwrap_or(s.topology).as_str())
+            .bind(max_hosts)
+            .bind(s.id)
+            .execute(&self.pool)
+            .await
+            .db()?;
         self.get(s.id).await?.ok_or_else(|| ApiError::not_found("no such stream"))
     }
 
