@@ -19,6 +19,7 @@ use crate::streams::Stream;
 /// How the hosts are arranged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = LayoutKind)]
 pub enum Kind {
     /// Equal tiles: 2x2 up to four hosts, 3x3 beyond.
     #[default]

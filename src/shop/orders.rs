@@ -216,6 +216,7 @@ pub struct ShipInput {
 /// Refunding it.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = OrderRefundInput)]
 pub struct RefundInput {
     /// Put its units back in stock (default false: the goods did not come back).
     #[serde(default)]
