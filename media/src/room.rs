@@ -246,8 +246,12 @@ impl Room {
     /// layout's, or in a grid the active speaker), then the layout's order,
     /// then join order; `exclude` (a host watching the room) left out.
     pub fn ranked(&self, exclude: Option<&str>) -> Vec<Arc<Producer>> {
+        self.ranked_in(&self.layout(), exclude)
+    }
+
+    /// [`Room::ranked`] for a layout already read.
+    fn ranked_in(&self, layout: &Layout, exclude: Option<&str>) -> Vec<Arc<Producer>> {
         let producers = self.producers();
-        let layout = self.layout();
         let focus = layout.focus.as_deref().and_then(|f| producers.iter().find(|p| p.host == f));
         let mut out: Vec<Arc<Producer>> = Vec::with_capacity(producers.len());
         let mut push = |p: &Arc<Producer>| {
@@ -274,14 +278,15 @@ impl Room {
     /// grid the active speaker; the audio is the active speaker. With more,
     /// each slot carries one host's video and audio, in [`Room::ranked`] order.
     pub fn slots(&self, count: usize, exclude: Option<&str>) -> SlotMap {
-        let ranked = self.ranked(exclude);
+        // One read of the layout for both the order and the program.
+        let layout = self.layout();
+        let ranked = self.ranked_in(&layout, exclude);
         let mut map = SlotMap { video: vec![None; count], audio: vec![None; count] };
         if count == 0 {
             return map;
         }
         if count == 1 {
             let active = self.active_speaker().and_then(|id| ranked.iter().find(|p| p.id == id).cloned());
-            let layout = self.layout();
             let focus_set = layout.focus.as_deref().is_some_and(|f| ranked.iter().any(|p| p.host == f));
             let program = if layout.kind == LayoutKind::Grid && !focus_set { active.clone().or_else(|| ranked.first().cloned()) } else { ranked.first().cloned() };
             map.audio[0] = active.or_else(|| program.clone());
