@@ -1,7 +1,7 @@
 //! Co-host rooms in the media core, with real WebRTC peers over UDP: several
 //! producers in one room, subscribers with several slots, the program of a
-//! one-slot player, server-enforced mutes, removing a host, and the room
-//! ending with its primary host.
+//! one-slot player, server-enforced mutes, removing a host, the room
+//! ending with its primary host, and two rooms linked (a PK battle).
 //!
 //! The peers' offers go straight to the SFU handle (the room API of the
 //! platform decides who may publish where; these tests are about the media).
@@ -245,4 +245,67 @@ async fn a_sink_at_the_fan_out_gets_every_layer_from_a_keyframe_and_hears_the_en
     sfu.attach_sink(ROOM, &host_name(1), again.clone()).unwrap();
     sfu.remove_host(ROOM, &host_name(1)).await;
     assert!(common::wait_until(3, || again.ended.load(std::sync::atomic::Ordering::Relaxed)).await, "an attached sink hears the end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linked_rooms_show_each_other_until_unlinked_without_touching_a_connection() {
+    let (_server, sfu) = start().await;
+    let publish = |room: &'static str, i: u8| {
+        let sfu = sfu.clone();
+        async move {
+            let opts = PublishOpts { simulcast: false, tag: Some(i), keyframe_every: 60, ..Default::default() };
+            peer::publish_via(opts, async |sdp: String| answered(sfu.publish_host(room, &host_name(i), true, &sdp, Requester::default()).await)).await.expect("publish")
+        }
+    };
+    let a = publish("a", 1).await;
+    let b = publish("b", 2).await;
+    assert!(common::wait_until(10, || a.connected() && b.connected()).await);
+    let watch = |room: &'static str, host: Option<u8>, slots: usize| {
+        let sfu = sfu.clone();
+        async move {
+            peer::watch_via(WatchOpts { slots, ..Default::default() }, async |sdp: String| {
+                answered(match host {
+                    Some(h) => sfu.play_as_host(room, &host_name(h), &sdp, LayerCap::Auto, Requester::default()).await,
+                    None => sfu.play(room, &sdp, LayerCap::Auto, Requester::default()).await,
+                })
+            })
+            .await
+            .expect("watch")
+        }
+    };
+    let viewer_a = watch("a", None, 2).await;
+    let player_a = watch("a", None, 1).await;
+    let host_b = watch("b", Some(2), 1).await;
+    let since = |p: &TestPeer, tag: u8, after: Instant| p.video().iter().chain(p.audio().iter()).filter(|r| r.tag() == Some(tag) && r.at > after).count();
+    let start = Instant::now() - Duration::from_secs(60);
+    assert!(common::wait_until(10, || since(&viewer_a, 1, start) > 30).await, "a's viewer sees a");
+    assert_eq!(since(&host_b, 1, start), 0, "b's lone host sees nothing before the link");
+
+    let linked_at = Instant::now();
+    sfu.link_rooms("a", "b").expect("link");
+    assert_eq!(sfu.linked_room("b").as_deref(), Some("a"));
+    let c = publish("c", 3).await;
+    let refused = sfu.link_rooms("c", "a").expect_err("a is linked already");
+    assert!(matches!(refused, SfuError::LinkRefused(_)), "{refused:?}");
+    assert!(common::wait_until(10, || since(&viewer_a, 2, linked_at) > 30 && since(&host_b, 1, linked_at) > 30).await, "each side reaches the other: a's viewer got {} of b, b's host {} of a", since(&viewer_a, 2, linked_at), since(&host_b, 1, linked_at));
+    let by = video_by_slot(&viewer_a);
+    assert_eq!(by.len(), 2, "one SSRC per slot");
+    for rx in by.values() {
+        assert_continuous(rx);
+    }
+    let second = by.values().find(|rx| rx.iter().any(|r| r.tag() == Some(2))).expect("b's slot");
+    let first_b = second.iter().position(|r| r.tag() == Some(2)).unwrap();
+    assert!(second[first_b].is_vp8_keyframe(), "b's side starts at a keyframe");
+    assert_eq!(since(&player_a, 2, linked_at), 0, "a one-slot player keeps its own host");
+
+    let sessions = sfu.session_count();
+    let unlinked_at = Instant::now();
+    assert!(sfu.unlink_rooms("b", "a"));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(since(&viewer_a, 2, unlinked_at + Duration::from_millis(100)), 0, "b left a's slots");
+    assert_eq!(since(&host_b, 1, unlinked_at + Duration::from_millis(100)), 0, "a left b's host view");
+    assert!(since(&viewer_a, 1, unlinked_at) > 5, "a's own host goes on");
+    assert_eq!(sfu.session_count(), sessions, "no connection was touched");
+    assert!(!sfu.unlink_rooms("a", "b"), "unlinked once");
+    drop((a, b, c));
 }

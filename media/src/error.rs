@@ -18,6 +18,9 @@ pub enum SfuError {
     RoomFull(String),
     /// The host was removed from the room and may not publish into it again.
     HostRemoved(String),
+    /// Two rooms could not be linked (one is linked already, or they are
+    /// the same room).
+    LinkRefused(String),
     /// No session with that id.
     SessionNotFound,
     /// The SFU is shutting down or a worker is gone.
@@ -41,6 +44,7 @@ impl fmt::Display for SfuError {
             SfuError::StreamBusy(s) => write!(f, "stream '{s}' already has a publisher"),
             SfuError::RoomFull(s) => write!(f, "room '{s}' is full"),
             SfuError::HostRemoved(h) => write!(f, "host '{h}' was removed from this room"),
+            SfuError::LinkRefused(m) => write!(f, "rooms cannot be linked: {m}"),
             SfuError::SessionNotFound => write!(f, "no such session"),
             SfuError::Unavailable => write!(f, "media engine unavailable"),
             SfuError::Capacity(m) => write!(f, "server at capacity: {m}"),

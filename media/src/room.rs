@@ -6,10 +6,16 @@
 //! carry their producer's id, and a subscriber asks the room which producer
 //! goes in which of its slots only when the room's [`Room::version`] moved
 //! (a host joined or left, the layout or the active speaker changed).
+//!
+//! Two rooms can be linked (a PK battle: mediasoup's pipeToRouter, Janus's
+//! remote publishers): each room's hosts then also fill the other room's
+//! multi-slot subscribers, after its own hosts, with no re-publishing. The
+//! link is a reference to the other room, so a relay from another node can
+//! later stand in for it.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use serde::Serialize;
 
@@ -83,6 +89,8 @@ pub struct Room {
     pub ended: AtomicBool,
     /// Hosts removed from the room: they cannot publish into it again.
     removed: Mutex<HashSet<String>>,
+    /// The room this one is linked with (a battle), if any.
+    link: RwLock<Option<Weak<Room>>>,
 }
 
 impl Room {
@@ -97,12 +105,65 @@ impl Room {
             version: AtomicU64::new(1),
             ended: AtomicBool::new(false),
             removed: Mutex::new(HashSet::new()),
+            link: RwLock::new(None),
         }
     }
 
-    /// Changes with every host, layout or active-speaker change.
+    /// Changes with every host, layout or active-speaker change, here or in
+    /// the linked room (its changes move this room's slots too): this
+    /// room's own counter in the high half, the linked room's in the low
+    /// half (0 once it ended). Linking and unlinking move the high half.
     pub fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
+        let own = self.version.load(Ordering::Acquire) << 32;
+        let linked = self.linked().map_or(0, |l| if l.is_ended() { 0 } else { l.version.load(Ordering::Acquire) & 0xffff_ffff });
+        own | linked
+    }
+
+    /// The live room this one is linked with.
+    pub fn linked(&self) -> Option<Arc<Room>> {
+        self.link.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().and_then(Weak::upgrade).filter(|r| !r.is_ended())
+    }
+
+    /// Links `a` and `b` both ways. Fails (changing nothing) if either is
+    /// linked to a live room already, or they are the same room.
+    pub fn link(a: &Arc<Room>, b: &Arc<Room>) -> Result<(), LinkError> {
+        if a.id == b.id {
+            return Err(LinkError::SameRoom);
+        }
+        // Lock in id order, so two links made at once cannot deadlock.
+        let (first, second) = if a.id < b.id { (a, b) } else { (b, a) };
+        let mut l1 = first.link.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut l2 = second.link.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let live = |l: &Option<Weak<Room>>| l.as_ref().and_then(Weak::upgrade).is_some_and(|r| !r.is_ended());
+        if live(&l1) {
+            return Err(LinkError::Linked(first.name.clone()));
+        }
+        if live(&l2) {
+            return Err(LinkError::Linked(second.name.clone()));
+        }
+        *l1 = Some(Arc::downgrade(second));
+        *l2 = Some(Arc::downgrade(first));
+        drop((l1, l2));
+        a.changed();
+        b.changed();
+        Ok(())
+    }
+
+    /// Undoes [`Room::link`] of `a` and `b`; false if they were not linked.
+    pub fn unlink(a: &Arc<Room>, b: &Arc<Room>) -> bool {
+        let (first, second) = if a.id < b.id { (a, b) } else { (b, a) };
+        let mut l1 = first.link.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut l2 = second.link.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let points_to = |l: &Option<Weak<Room>>, r: &Room| l.as_ref().and_then(Weak::upgrade).is_some_and(|x| x.id == r.id);
+        if !points_to(&l1, second) || !points_to(&l2, first) {
+            return false;
+        }
+        *l1 = None;
+        *l2 = None;
+        drop((l1, l2));
+        a.changed();
+        b.changed();
+        true
     }
 
     fn changed(&self) {
@@ -277,7 +338,33 @@ impl Room {
     /// plain WHEP player) the video is the program: the focus host, or in a
     /// grid the active speaker; the audio is the active speaker. With more,
     /// each slot carries one host's video and audio, in [`Room::ranked`] order.
+    ///
+    /// In a linked room, the other room's hosts follow this room's own, in
+    /// its order, and get at least one slot; a one-slot subscriber keeps
+    /// this room's program, unless this room has nobody else to show (a
+    /// lone host watching: it gets the other room's program).
     pub fn slots(&self, count: usize, exclude: Option<&str>) -> SlotMap {
+        match self.linked() {
+            Some(other) if count == 1 && self.ranked(exclude).is_empty() => other.slots(1, None),
+            Some(other) if count > 1 => {
+                let own = self.slots_here(count, exclude);
+                let theirs = other.slots_here(count, None);
+                let theirs_n = theirs.video.iter().flatten().count();
+                // The other side gets what this side leaves, and at least one.
+                let own_n = own.video.iter().flatten().count().min(count - theirs_n.min(1)).min(count);
+                let mut map = SlotMap { video: own.video[..own_n].to_vec(), audio: own.audio[..own_n].to_vec() };
+                map.video.extend(theirs.video.into_iter().flatten().take(count - own_n).map(Some));
+                map.audio.extend(theirs.audio.into_iter().flatten().take(count - own_n).map(Some));
+                map.video.resize(count, None);
+                map.audio.resize(count, None);
+                map
+            }
+            _ => self.slots_here(count, exclude),
+        }
+    }
+
+    /// [`Room::slots`] from this room's own hosts only.
+    fn slots_here(&self, count: usize, exclude: Option<&str>) -> SlotMap {
         // One read of the layout for both the order and the program.
         let layout = self.layout();
         let ranked = self.ranked_in(&layout, exclude);
@@ -299,6 +386,15 @@ impl Room {
         }
         map
     }
+}
+
+/// Why two rooms could not be linked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkError {
+    /// A room cannot be linked with itself.
+    SameRoom,
+    /// This room is linked with another one already.
+    Linked(String),
 }
 
 /// Why a producer could not join a room.
@@ -381,5 +477,43 @@ mod tests {
         assert!(room.remove(&room.producer("h5").unwrap()));
         room.bar("h5");
         assert_eq!(room.add(producer(103, "h5", false)).err(), Some(AddError::Removed));
+    }
+
+    #[test]
+    fn linked_rooms_show_each_other_after_their_own_hosts_until_unlinked() {
+        let (a, b) = (Arc::new(Room::new(1, "a")), Arc::new(Room::new(2, "b")));
+        a.add(producer(1, "ann", true)).unwrap();
+        a.add(producer(2, "al", false)).unwrap();
+        b.add(producer(3, "bob", true)).unwrap();
+        let (va, vb) = (a.version(), b.version());
+        Room::link(&a, &b).unwrap();
+        assert!(a.version() != va && b.version() != vb, "linking moves both versions");
+        assert_eq!(Room::link(&a, &Arc::new(Room::new(3, "c"))), Err(LinkError::Linked("a".into())), "one link at a time");
+        assert_eq!(hosts(&a.slots(4, None).video), [Some("ann".into()), Some("al".into()), Some("bob".into()), None]);
+        assert_eq!(hosts(&a.slots(2, None).video), [Some("ann".into()), Some("bob".into())], "the other side keeps a slot");
+        assert_eq!(hosts(&b.slots(3, None).video), [Some("bob".into()), Some("ann".into()), Some("al".into())]);
+        assert_eq!(hosts(&a.slots(1, None).video), [Some("ann".into())], "a one-slot player keeps its own program");
+        assert_eq!(hosts(&b.slots(1, Some("bob")).video), [Some("ann".into())], "a lone host hears the other side");
+        assert_eq!(hosts(&b.slots(2, Some("bob")).video), [Some("ann".into()), Some("al".into())]);
+
+        // A change in the other room moves this room's version.
+        let va = a.version();
+        b.set_layout(Layout::default());
+        assert_ne!(a.version(), va);
+
+        assert!(Room::unlink(&b, &a));
+        assert!(!Room::unlink(&a, &b), "unlinked once");
+        assert_eq!(hosts(&a.slots(3, None).video), [Some("ann".into()), Some("al".into()), None]);
+        assert!(b.slots(1, Some("bob")).video[0].is_none());
+
+        // An ended room's link lapses: its side leaves the slots.
+        let c = Arc::new(Room::new(4, "c"));
+        c.add(producer(4, "cy", true)).unwrap();
+        Room::link(&a, &c).unwrap();
+        let va = a.version();
+        c.ended.store(true, Ordering::Relaxed);
+        assert_ne!(a.version(), va, "the other room ending moves the version");
+        assert_eq!(hosts(&a.slots(3, None).video), [Some("ann".into()), Some("al".into()), None]);
+        Room::link(&a, &b).expect("a lapsed link does not block a new one");
     }
 }

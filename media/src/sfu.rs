@@ -24,7 +24,7 @@ use crate::offer::{self, Part, Prepared};
 use crate::registry::Shared;
 use crate::session::{Role, SessionId};
 use crate::producer::{lock, mono_ms, STALE_PUBLISHER_MS};
-use crate::room::{Layout, Room};
+use crate::room::{Layout, LinkError, Room};
 use crate::worker::{self, Command, WorkerHandle};
 
 /// The answer to an offer.
@@ -324,6 +324,41 @@ impl Sfu {
             }
         }
         closed
+    }
+
+    /// Links live rooms `a` and `b` (a PK battle): each room's hosts also
+    /// fill the other's multi-slot subscribers and its hosts' views, in
+    /// process, with no re-publishing; every slot that changes resumes at
+    /// a keyframe. A room is linked with one other at most.
+    pub fn link_rooms(&self, a: &str, b: &str) -> Result<(), SfuError> {
+        let (ra, rb) = (self.shared.live_room(a)?, self.shared.live_room(b)?);
+        Room::link(&ra, &rb).map_err(|e| match e {
+            LinkError::SameRoom => SfuError::LinkRefused(format!("'{a}' cannot be linked with itself")),
+            LinkError::Linked(r) => SfuError::LinkRefused(format!("'{r}' is linked with another room")),
+        })?;
+        info!(a, b, "rooms linked");
+        self.room_changed(&ra);
+        self.room_changed(&rb);
+        Ok(())
+    }
+
+    /// Undoes [`Sfu::link_rooms`]: each side's hosts leave the other's
+    /// slots (at a keyframe), and no connection is touched. False if the
+    /// two were not linked (or one is gone: an ended room's link lapses).
+    pub fn unlink_rooms(&self, a: &str, b: &str) -> bool {
+        let (Some(ra), Some(rb)) = (self.shared.rooms.get(a).map(|r| r.clone()), self.shared.rooms.get(b).map(|r| r.clone())) else { return false };
+        let done = Room::unlink(&ra, &rb);
+        if done {
+            info!(a, b, "rooms unlinked");
+            self.room_changed(&ra);
+            self.room_changed(&rb);
+        }
+        done
+    }
+
+    /// The room `stream` is linked with, by name.
+    pub fn linked_room(&self, stream: &str) -> Option<String> {
+        self.shared.rooms.get(stream).and_then(|r| r.linked()).map(|r| r.name.clone())
     }
 
     /// Attaches a sink (a recorder, a relay) to `host`'s producer in room

@@ -107,6 +107,7 @@ impl From<SfuError> for ApiError {
             SfuError::StreamBusy(_) => (StatusCode::CONFLICT, "stream_busy"),
             SfuError::RoomFull(_) => (StatusCode::CONFLICT, "room_full"),
             SfuError::HostRemoved(_) => (StatusCode::FORBIDDEN, "host_removed"),
+            SfuError::LinkRefused(_) => (StatusCode::CONFLICT, "link_refused"),
             SfuError::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
             SfuError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             SfuError::Capacity(_) => (StatusCode::SERVICE_UNAVAILABLE, "capacity"),
