@@ -309,3 +309,50 @@ async fn linked_rooms_show_each_other_until_unlinked_without_touching_a_connecti
     assert!(!sfu.unlink_rooms("a", "b"), "unlinked once");
     drop((a, b, c));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_of_different_codecs_share_slots_each_packet_with_its_codecs_payload_type() {
+    let (_server, sfu) = start().await;
+    let a = host(&sfu, 1, true).await.expect("publish a (VP8)");
+    let opts = PublishOpts { simulcast: false, tag: Some(2), keyframe_every: 60, h264: true, ..Default::default() };
+    let b = peer::publish_via(opts, async |sdp: String| answered(sfu.publish_host(ROOM, &host_name(2), false, &sdp, Requester::default()).await)).await.expect("publish b (H.264)");
+    assert!(common::wait_until(10, || a.connected() && b.connected()).await);
+    assert!(sfu.set_layout(ROOM, Layout { kind: LayoutKind::Spotlight, focus: Some(host_name(1)), order: vec![] }));
+    let v = viewer(&sfu, 2).await;
+    let player = viewer(&sfu, 1).await;
+    // The answer carries both codecs on every video m-line.
+    let answer = &v.answer.body;
+    let pt_of = |mime: &str| -> u8 {
+        let line = answer.lines().find(|l| l.starts_with("a=rtpmap:") && l.contains(mime)).unwrap_or_else(|| panic!("{mime} in the answer:\n{answer}"));
+        line["a=rtpmap:".len()..].split(' ').next().unwrap().parse().unwrap()
+    };
+    let (vp8_pt, h264_pt) = (pt_of("VP8/90000"), pt_of("H264/90000"));
+    let ok = common::wait_until(10, || {
+        let by = video_by_slot(&v);
+        by.len() == 2 && by.values().all(|rx| rx.iter().filter(|r| r.tag().is_some()).count() > 30)
+    })
+    .await;
+    assert!(ok, "both slots play: {:?}", video_by_slot(&v).values().map(Vec::len).collect::<Vec<_>>());
+    for rx in video_by_slot(&v).values() {
+        let tag = rx.iter().find_map(Rx::tag).unwrap();
+        let want = if tag == 1 { vp8_pt } else { h264_pt };
+        assert!(rx.iter().all(|r| r.pt == want), "host {tag}'s slot is sent with payload type {want}");
+        assert_continuous(rx);
+    }
+
+    // The one-slot player follows the focus onto the H.264 host: same
+    // connection, same SSRC, numbering continuous, the new payload type
+    // from the new host's first keyframe.
+    assert!(common::wait_until(10, || player.video().len() > 30).await);
+    assert!(sfu.set_layout(ROOM, Layout { kind: LayoutKind::Spotlight, focus: Some(host_name(2)), order: vec![] }));
+    assert!(common::wait_until(10, || player.video().iter().filter(|r| r.tag() == Some(2)).count() > 30).await, "the program moved to the H.264 host");
+    let video = player.video();
+    assert!(video.iter().all(|r| r.ssrc == video[0].ssrc));
+    assert_continuous(&video);
+    let first = video.iter().position(|r| r.tag() == Some(2)).unwrap();
+    let player_h264 = player.answer.body.lines().find(|l| l.starts_with("a=rtpmap:") && l.contains("H264/90000")).map(|l| l["a=rtpmap:".len()..].split(' ').next().unwrap().parse::<u8>().unwrap()).unwrap();
+    assert_eq!(video[first].payload.first().map(|b| b & 0x1f), Some(5), "the switch is at an IDR");
+    assert!(video[first..].iter().all(|r| r.pt == player_h264 && r.tag() == Some(2)));
+    assert!(video[..first].iter().all(|r| r.pt != player_h264));
+    assert_eq!(sfu.session_count(), 4, "nobody was closed");
+}

@@ -6,7 +6,10 @@
 //! no WebRTC state: the worker asks it what to send and does the sending, so
 //! the whole layer-switching logic is plain code with plain tests.
 
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters;
+
 use crate::codec::{vp8, Codec};
+use crate::negotiate::same_codec;
 use crate::layer::{Layer, LayerCap, Quality};
 use crate::ratemeter::RateMeter;
 use crate::packet::{ForwardPacket, Kind};
@@ -118,12 +121,38 @@ pub struct DownTrack {
     rewriter: StreamRewriter,
     /// Current source SSRC (publisher side).
     source: Option<u32>,
+    /// Every codec the viewer negotiated for this track, with the payload
+    /// type of its RTX stream: a slot moving to a host of another codec
+    /// switches to that codec's payload types.
+    pub codecs: Vec<(RTCRtpCodecParameters, Option<u8>)>,
 }
 
 impl DownTrack {
     /// A track with this SSRC, payload type and clock rate.
     pub fn new(ssrc: u32, payload_type: u8, clock_rate: u32) -> Self {
-        DownTrack { ssrc, payload_type, rtx: None, sent: None, rewriter: StreamRewriter::new(clock_rate), source: None }
+        DownTrack { ssrc, payload_type, rtx: None, sent: None, rewriter: StreamRewriter::new(clock_rate), source: None, codecs: Vec::new() }
+    }
+
+    /// The codecs the viewer negotiated (see [`DownTrack::codecs`]).
+    pub fn with_codecs(mut self, codecs: Vec<(RTCRtpCodecParameters, Option<u8>)>) -> Self {
+        self.codecs = codecs;
+        self
+    }
+
+    /// Whether this track can carry a producer sending `codec`.
+    pub fn can_carry(&self, codec: &RTCRtpCodecParameters) -> bool {
+        self.codecs.is_empty() || self.codecs.iter().any(|(c, _)| same_codec(codec, c))
+    }
+
+    /// Sends from now on with the payload types the viewer negotiated for
+    /// `codec` (its producer's). False if it negotiated none.
+    pub fn use_codec(&mut self, codec: &RTCRtpCodecParameters) -> bool {
+        let Some((c, rtx_pt)) = self.codecs.iter().find(|(c, _)| same_codec(codec, c)) else { return self.codecs.is_empty() };
+        self.payload_type = c.payload_type;
+        if let (Some(rtx), Some(pt)) = (&mut self.rtx, rtx_pt) {
+            rtx.payload_type = *pt;
+        }
+        true
     }
 
     /// Remembers what is sent so that NACKed packets can be sent again, on

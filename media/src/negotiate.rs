@@ -59,7 +59,8 @@ impl IceCredentials {
     }
 }
 
-/// The codecs a publisher negotiated: what every viewer of the stream gets.
+/// The codecs a publisher negotiated (or a room's primary host: what
+/// viewers are offered first).
 #[derive(Debug, Clone, Default)]
 pub struct StreamCodecs {
     /// The video codec, if the publisher sends video.
@@ -75,14 +76,21 @@ impl StreamCodecs {
     pub fn same_media(&self, other: &StreamCodecs) -> bool {
         fn same(a: &Option<RTCRtpCodecParameters>, b: &Option<RTCRtpCodecParameters>) -> bool {
             let (Some(a), Some(b)) = (a, b) else { return true };
-            let (a, b) = (&a.rtp_codec, &b.rtp_codec);
-            a.mime_type.eq_ignore_ascii_case(&b.mime_type)
-                && a.clock_rate == b.clock_rate
-                && a.channels == b.channels
-                && (!a.mime_type.eq_ignore_ascii_case("video/H264") || h264_kind(&a.sdp_fmtp_line) == h264_kind(&b.sdp_fmtp_line))
+            same_codec(a, b)
         }
         same(&self.video, &other.video) && same(&self.audio, &other.audio)
     }
+}
+
+/// Whether a stream sent as `a` can be received as `b` (payload types
+/// aside): the same codec, and for H.264 the same profile and
+/// packetization mode.
+pub fn same_codec(a: &RTCRtpCodecParameters, b: &RTCRtpCodecParameters) -> bool {
+    let (a, b) = (&a.rtp_codec, &b.rtp_codec);
+    a.mime_type.eq_ignore_ascii_case(&b.mime_type)
+        && a.clock_rate == b.clock_rate
+        && a.channels == b.channels
+        && (!a.mime_type.eq_ignore_ascii_case("video/H264") || h264_kind(&a.sdp_fmtp_line) == h264_kind(&b.sdp_fmtp_line))
 }
 
 /// An H.264 fmtp line's profile (first byte of `profile-level-id`) and
@@ -172,33 +180,51 @@ fn media_engine_for_publisher() -> Result<(MediaEngine, Registry), SfuError> {
     Ok((me, registry))
 }
 
-/// Payload type offered for the viewer's RTX stream (the offer's own number
-/// wins in the answer).
-const RTX_PAYLOAD_TYPE: u8 = 97;
+/// A dynamic payload type not in `taken`, for an RTX stream (the offer's
+/// own number wins in the answer).
+fn free_payload_type(taken: &[u8]) -> Option<u8> {
+    (96..=127).chain(35..=63).find(|pt| !taken.contains(pt))
+}
 
 fn media_engine_for_viewer(codecs: &StreamCodecs) -> Result<(MediaEngine, Registry), SfuError> {
     let mut me = MediaEngine::default();
-    if let Some(v) = &codecs.video {
-        let mut v = v.clone();
-        v.rtp_codec.rtcp_feedback = vec![
-            fb("goog-remb", ""),
-            fb("ccm", "fir"),
-            fb("nack", ""),
-            fb("nack", "pli"),
-        ];
-        let rtx_pt = if v.payload_type == RTX_PAYLOAD_TYPE { RTX_PAYLOAD_TYPE + 1 } else { RTX_PAYLOAD_TYPE };
-        let rtx = RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_RTX.to_owned(),
-                clock_rate: 90_000,
-                channels: 0,
-                sdp_fmtp_line: format!("apt={}", v.payload_type),
-                rtcp_feedback: vec![],
-            },
-            payload_type: rtx_pt,
-        };
-        me.register_codec(v, RtpCodecKind::Video).map_err(internal)?;
-        me.register_codec(rtx, RtpCodecKind::Video).map_err(internal)?;
+    if let Some(first) = &codecs.video {
+        // Hosts of one room may send different codecs (a browser VP8, OBS
+        // H.264), and a slot moves between hosts: the viewer gets every
+        // video codec OnAir forwards that it offered, the room's primary
+        // host's first, each with its RTX; each packet then goes out with
+        // its producer's codec's payload type.
+        let others = PUBLISHER_CODECS.iter().filter(|c| c.0.starts_with("video/")).map(|&(mime, clock_rate, channels, fmtp, payload_type)| RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec { mime_type: mime.to_owned(), clock_rate, channels, sdp_fmtp_line: fmtp.to_owned(), rtcp_feedback: vec![] },
+            payload_type,
+        });
+        let mut video: Vec<RTCRtpCodecParameters> = vec![first.clone()];
+        for c in others {
+            if !video.iter().any(|v| same_codec(v, &c) || v.payload_type == c.payload_type) {
+                video.push(c);
+            }
+        }
+        let mut taken: Vec<u8> = video.iter().map(|v| v.payload_type).collect();
+        if let Some(a) = &codecs.audio {
+            taken.push(a.payload_type);
+        }
+        for mut v in video {
+            v.rtp_codec.rtcp_feedback = vec![fb("goog-remb", ""), fb("ccm", "fir"), fb("nack", ""), fb("nack", "pli")];
+            let Some(rtx_pt) = free_payload_type(&taken) else { break };
+            taken.push(rtx_pt);
+            let rtx = RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_RTX.to_owned(),
+                    clock_rate: 90_000,
+                    channels: 0,
+                    sdp_fmtp_line: format!("apt={}", v.payload_type),
+                    rtcp_feedback: vec![],
+                },
+                payload_type: rtx_pt,
+            };
+            me.register_codec(v, RtpCodecKind::Video).map_err(internal)?;
+            me.register_codec(rtx, RtpCodecKind::Video).map_err(internal)?;
+        }
     }
     if let Some(a) = &codecs.audio {
         me.register_codec(a.clone(), RtpCodecKind::Audio).map_err(internal)?;

@@ -149,5 +149,10 @@ fn add_down_track(pc: &mut RTCPeerConnection, stream: &str, kind: RtpCodecKind, 
         return Ok(track);
     }
     let rtx = negotiate::rtx_payload_type(&codecs, pt).map(|payload_type| Rtx { ssrc: rtx_ssrc, payload_type, seq: rand::random() });
-    Ok(track.with_retransmission(rtx))
+    let video_codecs = codecs
+        .iter()
+        .filter(|c| crate::codec::Codec::from_mime(&c.rtp_codec.mime_type).is_video())
+        .map(|c| (c.clone(), negotiate::rtx_payload_type(&codecs, c.payload_type)))
+        .collect();
+    Ok(track.with_retransmission(rtx).with_codecs(video_codecs))
 }

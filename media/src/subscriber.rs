@@ -67,8 +67,8 @@ pub struct Subscriber {
     pub layout: LayoutKind,
     /// The connection's latest bandwidth estimate (REMB).
     pub estimate_bps: Option<u64>,
-    /// What its connection negotiated: producers sending other codecs
-    /// cannot feed its slots.
+    /// The room's codecs when it connected (its audio codec is the one
+    /// every producer must send to feed it; video: see [`Subscriber::can_take`]).
     pub codecs: StreamCodecs,
 }
 
@@ -77,6 +77,16 @@ impl Subscriber {
     pub fn new(consumers: Vec<Consumer>, codecs: StreamCodecs, cap: LayerCap, exclude: Option<String>) -> Self {
         let slots = consumers.into_iter().map(|consumer| Slot { consumer, video: None, audio: None }).collect();
         Subscriber { slots, cap, exclude, room_version: 0, layout: LayoutKind::Grid, estimate_bps: None, codecs }
+    }
+
+    /// Whether its connection can take what `producer` sends: a video codec
+    /// its video tracks negotiated, its audio codec.
+    pub fn can_take(&self, producer: &StreamCodecs) -> bool {
+        let video = match &producer.video {
+            None => true,
+            Some(codec) => self.slots.iter().filter_map(|s| s.consumer.video.as_ref()).all(|t| t.can_carry(codec)),
+        };
+        video && self.codecs.same_media(&StreamCodecs { video: None, audio: producer.audio.clone() })
     }
 
     /// The slot that shows the most (the focus, or the program).
@@ -120,6 +130,11 @@ impl Subscriber {
             let audio = map.audio.get(i).cloned().flatten();
             if video.as_ref().map(|p| p.id) != slot.video.as_ref().map(|p| p.id) {
                 slot.consumer.video_source_changed();
+                if let (Some(p), Some(track)) = (&video, &mut slot.consumer.video) {
+                    if let Some(codec) = &crate::producer::lock(&p.codecs).video {
+                        track.use_codec(codec);
+                    }
+                }
                 slot.video = video;
             }
             if audio.as_ref().map(|p| p.id) != slot.audio.as_ref().map(|p| p.id) {

@@ -74,6 +74,10 @@ impl Rx {
         if self.pt == 111 {
             return self.payload.get(1).copied();
         }
+        if self.payload.first().is_some_and(|b| b & 0x80 == 0) {
+            // H.264 (see `h264_packet`): a VP8 descriptor always has its X bit set here.
+            return self.payload.get(6).copied();
+        }
         let d = onair_media::codec::vp8::parse(&self.payload)?;
         let frame_header = if self.payload[0] & 0x10 == 0 { 0 } else if d.is_keyframe { 10 } else { 3 };
         self.payload.get(d.header_len + frame_header + 5).copied()
@@ -201,11 +205,15 @@ pub struct PublishOpts {
     /// A byte stamped into every video and audio payload (see [`Rx::tag`]),
     /// to tell hosts of a room apart.
     pub tag: Option<u8>,
+    /// Send H.264 (constrained baseline, packetization mode 1: OBS's)
+    /// instead of VP8: single NAL unit packets, an IDR slice heading each
+    /// keyframe.
+    pub h264: bool,
 }
 
 impl Default for PublishOpts {
     fn default() -> Self {
-        PublishOpts { simulcast: true, audio: true, keyframe_every: 90, padding_every: 10, top_packets: 3, tag: None }
+        PublishOpts { simulcast: true, audio: true, keyframe_every: 90, padding_every: 10, top_packets: 3, tag: None, h264: false }
     }
 }
 
@@ -214,6 +222,7 @@ struct VideoOut {
     ssrcs: Vec<(u32, usize)>,
     mid_ext: u8,
     rid_ext: u8,
+    mime: String,
 }
 
 /// Publishes over WHIP; returns the peer or the server's error response.
@@ -226,11 +235,17 @@ pub async fn publish(http_addr: SocketAddr, key: &str, opts: PublishOpts) -> Res
 pub async fn publish_via(opts: PublishOpts, signal: impl AsyncFnOnce(String) -> http::Response) -> Result<TestPeer, http::Response> {
     let (mut pc, socket, local) = new_pc().await;
     let rids: Vec<&str> = if opts.simulcast { RIDS.to_vec() } else { vec!["f"] };
-    let vp8 = rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
-        mime_type: "video/VP8".into(),
-        clock_rate: 90_000,
-        ..Default::default()
+    let vp8 = if opts.h264 {
+        rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+            mime_type: "video/H264".into(),
+            clock_rate: 90_000,
+            sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".into(),
+            ..Default::default()
+        }
+    } else {
+        rtc::rtp_transceiver::rtp_sender::RTCRtpCodec { mime_type: "video/VP8".into(), clock_rate: 90_000, ..Default::default() }
     };
+    let video_mime = vp8.mime_type.clone();
     let mut encodings = Vec::new();
     let mut ssrcs = Vec::new();
     for (i, rid) in rids.iter().enumerate() {
@@ -284,7 +299,7 @@ pub async fn publish_via(opts: PublishOpts, signal: impl AsyncFnOnce(String) -> 
     };
     let mid_ext = ext(&mut pc, "urn:ietf:params:rtp-hdrext:sdes:mid");
     let rid_ext = ext(&mut pc, "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id");
-    let video = VideoOut { sender: video_sender, ssrcs, mid_ext, rid_ext };
+    let video = VideoOut { sender: video_sender, ssrcs, mid_ext, rid_ext, mime: video_mime };
     let audio_level_ext = match audio_sender {
         Some(a) => {
             let mut s = pc.rtp_sender(a).unwrap();
@@ -297,6 +312,22 @@ pub async fn publish_via(opts: PublishOpts, signal: impl AsyncFnOnce(String) -> 
     let location = res.header("location").unwrap_or_default().to_owned();
     let task = tokio::spawn(run_publisher(pc, socket, local, video, audio_sender.map(|s| (s, audio_ssrc, audio_level_ext)), opts, seen.clone(), stop_rx));
     Ok(TestPeer { seen, location, answer: res, stop, task })
+}
+
+/// An H.264 single NAL unit packet: an IDR slice (type 5) heading a
+/// keyframe, else a non-IDR slice (type 1); then the layer, the frame
+/// number and the tag, as in [`vp8_packet`].
+fn h264_packet(first: bool, key: bool, layer: u8, frame: u32, size: usize, tag: Option<u8>) -> Bytes {
+    let mut b = BytesMut::with_capacity(size);
+    b.extend_from_slice(&[if first && key { 0x65 } else { 0x41 }, layer]);
+    b.extend_from_slice(&frame.to_be_bytes());
+    if let Some(tag) = tag {
+        b.extend_from_slice(&[tag]);
+    }
+    while b.len() < size {
+        b.extend_from_slice(&[0xAB]);
+    }
+    b.freeze()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -367,7 +398,13 @@ async fn run_publisher(
                     for i in 0..packets + probes {
                         st.0 = st.0.wrapping_add(1);
                         let probe = i >= packets;
-                        let payload = if probe { Bytes::new() } else { vp8_packet(st.2, st.3, i == 0, key, *layer as u8, frame, 300 + 300 * *layer, opts.tag) };
+                        let payload = if probe {
+                            Bytes::new()
+                        } else if opts.h264 {
+                            h264_packet(i == 0, key, *layer as u8, frame, 300 + 300 * *layer, opts.tag)
+                        } else {
+                            vp8_packet(st.2, st.3, i == 0, key, *layer as u8, frame, 300 + 300 * *layer, opts.tag)
+                        };
                         let mut header = rtc::rtp::header::Header {
                             version: 2,
                             padding: probe,
@@ -384,7 +421,7 @@ async fn run_publisher(
                             let _ = header.set_extension(video.mid_ext, Bytes::from_static(b"0"));
                             let _ = header.set_extension(video.rid_ext, Bytes::from(RIDS[*layer].as_bytes().to_vec()));
                         }
-                        let pt = pc.rtp_sender(video.sender).unwrap().get_parameters().rtp_parameters.codecs.iter().find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case("video/VP8")).map(|c| c.payload_type).unwrap_or(96);
+                        let pt = pc.rtp_sender(video.sender).unwrap().get_parameters().rtp_parameters.codecs.iter().find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&video.mime)).map(|c| c.payload_type).unwrap_or(96);
                         header.payload_type = pt;
                         if pc.rtp_sender(video.sender).unwrap().write_rtp(Instant::now(), rtc::rtp::Packet { header, payload }).is_ok() {
                             let mut s = seen.lock().unwrap();

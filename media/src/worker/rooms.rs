@@ -80,7 +80,7 @@ impl<T: Transmit> Worker<T> {
         let mut refused = false;
         for list in [&mut map.video, &mut map.audio] {
             for entry in list.iter_mut() {
-                if entry.as_ref().is_some_and(|p| !sub.codecs.same_media(&crate::producer::lock(&p.codecs))) {
+                if entry.as_ref().is_some_and(|p| !sub.can_take(&crate::producer::lock(&p.codecs))) {
                     *entry = None;
                     refused = true;
                 }
