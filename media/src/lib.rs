@@ -68,5 +68,5 @@ pub use health::{LayerInfo, LayerState, PeerHealth, StreamHealth, TrackHealth};
 pub use layer::{Layer, LayerCap, Quality};
 pub use session::{Role, SessionId, SessionTag};
 pub use room::{Layout, LayoutKind, MAX_HOSTS};
-pub use sfu::{HostMedia, Requester, SessionAnswer, Sfu};
+pub use sfu::{HostMedia, Requester, SessionAnswer, SessionSlot, Sfu};
 pub use sink::{Sink, SinkId};

@@ -108,6 +108,31 @@ fn count_slots(offer: &str) -> (usize, usize) {
     (count("m=video "), count("m=audio "))
 }
 
+/// The mids of an SDP's slots: the i-th video and i-th audio m-line's.
+pub(crate) fn slot_mids(sdp: &str) -> Vec<SlotMids> {
+    let (mut video, mut audio) = (Vec::new(), Vec::new());
+    let mut kind = None;
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            kind = if line.starts_with("m=video ") { Some(true) } else if line.starts_with("m=audio ") { Some(false) } else { None };
+        } else if let (Some(k), Some(mid)) = (kind, line.strip_prefix("a=mid:")) {
+            if k { &mut video } else { &mut audio }.push(mid.trim().to_owned());
+            kind = None;
+        }
+    }
+    let n = video.len().max(audio.len()).min(crate::room::MAX_HOSTS);
+    (0..n).map(|i| SlotMids { video: video.get(i).cloned(), audio: audio.get(i).cloned() }).collect()
+}
+
+/// Which mids of a viewer's connection make one slot.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SlotMids {
+    /// The slot's video m-line's mid.
+    pub video: Option<String>,
+    /// The slot's audio m-line's mid.
+    pub audio: Option<String>,
+}
+
 /// Adds an outgoing track to a viewer's connection and returns its down
 /// track: our SSRC, the payload type the viewer negotiated and, for video,
 /// the RTX stream (RFC 4588) when the viewer offered it.
@@ -155,4 +180,16 @@ fn add_down_track(pc: &mut RTCPeerConnection, stream: &str, kind: RtpCodecKind, 
         .map(|c| (c.clone(), negotiate::rtx_payload_type(&codecs, c.payload_type)))
         .collect();
     Ok(track.with_retransmission(rtx).with_codecs(video_codecs))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn slot_mids_pair_the_nth_video_with_the_nth_audio() {
+        let sdp = "v=0\r\nm=video 9 X 96\r\na=mid:0\r\nm=audio 9 X 111\r\na=mid:1\r\nm=video 9 X 96\r\na=mid:v2\r\nm=application 9 X\r\na=mid:9\r\n";
+        let m = super::slot_mids(sdp);
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].video.as_deref(), m[0].audio.as_deref()), (Some("0"), Some("1")));
+        assert_eq!((m[1].video.as_deref(), m[1].audio.as_deref()), (Some("v2"), None));
+    }
 }

@@ -26,6 +26,8 @@ pub(crate) struct SessionInfo {
     /// its own room): removing the host closes it.
     pub host: Option<String>,
     pub role: Role,
+    /// A viewer's slots, by their mids (none for a publisher).
+    pub slots: Arc<Vec<crate::offer::SlotMids>>,
     /// A digest of the credential the session was opened with, if any
     /// (signaling asks for the same one to end or change it).
     pub owner: Option<[u8; 32]>,

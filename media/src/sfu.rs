@@ -46,6 +46,22 @@ pub struct Requester {
     pub owner: Option<[u8; 32]>,
 }
 
+/// One slot of a viewer's connection: its mids and who is in it now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SessionSlot {
+    /// Its index (the order of the offer's video m-lines).
+    pub slot: usize,
+    /// The mid of its video m-line.
+    pub video_mid: Option<String>,
+    /// The mid of its audio m-line.
+    pub audio_mid: Option<String>,
+    /// The host whose video it carries (`None`: it sends nothing now).
+    pub host: Option<String>,
+    /// The host whose audio it carries (a one-slot player's audio is the
+    /// active speaker, who may not be the host on screen).
+    pub audio_host: Option<String>,
+}
+
 /// A host of a room, as the media sees it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HostMedia {
@@ -404,6 +420,34 @@ impl Sfu {
     pub fn room_slots(&self, stream: &str, count: usize, exclude: Option<&str>) -> Option<Vec<Option<String>>> {
         let room = self.shared.rooms.get(stream).map(|r| r.clone())?;
         Some(room.slots(count, exclude).video.into_iter().map(|p| p.map(|p| p.host.clone())).collect())
+    }
+
+    /// Which host is in which slot of viewer `session` now (what it is
+    /// sent, by slot in the order of its offer's video m-lines), and the
+    /// room's version: it changes whenever this may. `None` if no such
+    /// viewer.
+    pub fn session_slots(&self, session: SessionId) -> Option<(u64, Vec<SessionSlot>)> {
+        let info = self.shared.sessions.get(&session).map(|s| s.clone()).filter(|s| s.role == Role::Viewer)?;
+        let version = info.room.version();
+        let map = info.room.slots(info.slots.len(), info.host.as_deref());
+        let slots = info
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, mids)| SessionSlot {
+                slot: i,
+                video_mid: mids.video.clone(),
+                audio_mid: mids.audio.clone(),
+                host: map.video.get(i).cloned().flatten().map(|p| p.host.clone()),
+                audio_host: map.audio.get(i).cloned().flatten().map(|p| p.host.clone()),
+            })
+            .collect();
+        Some((version, slots))
+    }
+
+    /// A room's version (see [`Sfu::session_slots`]): cheap, for polling.
+    pub fn session_room_version(&self, session: SessionId) -> Option<u64> {
+        self.shared.sessions.get(&session).map(|s| s.room.version())
     }
 
     fn admit(&self, from: Requester) -> Result<crate::admission::Ticket, SfuError> {

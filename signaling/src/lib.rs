@@ -8,7 +8,7 @@
 //!   and `PATCH` on `/whep/{stream}/{session}`, plus the layer extension
 //!   `POST /whep/{stream}/{session}/layer`, and `GET .../events`
 //!   (server-sent `layers` events: the layer the viewer receives, and the
-//!   layers it may pick).
+//!   layers it may pick; `room_slots`: which host each slot's mids show).
 //! - Stream health: `GET /api/streams/{stream}/health` and its WebSocket.
 //!
 //! Who may publish or watch is not decided here: the platform around the SFU

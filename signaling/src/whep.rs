@@ -51,7 +51,7 @@ pub async fn create(
     state.platform.viewer_opened(&stream, answer.session, &client);
     let location = format!("/whep/{path}/{}", answer.session.secret());
     let layer_link = format!("<{location}/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\"");
-    let events_link = format!("<{location}/events>; rel=\"urn:ietf:params:whep:ext:core:server-sent-events\"; events=\"layers\"");
+    let events_link = format!("<{location}/events>; rel=\"urn:ietf:params:whep:ext:core:server-sent-events\"; events=\"layers,room_slots\"");
     let mut res = created(&state, answer.session, location, answer.sdp, &[]);
     for link in [layer_link, events_link] {
         if let Ok(v) = axum::http::HeaderValue::from_str(&link) {
@@ -119,24 +119,68 @@ pub struct LayersEvent {
 const LAYERS_EVERY: Duration = Duration::from_secs(1);
 
 /// `GET /whep/{stream}/{session}/events`: server-sent events for one viewer
-/// (as the WHEP server-sent-events extension): `layers` at once, then
-/// whenever the layer it receives or the stream's layers change. The stream
-/// ends when the session does.
+/// (as the WHEP server-sent-events extension; the 201's `Link` header
+/// advertises it):
+/// - `layers` at once, then whenever the layer it receives or the stream's
+///   layers change;
+/// - `room_slots` at once, then whenever the room moves a host into or out
+///   of one of its slots: `{slots: [{slot, video_mid, audio_mid, host,
+///   audio_host}]}`, so a player without the platform's WebSocket (any
+///   third-party WHEP player) knows which host each of its m-lines shows.
 ///
-/// Read-only, and `EventSource` sends no `Authorization` header: the
-/// session URL (128 random bits) is the credential here.
+/// The stream ends when the session does. Read-only, and `EventSource`
+/// sends no `Authorization` header: the session URL (128 random bits) is
+/// the credential here.
 pub async fn events(State(state): State<Signaling>, Path((stream, session)): Path<(String, String)>) -> Result<Response, ApiError> {
     let id = crate::whip::session_named(&state, &session, Role::Viewer, Some(&stream)).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<String>(8);
-    tokio::spawn(push_layers(state, id, tx));
+    let (tx, rx) = tokio::sync::mpsc::channel::<(&'static str, String)>(8);
+    tokio::spawn(push_layers(state.clone(), id, tx.clone()));
+    tokio::spawn(push_slots(state, id, tx));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        let ev = rx.recv().await?;
-        Some((Ok::<_, std::convert::Infallible>(SseEvent::default().event("layers").data(ev)), rx))
+        let (name, data) = rx.recv().await?;
+        Some((Ok::<_, std::convert::Infallible>(SseEvent::default().event(name).data(data)), rx))
     });
     Ok(Sse::new(body).keep_alive(KeepAlive::default()).into_response())
 }
 
-async fn push_layers(state: Signaling, id: SessionId, tx: tokio::sync::mpsc::Sender<String>) {
+/// What a viewer's `room_slots` event says.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoomSlotsEvent {
+    /// Every slot of the viewer's connection, in the order of its offer's
+    /// video m-lines.
+    pub slots: Vec<onair_media::SessionSlot>,
+}
+
+/// How often a viewer's room is looked at for slot changes: one atomic
+/// load each time, the slots recomputed only when it moved.
+const SLOTS_EVERY: Duration = Duration::from_millis(200);
+
+async fn push_slots(state: Signaling, id: SessionId, tx: tokio::sync::mpsc::Sender<(&'static str, String)>) {
+    let mut tick = tokio::time::interval(SLOTS_EVERY);
+    let mut seen_version = None;
+    let mut last: Option<RoomSlotsEvent> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tx.closed() => return,
+        }
+        let Some(version) = state.sfu.session_room_version(id) else { return };
+        if seen_version == Some(version) {
+            continue;
+        }
+        let Some((version, slots)) = state.sfu.session_slots(id) else { return };
+        seen_version = Some(version);
+        let now = RoomSlotsEvent { slots };
+        if last.as_ref() != Some(&now) {
+            if tx.send(("room_slots", serde_json::to_string(&now).unwrap_or_default())).await.is_err() {
+                return;
+            }
+            last = Some(now);
+        }
+    }
+}
+
+async fn push_layers(state: Signaling, id: SessionId, tx: tokio::sync::mpsc::Sender<(&'static str, String)>) {
     use tokio::sync::broadcast::error::RecvError;
     let mut events = state.sfu.subscribe();
     let mut tick = tokio::time::interval(LAYERS_EVERY);
@@ -147,7 +191,7 @@ async fn push_layers(state: Signaling, id: SessionId, tx: tokio::sync::mpsc::Sen
         let Ok(mine) = state.sfu.viewer_layer(id).await else { return };
         let now = LayersEvent { max_layer: mine.max_layer, current_layer: mine.current_layer, target_layer: mine.target_layer, layers: state.sfu.stream_layers(&name).unwrap_or_default() };
         if last.as_ref() != Some(&now) {
-            if tx.send(serde_json::to_string(&now).unwrap_or_default()).await.is_err() {
+            if tx.send(("layers", serde_json::to_string(&now).unwrap_or_default())).await.is_err() {
                 return; // the client went away
             }
             last = Some(now);

@@ -22,7 +22,7 @@ pub struct Sdp(String);
 #[schema(value_type = String)]
 pub struct SdpFragment(String);
 
-/// `text/event-stream`: `layers` events.
+/// `text/event-stream`: `layers` and `room_slots` events.
 #[derive(ToSchema)]
 #[schema(value_type = String)]
 pub struct EventStream(String);
@@ -122,7 +122,9 @@ fn whep_layer() {}
 
 /// WHEP server-sent events of one viewer: `layers` at once, then whenever
 /// the layer it receives or the stream's layers change (data: a
-/// LayerStateDoc with `layers`). Ends with the session.
+/// LayerStateDoc with `layers`); `room_slots` at once, then whenever a host
+/// moves into or out of one of its slots (data: `{slots: [{slot,
+/// video_mid, audio_mid, host, audio_host}]}`). Ends with the session.
 #[utoipa::path(get, path = "/whep/{stream}/{session}/events", tag = "media",
     params(("stream" = String, Path, description = "Stream id or host username"), ("session" = String, Path, description = "Session id")),
     responses((status = 200, description = "`layers` events", body = EventStream, content_type = "text/event-stream"), (status = 404, description = "session_not_found", body = ErrorBody)))]

@@ -163,30 +163,45 @@ impl Rooms {
                 .db()?;
         }
         if muting {
-            let role = if target_standing == Standing::Primary { "primary" } else { "cohost" };
-            // The primary's row exists only once something about it is stored.
-            sqlx::query(
-                "INSERT INTO room_hosts (stream_id, user_id, role, state, joined_at) VALUES ($1, $2, $3, 'active', $4) ON CONFLICT (stream_id, user_id) DO NOTHING",
-            )
-            .bind(s.id)
-            .bind(target.id)
-            .bind(role)
-            .bind(crate::clock::now_ms())
-            .execute(&self.pool)
-            .await
-            .db()?;
-            sqlx::query(
-                "UPDATE room_hosts SET audio_muted = CASE WHEN $1 IS NULL THEN audio_muted WHEN $1 THEN 1 ELSE 0 END, \
-                 video_muted = CASE WHEN $2 IS NULL THEN video_muted WHEN $2 THEN 1 ELSE 0 END WHERE stream_id = $3 AND user_id = $4",
-            )
-            .bind(p.audio_muted)
-            .bind(p.video_muted)
-            .bind(s.id)
-            .bind(target.id)
-            .execute(&self.pool)
-            .await
-            .db()?;
-            self.sfu.set_muted(&s.media_name(), &target.username, p.audio_muted, p.video_muted);
+            // The media first: a mute is a safety control and bites at once
+            // (the SFU drops the track's packets as they arrive); the row
+            // follows, and if it cannot be stored the mute is undone.
+            let name = s.media_name();
+            let before = self.sfu.room_hosts(&name).and_then(|hs| hs.into_iter().find(|h| h.host == target.username));
+            self.sfu.set_muted(&name, &target.username, p.audio_muted, p.video_muted);
+            let stored: Result<(), ApiError> = async {
+                let role = if target_standing == Standing::Primary { "primary" } else { "cohost" };
+                // The primary's row exists only once something about it is stored.
+                sqlx::query(
+                    "INSERT INTO room_hosts (stream_id, user_id, role, state, joined_at) VALUES ($1, $2, $3, 'active', $4) ON CONFLICT (stream_id, user_id) DO NOTHING",
+                )
+                .bind(s.id)
+                .bind(target.id)
+                .bind(role)
+                .bind(crate::clock::now_ms())
+                .execute(&self.pool)
+                .await
+                .db()?;
+                sqlx::query(
+                    "UPDATE room_hosts SET audio_muted = CASE WHEN $1 IS NULL THEN audio_muted WHEN $1 THEN 1 ELSE 0 END, \
+                     video_muted = CASE WHEN $2 IS NULL THEN video_muted WHEN $2 THEN 1 ELSE 0 END WHERE stream_id = $3 AND user_id = $4",
+                )
+                .bind(p.audio_muted)
+                .bind(p.video_muted)
+                .bind(s.id)
+                .bind(target.id)
+                .execute(&self.pool)
+                .await
+                .db()?;
+                Ok(())
+            }
+            .await;
+            if let Err(e) = stored {
+                if let Some(b) = before {
+                    self.sfu.set_muted(&name, &target.username, Some(b.audio_muted), Some(b.video_muted));
+                }
+                return Err(e);
+            }
         }
         let host = self.host(s, &target.username).await?;
         self.to_stream(s.id, &Event::HostUpdated { stream_id: s.id, host: Box::new(host.clone()) });

@@ -110,3 +110,75 @@ pub async fn get_auth(addr: SocketAddr, path: &str, token: &str) -> Response {
     let auth = format!("Bearer {token}");
     request(addr, "GET", path, &[("Authorization", auth.as_str())], b"").await
 }
+
+/// A server-sent events stream being read: the events so far, as
+/// `(event name, JSON data)`.
+#[allow(dead_code)]
+pub struct EventStream {
+    events: std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[allow(dead_code)]
+impl EventStream {
+    /// `GET path` with `Accept: text/event-stream`, read in the background.
+    /// (The body is chunked: an event never straddles the lines parsed
+    /// here, since chunk-size lines are not `event:`/`data:` lines.)
+    pub async fn open(addr: SocketAddr, path: &str) -> EventStream {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 8192];
+            let mut text = String::new();
+            let mut name = String::new();
+            loop {
+                let n = match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                while let Some(i) = text.find('\n') {
+                    let line: String = text.drain(..=i).collect();
+                    let line = line.trim_end();
+                    if let Some(e) = line.strip_prefix("event:") {
+                        name = e.trim().to_owned();
+                    } else if let Some(d) = line.strip_prefix("data:") {
+                        if let Ok(v) = serde_json::from_str(d.trim()) {
+                            sink.lock().unwrap().push((std::mem::take(&mut name), v));
+                        }
+                    }
+                }
+            }
+        });
+        EventStream { events, task }
+    }
+
+    /// The first event named `name` (from the start) that `f` accepts,
+    /// waiting up to `secs`.
+    pub async fn wait_for(&self, secs: u64, name: &str, f: impl Fn(&serde_json::Value) -> bool) -> Option<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some((_, v)) = self.events.lock().unwrap().iter().find(|(n, v)| n == name && f(v)) {
+                return Some(v.clone());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every event so far.
+    pub fn seen(&self) -> Vec<(String, serde_json::Value)> {
+        self.events.lock().unwrap().clone()
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

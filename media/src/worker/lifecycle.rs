@@ -33,25 +33,28 @@ const SILENCE_TIMEOUT: Duration = Duration::from_secs(15);
 impl<T: Transmit> Worker<T> {
     /// Installs a session whose connection was built off this thread.
     pub(super) fn install(&mut self, id: SessionId, room: Arc<Room>, prepared: Prepared, ticket: Ticket, owner: Option<[u8; 32]>) -> Result<(), SfuError> {
-        let Prepared { pc, ice, answer: _, part } = prepared;
-        let (role, part, host) = match part {
+        let Prepared { pc, ice, answer, part } = prepared;
+        let (role, part, host, slots) = match part {
             PreparedPart::Publisher { producer, codecs } => {
                 *lock(&producer.codecs) = codecs;
                 let host = (!producer.host.is_empty()).then(|| producer.host.clone());
-                (Role::Publisher, PeerRole::Publisher(Publisher::new(producer)), host)
+                (Role::Publisher, PeerRole::Publisher(Publisher::new(producer)), host, Arc::new(Vec::new()))
             }
             PreparedPart::Viewer(sub) => {
                 if room.is_ended() {
                     return Err(SfuError::StreamNotFound(room.name.clone()));
                 }
                 let host = sub.exclude.clone();
-                (Role::Viewer, PeerRole::Viewer(*sub), host)
+                let mut mids = crate::offer::slot_mids(&answer);
+                mids.resize(sub.slots.len(), crate::offer::SlotMids { video: None, audio: None });
+                let slots = Arc::new(mids);
+                (Role::Viewer, PeerRole::Viewer(*sub), host, slots)
             }
         };
         let now = Instant::now();
         let mut pc = pc;
         let deadline = pc.poll_timeout();
-        self.shared.sessions.insert(id, SessionInfo { worker: self.index, room: room.clone(), host, role, owner });
+        self.shared.sessions.insert(id, SessionInfo { worker: self.index, room: room.clone(), host, role, slots, owner });
         if role == Role::Viewer {
             Metrics::add(&self.shared.metrics.viewers, 1);
         } else {
