@@ -1,5 +1,7 @@
 //! The OBS stand-in: FFmpeg 9's WHIP muxer publishes H.264 + Opus to OnAir;
 //! a WebRTC viewer receives it, and the received H.264 is decoded by FFmpeg.
+//! Two FFmpeg co-hosts (H.264) join a VP8 host's room, and one viewer
+//! connection carries all three.
 //!
 //! FFmpeg comes from PyPI's `imageio-ffmpeg` 0.8.1 (`.ci/run` installs it).
 //! Without it the test is skipped loudly; with `CI=true` it fails.
@@ -30,18 +32,23 @@ fn ffmpeg() -> Result<String, String> {
     Ok(exe)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ffmpeg_publishes_h264_over_whip_and_a_viewer_decodes_it() {
-    let exe = match ffmpeg() {
-        Ok(e) => e,
+/// FFmpeg, or `None` (the test is skipped loudly; with `CI=true` it fails).
+fn ffmpeg_or_skip() -> Option<String> {
+    match ffmpeg() {
+        Ok(e) => Some(e),
         Err(why) => {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("FFmpeg WHIP test cannot run in CI: {why}");
             }
             eprintln!("\n!!!! SKIPPED FFmpeg WHIP test: {why} !!!!\n");
-            return;
+            None
         }
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_publishes_h264_over_whip_and_a_viewer_decodes_it() {
+    let Some(exe) = ffmpeg_or_skip() else { return };
     let server = common::start_server(2).await;
     let key = server.host_key("obs").await.unwrap();
     let url = format!("{}/whip", server.url());
@@ -130,5 +137,90 @@ async fn ffmpeg_publishes_h264_over_whip_and_a_viewer_decodes_it() {
     let _ = ff.kill().await;
     let stderr = ff.wait_with_output().await.map(|o| String::from_utf8_lossy(&o.stderr).to_string()).unwrap_or_default();
     let _ = stderr;
+    server.stop().await;
+}
+
+/// OBS-style: FFmpeg publishes a small H.264 + Opus test picture over WHIP
+/// with `key`, for `secs` seconds.
+fn obs(exe: &str, url: &str, key: &str, secs: u32) -> tokio::process::Child {
+    tokio::process::Command::new(exe)
+        .args(["-hide_banner", "-loglevel", "warning", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=15", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &secs.to_string(), "-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast", "-tune", "zerolatency"])
+        .args(["-bf", "0", "-g", "15", "-c:a", "libopus", "-ar", "48000", "-ac", "2"])
+        .args(["-authorization", key, "-f", "whip", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn ffmpeg")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ffmpeg_cohosts_and_a_vp8_host_share_one_room_and_one_viewer_connection() {
+    use common::api::Api;
+    use serde_json::json;
+    let Some(exe) = ffmpeg_or_skip() else { return };
+    let server = common::start_server(2).await;
+    let addr = server.http_addr;
+    let api = Api::new(addr);
+    let ann = api.register("ann", "host").await;
+    let s = api.create_stream(&ann, json!({ "title": "VP8 and two OBS", "session_type": "panel", "topology": "sfu", "max_hosts": 4 })).await;
+    let sid = s["id"].as_i64().unwrap();
+    let ann_key = api.stream_key(&ann).await;
+    let opts = peer::PublishOpts { simulcast: false, tag: Some(1), keyframe_every: 30, ..Default::default() };
+    let ann_pub = peer::publish(addr, &ann_key, opts).await.expect("the VP8 host publishes");
+    common::wait_live(addr, "ann").await;
+    let url = format!("{}/whip", server.url());
+    let mut obs_hosts = Vec::new();
+    for name in ["bob", "cat"] {
+        let u = api.register(name, "host").await;
+        let r = api.post(&format!("/api/streams/{sid}/invitations"), Some(&ann.token), json!({ "user": name })).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let r = api.post(&format!("/api/streams/{sid}/invitations/accept"), Some(&u.token), json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let key = api.stream_key(&u).await;
+        obs_hosts.push(obs(&exe, &url, &key, 20));
+    }
+    let joined = common::wait_until(20, || server.sfu.room_hosts(&sid.to_string()).is_some_and(|h| h.iter().filter(|h| h.connected).count() == 3)).await;
+    assert!(joined, "both FFmpeg co-hosts publish into the room: {:?}", server.sfu.room_hosts(&sid.to_string()));
+
+    let v = peer::watch(addr, &sid.to_string(), WatchOpts { slots: 3, ..Default::default() }).await.expect("a three-slot viewer");
+    let pt_of = |mime: &str| -> Option<u8> { v.answer.body.lines().find(|l| l.starts_with("a=rtpmap:") && l.contains(mime)).and_then(|l| l["a=rtpmap:".len()..].split(' ').next()?.parse().ok()) };
+    let (vp8, h264) = (pt_of("VP8/90000").expect("VP8 answered"), pt_of("H264/90000").expect("H.264 answered"));
+    let by_slot = || {
+        let mut by: std::collections::BTreeMap<u32, Vec<common::peer::Rx>> = Default::default();
+        for r in v.video() {
+            by.entry(r.ssrc).or_default().push(r);
+        }
+        by
+    };
+    let ok = common::wait_until(20, || {
+        let by = by_slot();
+        by.len() == 3 && by.values().all(|rx| rx.len() > 40)
+    })
+    .await;
+    assert!(ok, "three slots play: {:?}", by_slot().values().map(Vec::len).collect::<Vec<_>>());
+    let mut kinds = Vec::new();
+    for rx in by_slot().values() {
+        let pt = rx[0].pt;
+        assert!(rx.iter().all(|r| r.pt == pt), "one host per slot, one codec");
+        if pt == h264 {
+            assert!(onair_media::codec::h264::is_keyframe_start(&rx[0].payload), "an H.264 slot starts at a keyframe");
+        } else {
+            assert_eq!(pt, vp8);
+            assert!(rx[0].is_vp8_keyframe() && rx.iter().filter_map(common::peer::Rx::tag).all(|t| t == 1));
+        }
+        for w in rx.windows(2) {
+            assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "sequence gap");
+        }
+        kinds.push(pt);
+    }
+    kinds.sort();
+    let mut want = vec![vp8, h264, h264];
+    want.sort();
+    assert_eq!(kinds, want, "the VP8 host and both FFmpeg hosts, each with its codec");
+    drop((ann_pub, obs_hosts));
     server.stop().await;
 }
