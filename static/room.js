@@ -703,8 +703,9 @@ export class RoomStudio {
     for (const [u, p] of this.peers) {
       let framesReceived = 0;
       let bytesReceived = 0;
-      if (p.pc) {
-        const stats = await p.pc.getStats().catch(() => null);
+      const pc = p.pc; // (it may be closed while its stats are read)
+      if (pc) {
+        const stats = await pc.getStats().catch(() => null);
         stats &&
           stats.forEach((s) => {
             if (s.type === 'inbound-rtp' && s.kind === 'video') {
@@ -713,13 +714,14 @@ export class RoomStudio {
             }
           });
       }
-      pairs[u] = { state: p.pc ? p.pc.connectionState : 'none', offerer: p.offerer, fallback: p.fallback, framesReceived, bytesReceived };
+      pairs[u] = { state: pc ? pc.connectionState : 'none', offerer: p.offerer, fallback: p.fallback, framesReceived, bytesReceived };
     }
     let whep = null;
-    if (this.whep) {
+    const w = this.whep;
+    if (w) {
       const frames = new Array(HOST_SLOTS).fill(0);
-      const stats = await this.whep.pc.getStats().catch(() => null);
-      const mids = this.whep.pc.getTransceivers().map((t) => t.mid);
+      const stats = await w.pc.getStats().catch(() => null);
+      const mids = w.pc.getTransceivers().map((t) => t.mid);
       stats &&
         stats.forEach((s) => {
           if (s.type === 'inbound-rtp' && s.kind === 'video') {
@@ -727,7 +729,7 @@ export class RoomStudio {
             if (i >= 0 && i < HOST_SLOTS) frames[i] = s.framesDecoded || 0;
           }
         });
-      whep = { state: this.whep.pc.connectionState, framesBySlot: frames };
+      whep = { state: w.pc.connectionState, framesBySlot: frames };
     }
     return { me: this.me, stream: this.stream, topology: this.topology, topologyHosts: this.topologyHosts, slots: this.slots, via: this.via || {}, pairs, whep, tiles: this.tiles.snapshot(), signalErrors: this.signalErrors };
   }
