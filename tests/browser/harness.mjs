@@ -617,7 +617,10 @@ export async function shotTo(dir, page, name) {
   if (!dir) return null;
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name}.png`);
-  await Promise.race([page.screenshot(file), sleep(10000).then(() => Promise.reject(new Error(`screenshot ${name} timed out`)))]);
+  // A page full of video on a busy machine can take a while to paint: more
+  // than the adapter's 5 s (playwright pages take a timeout; puppeteer's not).
+  const take = typeof page.raw.context === 'function' ? page.raw.screenshot({ path: file, timeout: 30000 }) : page.screenshot(file);
+  await Promise.race([take, sleep(35000).then(() => Promise.reject(new Error(`screenshot ${name} timed out`)))]);
   return file;
 }
 
