@@ -161,6 +161,7 @@ export class RoomTiles {
         const r = t.el.getBoundingClientRect();
         const q = t.video.getVideoPlaybackQuality ? t.video.getVideoPlaybackQuality() : null;
         return {
+          key: t.el.dataset.key,
           host: t.el.dataset.host,
           role: t.el.dataset.role,
           speaking: t.el.dataset.speaking === 'true',

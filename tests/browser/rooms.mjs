@@ -16,7 +16,10 @@
 //   firefox: a Firefox watch page decodes all five;
 //   shots:   studio and watch page at 1280x800 and 390x844.
 //
-//   node tests/browser/rooms.mjs --base URL [--screenshots DIR] [--timeout-ms MS]
+//   node tests/browser/rooms.mjs --base URL [--screenshots DIR] [--timeout-ms MS] [--no-firefox] [--quick]
+//
+// --quick: ann and bob only (a mesh of two, no switch to the SFU), then the
+// watch pages (Chromium desktop and phone, Firefox), layout and mute.
 //
 // Prints one JSON line: {"ok":true, ...} or {"ok":false,"step","error"} (exit 1).
 
@@ -24,8 +27,8 @@ import { Run, scriptArgs, waitOn, shotTo, apiClient, loggedInContext, pollUntil 
 import { launchChromium, launchFirefox } from './browsers.mjs';
 
 const args = scriptArgs({
-  spec: { base: 'string', screenshots: 'string', 'timeout-ms': 'number', 'no-firefox': 'bool' },
-  usage: 'usage: node rooms.mjs --base URL [--screenshots DIR] [--timeout-ms MS] [--no-firefox]',
+  spec: { base: 'string', screenshots: 'string', 'timeout-ms': 'number', 'no-firefox': 'bool', quick: 'bool' },
+  usage: 'usage: node rooms.mjs --base URL [--screenshots DIR] [--timeout-ms MS] [--no-firefox] [--quick: two hosts, no SFU switch]',
   defaults: { timeoutMs: 300000 },
   required: ['base'],
 });
@@ -38,7 +41,29 @@ const wait = (page, what, fn, arg = null, ms = 30000) => waitOn(run, page, what,
 const shot = (page, name) => shotTo(args.screenshots, page, name);
 
 const studioRoom = (page) => page.evaluate(() => window.onair.room.snapshot());
-const watchRoom = (page) => page.evaluate(() => window.onair.roomView.snapshot());
+/**
+ * The watch page's room, with each slot's decoded frames from the WHEP
+ * connection's stats (Firefox counts no frames of a WebRTC stream in
+ * getVideoPlaybackQuality).
+ */
+const watchRoom = (page) =>
+  page.evaluate(async () => {
+    const s = window.onair.roomView.snapshot();
+    const pc = window.onair.pc;
+    s.framesBySlot = {};
+    if (pc) {
+      const tr = pc.getTransceivers();
+      const stats = await pc.getStats();
+      stats.forEach((r) => {
+        if (r.type !== 'inbound-rtp' || r.kind !== 'video') return;
+        let i = tr.findIndex((t) => t.receiver.track && t.receiver.track.id === r.trackIdentifier);
+        if (i < 0 && r.mid != null) i = tr.findIndex((t) => t.mid === r.mid);
+        if (i >= 0) s.framesBySlot[i] = r.framesDecoded || 0;
+      });
+    }
+    for (const t of s.tiles) t.framesDecoded = Math.max(t.framesDecoded || 0, s.framesBySlot[Number(t.key)] || 0);
+    return s;
+  });
 
 /** Every other host is shown in the studio through `via` (mesh|sfu), with frames. */
 function studioSees(others, via) {
@@ -106,7 +131,8 @@ async function main() {
   result.bob_stream = await studios.bob.evaluate(() => window.onair.room.stream);
 
   run.step = 'cat and dee join';
-  for (const n of ['cat', 'dee']) {
+  const four = args.quick ? ['ann', 'bob'] : ['ann', 'bob', 'cat', 'dee'];
+  for (const n of four.slice(2)) {
     await call('POST', `/api/streams/${sid}/invitations`, users.ann.access_token, { user: u(n) });
     await call('POST', `/api/streams/${sid}/invitations/accept`, users[n].access_token, {});
     await openStudio(n);
@@ -114,7 +140,6 @@ async function main() {
   }
 
   run.step = 'four hosts: a mesh, every pair connected and receiving frames';
-  const four = ['ann', 'bob', 'cat', 'dee'];
   for (const n of four) {
     const others = four.filter((x) => x !== n).map(u);
     await waitRoom(studios[n], `${n}: a mesh with the three others`, 'studio', (s) => s.topology === 'mesh' && !s.whep && studioSees(others, 'mesh')(s), 120000);
@@ -126,6 +151,7 @@ async function main() {
   }
   await shot(studios.ann, 'studio-desktop-mesh');
 
+  if (!args.quick) {
   run.step = 'eve, the fifth host: everyone through the SFU';
   await call('POST', `/api/streams/${sid}/invitations`, users.ann.access_token, { user: u('eve') });
   await call('POST', `/api/streams/${sid}/invitations/accept`, users.eve.access_token, {});
@@ -140,22 +166,25 @@ async function main() {
     const s = await studioRoom(studios[n]);
     result.sfu[n] = { topology: s.topology, via: s.via, whep: s.whep, pairs: Object.keys(s.pairs).length };
   }
+  }
+  const all = args.quick ? four : names;
   const viewerCtx = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
   const watch = await viewerCtx.newPage('watch-desktop');
   await watch.goto(`${base}/watch/${sid}`, run.remaining());
-  await waitRoom(watch, 'the watch page decodes five hosts', 'watch', watchDecodes(names.map(u)), 90000);
+  await waitRoom(watch, 'the watch page decodes every host', 'watch', watchDecodes(all.map(u)), 90000);
   result.watch_five = await watchRoom(watch);
 
   run.step = 'layout: spotlight on cat, from ann’s studio';
   await studios.ann.select('#room-panel .room-layout select:nth-of-type(1)', 'spotlight', run.remaining());
-  await studios.ann.select('#room-panel .room-layout select:nth-of-type(2)', u('cat'), run.remaining());
-  await waitRoom(watch, 'the watch page shows cat alone', 'watch', (s) => s.layout.kind === 'spotlight' && s.layout.focus === u('cat') && s.tiles.filter((t) => t.box.w > 0).length === 1 && s.tiles.some((t) => t.role === 'focus' && t.host === u('cat') && t.box.w > 0));
+  const star = args.quick ? 'bob' : 'cat';
+  await studios.ann.select('#room-panel .room-layout select:nth-of-type(2)', u(star), run.remaining());
+  await waitRoom(watch, 'the watch page shows cat alone', 'watch', (s) => s.layout.kind === 'spotlight' && s.layout.focus === u(star) && s.tiles.filter((t) => t.box.w > 0).length === 1 && s.tiles.some((t) => t.role === 'focus' && t.host === u(star) && t.box.w > 0));
   result.watch_spotlight = await watchRoom(watch);
   await shot(watch, 'watch-desktop-spotlight');
 
   run.step = 'layout: back to grid; ann mutes bob';
   await studios.ann.select('#room-panel .room-layout select:nth-of-type(1)', 'grid', run.remaining());
-  await waitRoom(watch, 'the watch page shows a grid of five', 'watch', (s) => s.layout.kind === 'grid' && s.tiles.filter((t) => t.box.w > 0).length === 5);
+  await waitRoom(watch, 'the watch page shows a grid of five', 'watch', (s) => s.layout.kind === 'grid' && s.tiles.filter((t) => t.box.w > 0).length === all.length);
   await studios.ann.click(`#room-panel .room-host[data-user="${u('bob')}"] .room-mute-audio`, run.remaining());
   await waitRoom(watch, 'bob’s tile is marked muted', 'watch', (s) => s.tiles.some((t) => t.host === u('bob') && t.mutedBadge));
   result.watch_muted = await watchRoom(watch);
@@ -168,7 +197,7 @@ async function main() {
   const phoneCtx = await chromium.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
   const phone = await phoneCtx.newPage('watch-phone');
   await phone.goto(`${base}/watch/${sid}`, run.remaining());
-  await waitRoom(phone, 'the phone decodes five hosts', 'watch', watchDecodes(names.map(u)), 60000);
+  await waitRoom(phone, 'the phone decodes every host', 'watch', watchDecodes(all.map(u)), 60000);
   result.phone = await watchRoom(phone);
   await shot(phone, 'watch-phone-grid');
   await studios.ann.raw.setViewportSize({ width: 390, height: 844 });
@@ -181,11 +210,11 @@ async function main() {
     const firefox = await launchFirefox(run);
     const fx = await firefox.newPage('watch-firefox');
     await fx.goto(`${base}/watch/${sid}`, run.remaining());
-    await waitRoom(fx, 'Firefox decodes five hosts', 'watch', watchDecodes(names.map(u)), 60000);
+    await waitRoom(fx, 'Firefox decodes every host', 'watch', watchDecodes(all.map(u)), 60000);
     result.firefox = await watchRoom(fx);
     await shot(fx, 'watch-firefox');
   }
-  result.hosts = names.map(u);
+  result.hosts = all.map(u);
   result.elapsed_ms = Date.now() - run.started;
   await run.succeed(result);
 }
