@@ -281,6 +281,26 @@ pub enum Event {
         /// The host (username).
         user: String,
     },
+    /// How the room's hosts connect to each other now (to its hosts only:
+    /// on every change of its hosts or mode, and when a host subscribes).
+    RoomTopology {
+        /// Stream id.
+        stream_id: i64,
+        /// `mesh`: page to page; `sfu`: host WHEP.
+        topology: crate::rooms::topology::Mode,
+        /// Its connected hosts (usernames), in join order.
+        hosts: Vec<String>,
+    },
+    /// A mesh signal from another host of the room (to its recipient only).
+    RoomSignal {
+        /// Stream id.
+        stream_id: i64,
+        /// The sending host (username).
+        from: String,
+        /// What it sent: an offer, an answer or a candidate.
+        #[schema(value_type = Object)]
+        data: serde_json::Value,
+    },
     /// The room is over (its primary host left, or the stream ended).
     RoomEnded {
         /// Stream id.

@@ -29,6 +29,7 @@ import { ChatView, ChatComposer } from './chat.js';
 import { HostTools, onInteractEvents } from './interact.js';
 import { SellerConsole } from './shop.js';
 import { FilterTray } from './filters/tray.js';
+import { RoomStudio } from './room.js';
 
 /** The simulcast ladder sent to the SFU (rids match the server's layer names). */
 export const SIMULCAST_ENCODINGS = [
@@ -138,6 +139,7 @@ const onair = {
   target: null, // the stream of ?stream= (when logged in)
   endedByApi: null, // the stream ended by API when End was pressed (logged-in host)
   chatStream: null, // the stream whose chat the studio shows (logged in as its host)
+  room: null, // the co-host room (RoomStudio, logged in)
   get chat() {
     try {
       return chat.snapshot();
@@ -195,6 +197,8 @@ function setState(state) {
   els.keySelect.disabled = busy;
   els.newKey.disabled = busy;
   updateGoLiveEnabled();
+  // Off the air: out of the room's media (the room panel keeps invitations).
+  if ((state === 'idle' || state === 'ended' || state === 'error') && onair.room) onair.room.setStream(null);
 
   if (state !== 'live') {
     els.share.hidden = true;
@@ -925,6 +929,16 @@ onair.filters = filterTray;
 filterTray.load();
 if (currentUser()) rt.connect();
 const hostTools = new HostTools($('#host-tools'));
+/** The co-host room: invitations, requests, hosts, layout, the other hosts' media. */
+const room = currentUser()
+  ? new RoomStudio({
+      panel: $('#room-panel'),
+      stage: $('#room-stage'),
+      rt,
+      localTracks: () => (onair.pc ? onair.pc.getSenders().map((s) => s.track) : []),
+    })
+  : null;
+onair.room = room;
 const seller = new SellerConsole({ rt, root: $('#shop-console') });
 onInteractEvents(rt, (msg) => hostTools.event(msg));
 const chat = new ChatView($('#chat-list'), {
@@ -970,6 +984,7 @@ function startChat(stream) {
   const me = currentUser();
   if (!me || !isHost(me) || !/^\d+$/.test(String(stream))) return;
   const id = Number(stream);
+  if (room) room.setStream(id);
   if (onair.chatStream === id) return;
   if (onair.chatStream != null) rt.unsubscribe(onair.chatStream);
   onair.chatStream = id;

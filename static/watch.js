@@ -32,6 +32,7 @@ import { SupportPanel } from './gifts.js';
 import { formatCoins } from './money.js';
 import { PollView, QaView, onInteractEvents } from './interact.js';
 import { ShopView } from './shop.js';
+import { RoomView } from './room-view.js';
 
 const ERROR_RETRY_MS = [2000, 4000, 8000, 15000];
 const CONNECT_TIMEOUT_MS = 15000;
@@ -207,6 +208,15 @@ let stopped = false;
 let inFlight = false; // a WHEP offer is on its way
 
 const rt = new Realtime({ name: 'watch' });
+const roomView = new RoomView({
+  stage: els.stage,
+  video: els.video,
+  rt,
+  reconnect: () => {
+    if (shouldPlay()) connect();
+  },
+});
+onair.roomView = roomView;
 /** The gift tray, tips, supporters, tickets and subscriptions. */
 const support = new SupportPanel({ rt, stage: $('#stage'), root: $('#support'), subscribeButton: $('#subscribe') });
 
@@ -565,10 +575,21 @@ async function connect() {
     if (attempt !== attemptId) return;
     pc = new RTCPeerConnection({ iceServers: cachedIce, bundlePolicy: 'max-bundle' });
     const remote = new MediaStream();
-    pc.addTransceiver('video', { direction: 'recvonly' });
-    pc.addTransceiver('audio', { direction: 'recvonly' });
+    // A co-host room: K video + K audio slots (the first slot's video also
+    // drives the page's own player, so its stats and first frame stay as they are).
+    const k = roomView.slotsWanted();
+    roomView.begin(k);
+    const videos = [];
+    const audios = [];
+    for (let i = 0; i < k; i++) videos.push(pc.addTransceiver('video', { direction: 'recvonly' }));
+    for (let i = 0; i < k; i++) audios.push(pc.addTransceiver('audio', { direction: 'recvonly' }));
     pc.addEventListener('track', (ev) => {
       if (pc !== onair.pc) return;
+      if (k > 1) {
+        const vi = videos.indexOf(ev.transceiver);
+        roomView.addTrack(vi >= 0 ? vi : audios.indexOf(ev.transceiver), ev.track);
+        if (vi !== 0) return;
+      }
       remote.addTrack(ev.track);
       if (els.video.srcObject !== remote) els.video.srcObject = remote;
       startPlayback();

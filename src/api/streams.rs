@@ -58,6 +58,9 @@ pub async fn update(State(app): State<AppState>, Auth(who): Auth, Path(sid): Pat
         app.images.release(&app.pool, before.thumbnail_url.as_deref()).await?;
     }
     app.lifecycle.announce(&s);
+    if before.topology != s.topology {
+        app.rooms.topology_setting_changed(s.id).await;
+    }
     Ok(Json(s))
 }
 

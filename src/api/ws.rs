@@ -10,6 +10,11 @@
 //!   watch page (`viewer` is the page's key, shared with its WHEP session);
 //! - `chat` `{stream, text, kind?, product?, id?}` and `react` `{stream, emoji, id?}`:
 //!   answered `ack {id, message}` or `error {id, error}` (the same codes as HTTP);
+//! - `room_signal` `{stream_id, to, data, id?}`: a host's mesh signal (an
+//!   offer, an answer or a candidate) to another host of the same live
+//!   room, who gets `room_signal {stream_id, from, data}`; refused with
+//!   `error {id, error}` (`not_room_member`, `signal_too_large`,
+//!   `bad_signal`, `rate_limited`) otherwise (see `rooms::topology`);
 //! - `ping` `{id?}`: answered `pong`.
 //!
 //! Server to client: `hello`, `subscribed {stream, chat}`, and every
@@ -101,6 +106,13 @@ enum ClientMsg {
         id: Option<serde_json::Value>,
     },
     Directory,
+    RoomSignal {
+        stream_id: i64,
+        to: String,
+        data: serde_json::Value,
+        #[serde(default)]
+        id: Option<serde_json::Value>,
+    },
 }
 
 /// The upgrade.
@@ -392,6 +404,15 @@ impl Session {
                     Err(e) => error_reply(&id, &e),
                 });
             }
+            ClientMsg::RoomSignal { stream_id, to, data, id } => {
+                let r = match self.writer() {
+                    Ok(who) => self.app.rooms.relay_signal(stream_id, who, &to, data).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = r {
+                    conn.reply(error_reply(&id, &e));
+                }
+            }
             ClientMsg::Ping { id } => conn.reply(serde_json::json!({ "type": "pong", "id": id }).to_string()),
             ClientMsg::Directory => {
                 self.join(conn, Topic::Directory);
@@ -422,6 +443,14 @@ impl Session {
         chat.banned_words.clear();
         let id = s.id;
         conn.reply(serde_json::json!({ "type": "subscribed", "id": nonce, "asked": asked, "stream": s, "chat": chat }).to_string());
+        // A host of the room learns at once how its hosts connect.
+        if let Some(who) = &self.who {
+            if let Some(ev) = self.app.rooms.topology_for(id, who.id()).await {
+                if let Ok(body) = serde_json::to_string(&ev) {
+                    conn.reply(body);
+                }
+            }
+        }
         Ok(id)
     }
 }

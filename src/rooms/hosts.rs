@@ -237,6 +237,7 @@ impl Rooms {
         tracing::info!(stream = s.id, host = %target.username, state, closed, "host out of the room");
         self.to_stream(s.id, &Event::HostLeft { stream_id: s.id, user: target.username.clone(), reason: state.to_owned() });
         self.announce_slots(s.id);
+        self.refresh_topology(s.id).await;
         Ok(())
     }
 

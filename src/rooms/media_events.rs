@@ -1,6 +1,6 @@
 //! The SFU's room events, as the platform tells them on `/api/ws` (the
 //! stream's topic): `host_joined`, `host_left`, `active_speaker`,
-//! `host_speaking`, `room_slots`, `room_ended`. A host who (re)joins gets its
+//! `host_speaking`, `room_slots`, `room_topology` (to the hosts), `room_ended`. A host who (re)joins gets its
 //! stored mutes and the room its stored layout back.
 
 use onair_media::SfuEvent;
@@ -27,22 +27,28 @@ impl Rooms {
                 self.restore_layout(id).await;
                 self.to_stream(id, &Event::HostJoined { stream_id: id, user: host });
                 self.announce_slots(id);
+                self.refresh_topology(id).await;
             }
             SfuEvent::HostLeft { host, .. } => {
                 if self.went_out(id, &host).await {
                     // `Rooms::remove_host` told it already (left or removed).
                     self.announce_slots(id);
+                    self.refresh_topology(id).await;
                     return;
                 }
                 self.to_stream(id, &Event::HostLeft { stream_id: id, user: host, reason: "disconnected".into() });
                 self.announce_slots(id);
+                self.refresh_topology(id).await;
             }
             SfuEvent::ActiveSpeaker { host, .. } => {
                 self.to_stream(id, &Event::ActiveSpeaker { stream_id: id, user: host });
                 self.announce_slots(id);
             }
             SfuEvent::Speaking { host, speaking, .. } => self.to_stream(id, &Event::HostSpeaking { stream_id: id, user: host, speaking }),
-            SfuEvent::StreamEnded { .. } => self.to_stream(id, &Event::RoomEnded { stream_id: id }),
+            SfuEvent::StreamEnded { .. } => {
+                self.forget_topology(id);
+                self.to_stream(id, &Event::RoomEnded { stream_id: id });
+            }
             _ => {}
         }
     }

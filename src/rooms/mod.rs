@@ -7,7 +7,9 @@
 //! token watches the room over WHEP as a host, its own producer left out.
 //! [`hosts`] lists, mutes, grants permissions to and removes hosts;
 //! [`layout`] arranges them on viewers' screens; [`media_events`] turns the
-//! SFU's room events into `/api/ws` events. The media itself (slots, mutes
+//! SFU's room events into `/api/ws` events; [`topology`] says whether the
+//! hosts' pages connect directly (mesh) or through the SFU, and relays
+//! their mesh signals. The media itself (slots, mutes
 //! enforced at ingest, removal) is the SFU's (`onair_media::Room`).
 //!
 //! A host who left a room or was removed from it cannot publish into it
@@ -20,6 +22,7 @@ pub mod invitations;
 pub mod layout;
 pub mod media_events;
 pub mod settings;
+pub mod topology;
 
 use std::sync::Arc;
 
@@ -164,6 +167,7 @@ pub struct Rooms {
     pub(crate) hub: Arc<Hub>,
     pub(crate) sfu: Sfu,
     pub(crate) membership: Membership,
+    pub(crate) mesh: Arc<topology::Mesh>,
 }
 
 pub(crate) fn conflict(code: &'static str, msg: impl Into<String>) -> ApiError {
@@ -183,7 +187,7 @@ pub async fn host_count(pool: &SqlitePool, stream_id: i64) -> Result<i64, ApiErr
 impl Rooms {
     /// The service, following the SFU's room events.
     pub fn start(pool: SqlitePool, hub: Arc<Hub>, sfu: Sfu, membership: Membership) -> Rooms {
-        let rooms = Rooms { pool, hub, sfu, membership };
+        let rooms = Rooms { pool, hub, sfu, membership, mesh: topology::Mesh::new() };
         media_events::follow(rooms.clone());
         rooms
     }

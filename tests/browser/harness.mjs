@@ -600,3 +600,63 @@ export async function endAndWatchEnd(run, pub, watch) {
   await watch.waitFor(() => window.onair && window.onair.state === 'ended', null, run.remaining());
   return pub.evaluate(() => window.onair.state);
 }
+
+// ------------------------------------------------------------------ shared steps of the page scripts
+
+/** Waits until `fn(arg)` holds in `page` (at most `ms`), naming `what` when it does not. */
+export async function waitOn(run, page, what, fn, arg = null, ms = 20000) {
+  try {
+    await page.waitFor(fn, arg, Math.min(ms, run.remaining()));
+  } catch (err) {
+    throw new Error(`${what}: ${err.message.split('\n')[0]}`);
+  }
+}
+
+/** A screenshot of `page` as `dir/name.png` (nothing without a directory). */
+export async function shotTo(dir, page, name) {
+  if (!dir) return null;
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${name}.png`);
+  // A page full of video on a busy machine can take a while to paint: more
+  // than the adapter's 5 s (playwright pages take a timeout; puppeteer's not).
+  const take = typeof page.raw.context === 'function' ? page.raw.screenshot({ path: file, timeout: 30000 }) : page.screenshot(file);
+  await Promise.race([take, sleep(35000).then(() => Promise.reject(new Error(`screenshot ${name} timed out`)))]);
+  return file;
+}
+
+/** The JSON API of the server at `base`: `call(method, path, token, body)` and `register(username, role, display)`. */
+export function apiClient(base) {
+  const call = async (method, p, token, body) => {
+    const resp = await fetch(`${base}${p}`, {
+      method,
+      headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await resp.text();
+    if (!resp.ok) throw new Error(`${method} ${p}: ${resp.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+  const register = (username, role, display) =>
+    call('POST', '/api/auth/register', null, { username, display_name: display, email: `${username}@example.test`, password: 'correct horse battery', role });
+  return { call, register };
+}
+
+/**
+ * A Chromium context (see browsers.mjs) logged in as `pair` (tokens in
+ * localStorage, as the login page leaves them), with stream `keys`
+ * ({id: secret}) saved as the dashboard leaves them.
+ */
+export async function loggedInContext(chromium, pair, options = {}, keys = null) {
+  const ctx = await chromium.newContext(options);
+  await ctx.raw.addInitScript(
+    ({ pair, keys }) => {
+      if (localStorage.getItem('onair.refreshToken')) return;
+      localStorage.setItem('onair.accessToken', pair.access_token);
+      localStorage.setItem('onair.refreshToken', pair.refresh_token);
+      localStorage.setItem('onair.user', JSON.stringify(pair.user));
+      if (keys) localStorage.setItem(`onair.streamKeys.${pair.user.id}`, JSON.stringify(keys));
+    },
+    { pair, keys },
+  );
+  return ctx;
+}
