@@ -91,7 +91,24 @@ class MeshPeer {
     return pc;
   }
 
+  /**
+   * Not connected: the SFU carries the other host meanwhile, and the pair
+   * tries again (a fresh offer, or asking for one) until it connects or the
+   * room leaves the mesh: a lost signal or a slow start must not leave the
+   * pair on the SFU for good.
+   */
+  retryLater() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      if (this.closed || this.connected() || this.room.topology !== 'mesh') return;
+      if (this.offerer) this.offer().catch((err) => console.warn('[onair] mesh offer:', err));
+      else this.room.signal(this.other, { request: 'offer' });
+      this.retryLater();
+    }, 2 * MESH_FALLBACK_MS);
+  }
+
   fallBack() {
+    this.retryLater();
     if (this.fallback) return;
     this.fallback = true;
     console.warn(`[onair] direct connection to ${this.other} not up: through the SFU`);
@@ -175,6 +192,8 @@ class MeshPeer {
   }
 
   close() {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
     clearTimeout(this.fallbackTimer);
     clearTimeout(this.flushTimer);
     this.flushTimer = null;

@@ -24,14 +24,27 @@ fn tiles(r: &Value, key: &str) -> Vec<Value> {
     r[key]["tiles"].as_array().cloned().unwrap_or_default()
 }
 
-// Not yet seen passing whole: on this machine under a load of 15-38 (other
-// builds) the mesh step passed every time, and the SFU step timed out with
-// the host WHEP slots decoding few or no frames. Run it by hand with
-// `cargo test --test rooms_browser -- --ignored` (or rooms.mjs --quick: two
-// hosts and the watch pages) until it has passed on a quiet machine.
-#[ignore = "not yet seen passing under load: see the comment above"]
+/// Two hosts (a mesh of two, no switch to the SFU), then the watch pages:
+/// the pages' room code end to end, short enough for every CI run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_studios_mesh_and_watch_pages_in_chromium_and_firefox_decode_both_hosts() {
+    rooms(true).await;
+}
+
+// The whole proof (five studios, the switch to the SFU). Not yet seen
+// passing whole: on this machine under a load of 15-38 (other builds) the
+// mesh step passed every time, and the SFU step timed out with the host
+// WHEP slots decoding few or no frames: five Chromium encoders and twenty
+// decoders on two cores. A scenario of this size is a benchmark, not a
+// test: run it by hand on a quiet machine with
+// `cargo test --test rooms_browser -- --ignored`.
+#[ignore = "five studios on two cores: run by hand, see the comment above"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_studios_mesh_the_fifth_switches_to_sfu_and_watch_pages_decode_every_host() {
+    rooms(false).await;
+}
+
+async fn rooms(quick: bool) {
     let chromium = browser_path("CHROMIUM", "/usr/bin/chromium");
     let firefox = browser_path("FIREFOX", "/usr/bin/firefox-esr");
     let missing = missing_prerequisite(&[(&chromium, "apt-get install chromium"), (&firefox, "apt-get install firefox-esr")], &["playwright-core", "puppeteer-core"]);
@@ -41,25 +54,32 @@ async fn four_studios_mesh_the_fifth_switches_to_sfu_and_watch_pages_decode_ever
     let server = common::start_server_default_bind(2).await;
     let shots = std::env::var("ROOMS_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|_| screenshot_dir("rooms"));
     let timeout = std::env::var("ROOMS_TIMEOUT_MS").unwrap_or_else(|_| "300000".into());
-    let out = run_script("rooms.mjs", &["--base", &server.url(), "--timeout-ms", &timeout, "--screenshots", shots.to_str().unwrap()]).await;
+    let mut args = vec!["--base".to_owned(), server.url(), "--timeout-ms".into(), timeout, "--screenshots".into(), shots.to_str().unwrap().to_owned()];
+    if quick {
+        args.push("--quick".into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_script("rooms.mjs", &args).await;
     let r = &out.result;
     assert_eq!(r["ok"], true, "{r}\nstderr:\n{}", out.stderr);
     eprintln!("co-host rooms browser test: {r}\nscreenshots in {}", shots.display());
     let hosts: Vec<String> = r["hosts"].as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_owned()).collect();
-    assert_eq!(hosts.len(), 5);
+    let n = if quick { 2 } else { 5 };
+    let mesh_n = n.min(4);
+    assert_eq!(hosts.len(), n);
 
     // The co-host's studio went live into the primary's room.
     assert_eq!(r["bob_stream"], r["stream"], "bob publishes into ann's room: {r}");
     assert!(r["invitation_text"].as_str().unwrap_or("").contains(&hosts[0]), "the invitation names who invites: {r}");
 
     // Four hosts: a mesh, each pair connected directly and decoding, no host WHEP.
-    for (i, name) in ["ann", "bob", "cat", "dee"].into_iter().enumerate() {
+    for (i, name) in ["ann", "bob", "cat", "dee"].into_iter().take(mesh_n).enumerate() {
         let m = &r["mesh"][name];
         assert_eq!(m["topology"], "mesh", "{name}: {m}");
         assert!(m["whep"].is_null(), "{name} needs no SFU view in a mesh: {m}");
         let pairs = m["pairs"].as_object().unwrap();
-        let others: Vec<&String> = hosts[..4].iter().enumerate().filter(|(j, _)| *j != i).map(|(_, h)| h).collect();
-        assert_eq!(pairs.len(), 3, "{name}: {m}");
+        let others: Vec<&String> = hosts[..mesh_n].iter().enumerate().filter(|(j, _)| *j != i).map(|(_, h)| h).collect();
+        assert_eq!(pairs.len(), mesh_n - 1, "{name}: {m}");
         for o in others {
             let p = &pairs[o.as_str()];
             assert_eq!((p["state"].as_str(), p["fallback"].as_bool()), (Some("connected"), Some(false)), "{name} - {o}: {p}");
@@ -69,7 +89,7 @@ async fn four_studios_mesh_the_fifth_switches_to_sfu_and_watch_pages_decode_ever
         assert_eq!(m["signalErrors"], 0, "no signal refused between hosts of the room: {m}");
     }
     // Five: every studio through the SFU, its host WHEP decoding the four others.
-    for name in ["ann", "bob", "cat", "dee", "eve"] {
+    for name in ["ann", "bob", "cat", "dee", "eve"].into_iter().filter(|_| !quick) {
         let s = &r["sfu"][name];
         assert_eq!((s["topology"].as_str(), s["pairs"].as_u64()), (Some("sfu"), Some(0)), "{name}: {s}");
         let decoding = s["whep"]["framesBySlot"].as_array().unwrap().iter().filter(|f| f.as_u64().unwrap_or(0) > 0).count();
@@ -78,7 +98,7 @@ async fn four_studios_mesh_the_fifth_switches_to_sfu_and_watch_pages_decode_ever
     }
 
     // Watch pages: every host decoded in its own tile, with its name.
-    for (key, n) in [("watch_five", 5), ("phone", 5), ("firefox", 5)] {
+    for key in ["watch_five", "phone", "firefox"] {
         let t = tiles(r, key);
         let decoded: Vec<&str> = t.iter().filter(|t| t["framesDecoded"].as_u64().unwrap_or(0) > 0 && t["videoWidth"].as_u64().unwrap_or(0) > 0).filter_map(|t| t["host"].as_str()).collect();
         for h in &hosts[..n] {
@@ -87,17 +107,19 @@ async fn four_studios_mesh_the_fifth_switches_to_sfu_and_watch_pages_decode_ever
         assert!(r[key]["sessionSlots"].as_u64().unwrap_or(0) >= n as u64, "{key}: a slot per host");
         assert!(t.iter().all(|t| t["name"].as_str().is_some_and(|s| !s.is_empty())), "{key}: every tile named: {t:?}");
     }
-    // A grid of five is 3x3: tiles on three columns, none overlapping.
+    // A grid of five is 3x3 (tiles on three columns); of two, 2x2.
     let five = tiles(r, "watch_five");
     let xs: std::collections::BTreeSet<i64> = five.iter().map(|t| t["box"]["x"].as_i64().unwrap()).collect();
-    assert_eq!(xs.len(), 3, "five hosts on a 3-wide grid: {five:?}");
-    // Spotlight on cat: one tile, cat's, filling the stage.
+    assert_eq!(xs.len(), if quick { 2 } else { 3 }, "columns of the grid: {five:?}");
+    // Spotlight on cat (bob of two): one tile, theirs, filling the stage.
     let spot = tiles(r, "watch_spotlight");
     let shown: Vec<&Value> = spot.iter().filter(|t| t["box"]["w"].as_i64().unwrap_or(0) > 0).collect();
     assert_eq!(shown.len(), 1, "{spot:?}");
-    assert_eq!(shown[0]["host"].as_str(), Some(hosts[2].as_str()));
+    assert_eq!(shown[0]["host"].as_str(), Some(hosts[if quick { 1 } else { 2 }].as_str()));
     let widest = five.iter().map(|t| t["box"]["w"].as_i64().unwrap()).max().unwrap();
-    assert!(shown[0]["box"]["w"].as_i64().unwrap() > 2 * widest, "the spotlight is larger than a grid tile: {spot:?}");
+    // A 3x3 tile is a third of the stage, a 2x2 tile half of it.
+    let (times, over) = if quick { (3, 2) } else { (2, 1) };
+    assert!(shown[0]["box"]["w"].as_i64().unwrap() * over > times * widest, "the spotlight is larger than a grid tile: {spot:?}");
     // Bob muted from ann's studio: his tile says so, the others' do not.
     let muted = tiles(r, "watch_muted");
     for t in &muted {
