@@ -90,6 +90,8 @@ pub struct App {
     pub shop: Arc<Shop>,
     /// Co-host rooms.
     pub rooms: Rooms,
+    /// Recordings of live streams.
+    pub recordings: crate::recording::Recordings,
     /// The admin console's data: audit log, reports, approvals, health.
     pub admin: Admin,
     /// The stream-filter catalogue and entitlements.
@@ -184,7 +186,8 @@ impl App {
         let shop = Shop::start(pool.clone(), money.clone(), hub.clone(), chat.clone(), membership.clone(), images.clone()).await?;
         let filters = crate::filters::Filters::new(pool.clone(), hub.clone());
         let rooms = Rooms::start(pool.clone(), hub.clone(), sfu.clone(), membership.clone());
-        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, money, polls, questions, shop, rooms, admin, filters, geo, shutdown: Shutdown::default() });
+        let recordings = crate::recording::Recordings::new(sfu.clone(), data_dir);
+        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, money, polls, questions, shop, rooms, recordings, admin, filters, geo, shutdown: Shutdown::default() });
         crate::admin::health::start(Arc::downgrade(&app), app.admin.history.clone());
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {

@@ -53,6 +53,7 @@ pub mod polls;
 pub mod questions;
 pub mod ratelimit;
 pub mod realtime;
+pub mod recording;
 pub mod rooms;
 pub mod server;
 pub mod shop;

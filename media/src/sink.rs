@@ -17,6 +17,11 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     /// A packet the producer forwards. Called on the producer's worker: must not block.
     fn packet(&self, packet: &Fanout);
 
+    /// An RTCP sender report of the publisher's `ssrc`: its RTP timestamp
+    /// `rtp_time` was sampled at wallclock `ntp_time` (64-bit NTP). Lets a
+    /// recorder line audio up with video. Called on the producer's worker.
+    fn sender_report(&self, _ssrc: u32, _ntp_time: u64, _rtp_time: u32) {}
+
     /// The producer ended (its host left the room for good, or the room
     /// ended): no packet follows.
     fn ended(&self) {}
@@ -61,6 +66,16 @@ impl Sinks {
         }
         for (_, sink) in self.list.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
             sink.packet(packet);
+        }
+    }
+
+    /// Passes a sender report of the producer's `ssrc` to every sink.
+    pub fn sender_report(&self, ssrc: u32, ntp_time: u64, rtp_time: u32) {
+        if !self.any.load(Ordering::Acquire) {
+            return;
+        }
+        for (_, sink) in self.list.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+            sink.sender_report(ssrc, ntp_time, rtp_time);
         }
     }
 

@@ -18,6 +18,7 @@ pub mod payments;
 pub mod media_doc;
 pub mod polls;
 pub mod questions;
+pub mod recording;
 pub mod rooms;
 pub mod security;
 pub mod shop;
@@ -125,6 +126,8 @@ fn api(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(streams::get, streams::update, streams::delete))
         .routes(routes!(streams::start))
         .routes(routes!(streams::end))
+        .routes(routes!(recording::start))
+        .routes(routes!(recording::stop))
         .routes(routes!(streams::archive))
         .routes(routes!(streams::cancel))
         .routes(routes!(streams::occurrences))

@@ -138,7 +138,13 @@ pub struct EndInput {
 pub async fn end(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>, body: Option<Body<EndInput>>) -> Result<Json<Stream>, ApiError> {
     let s = app.owned_stream(id(&sid, "stream")?, &who, false).await?;
     let save = body.and_then(|b| b.0.save).unwrap_or(true);
-    app.lifecycle.end(&s, save).await.map(Json)
+    let ended = app.lifecycle.end(&s, save).await?;
+    // Its recordings close with it; not saved, their media is deleted.
+    app.recordings.stop(&s.media_name()).await;
+    if !save {
+        app.recordings.delete(&s.media_name()).await;
+    }
+    Ok(Json(ended))
 }
 
 /// Saves an ended stream (archived).

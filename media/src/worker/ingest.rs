@@ -176,6 +176,17 @@ impl Peer {
         Some(fp)
     }
 
+    /// A publisher's sender reports go to its producer's sinks (a recorder
+    /// lines audio up with video from them).
+    pub(super) fn on_sender_reports(&self, packets: &[Box<dyn rtcp::Packet>]) {
+        let PeerRole::Publisher(p) = &self.role else { return };
+        for pkt in packets {
+            if let Some(sr) = pkt.as_any().downcast_ref::<rtcp::sender_report::SenderReport>() {
+                p.producer.sinks.sender_report(sr.ssrc, sr.ntp_time, sr.rtp_time);
+            }
+        }
+    }
+
     /// Sends a PLI for `layer`, at most once per `PLI_INTERVAL`.
     fn send_pli(&mut self, layer: Layer, now: Instant, metrics: &Metrics, tx: &mut impl Transmit) {
         let PeerRole::Publisher(p) = &mut self.role else { return };

@@ -472,7 +472,10 @@ impl<T: Transmit> Worker<T> {
                         self.actions.push(Action::Fanout(fp, mask));
                     }
                 }
-                RTCMessage::RtcpPacket(_, packets) => peer.on_rtcp(&packets, now, now_us, metrics),
+                RTCMessage::RtcpPacket(_, packets) => {
+                    peer.on_sender_reports(&packets);
+                    peer.on_rtcp(&packets, now, now_us, metrics)
+                }
                 _ => {}
             }
         }
