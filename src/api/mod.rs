@@ -19,6 +19,7 @@ pub mod media_doc;
 pub mod polls;
 pub mod questions;
 pub mod rooms;
+pub mod battles;
 pub mod security;
 pub mod shop;
 pub mod streams;
@@ -94,6 +95,7 @@ Access tokens go in `Authorization: Bearer`; a `?token=` query parameter is acce
         (name = "polls", description = "Polls during a stream"),
         (name = "questions", description = "Q&A during a stream"),
         (name = "rooms", description = "Co-host rooms: invitations, requests to join, hosts, mutes, layout"),
+        (name = "battles", description = "PK battles: two live hosts head to head, gifts and likes scoring, winners, rewards, leaderboards"),
         (name = "analytics", description = "Viewer figures from real connections"),
         (name = "shop", description = "Live shopping: products, a stream's shelf, pins, live prices, flash sales, vouchers, orders (Idempotency-Key), interactions and figures"),
         (name = "money", description = "The coin wallet: top-ups, tips, gifts, tickets, subscriptions, earnings, payouts, statements. Requests that move coins take an Idempotency-Key"),
@@ -159,6 +161,12 @@ fn api(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(rooms::hosts))
         .routes(routes!(rooms::update_host, rooms::remove_host))
         .routes(routes!(rooms::layout, rooms::set_layout))
+        .routes(routes!(battles::list, battles::challenge))
+        .routes(routes!(battles::get, battles::cancel))
+        .routes(routes!(battles::accept))
+        .routes(routes!(battles::decline))
+        .routes(routes!(battles::of_user))
+        .routes(routes!(battles::leaderboards))
         .routes(routes!(questions::list, questions::ask))
         .routes(routes!(questions::update))
         .routes(routes!(questions::upvote, questions::unupvote))
