@@ -1456,3 +1456,7 @@ function toggleFullscreen() {
 }
 
 init();
+
+// PK battles: the battle bar under the player (static/battle.js).
+import { mountBattle } from './battle.js';
+mountBattle({ rt, host: document.querySelector('#stage').parentElement, stream: () => onair.streamId });

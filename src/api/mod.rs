@@ -404,6 +404,7 @@ pub fn router(app: AppState, static_dir: &Path) -> Router {
         .route_service("/watch/{stream}", page("watch.html"))
         .route_service("/wallet", page("wallet.html"))
         .route_service("/earnings", page("earnings.html"))
+        .route_service("/leaderboards", page("leaderboard.html"))
         .route_service("/admin", page("admin.html"))
         .route_service("/pay/dev/{intent}", page("pay-dev.html"))
         .route_service("/c/{username}", page("channel.html"))
