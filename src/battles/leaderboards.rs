@@ -87,6 +87,7 @@ pub fn bucket(period: Period, now: i64, tz: &TimeZone) -> (String, Option<(i64, 
 }
 
 /// Adds to `user`'s counters on `board` in every period's current bucket.
+#[allow(clippy::too_many_arguments)]
 pub async fn add(c: &mut SqliteConnection, board: Board, user: i64, now: i64, tz: &TimeZone, points: i64, coins: i64, wins: i64) -> Result<(), ApiError> {
     if points == 0 && coins == 0 && wins == 0 {
         return Ok(());
