@@ -92,6 +92,8 @@ pub struct App {
     pub rooms: Rooms,
     /// Recordings of live streams.
     pub recordings: crate::recording::Recordings,
+    /// PK battles.
+    pub battles: Arc<crate::battles::Battles>,
     /// The admin console's data: audit log, reports, approvals, health.
     pub admin: Admin,
     /// The stream-filter catalogue and entitlements.
@@ -161,7 +163,7 @@ impl App {
         let chat = Chat::start(pool.clone(), hub.clone(), streams.clone(), membership.clone());
         let geo = GeoIp::open(settings.geoip_db.as_deref())?;
         let analytics = Analytics::start(pool.clone(), hub.clone(), settings.viewers_per_network as usize, geo.enabled()).await?;
-        let money = Money::start(pool.clone(), settings.money.clone(), hub.clone(), chat.clone(), streams.clone(), membership.clone()).await?;
+        let money = Money::start(pool.clone(), settings.money.clone(), hub.clone(), chat.clone(), streams.clone(), membership.clone(), settings.clock.clone(), settings.battles.timezone.clone()).await?;
         let webhooks = Webhooks::start(pool.clone());
         let timings = Timings { reconnect_grace: settings.reconnect_grace, media_wait: settings.media_wait };
         let lifecycle = Lifecycle::start(streams.clone(), hub.clone(), chat.clone(), analytics.clone(), webhooks.clone(), sfu.clone(), timings).await?;
@@ -187,7 +189,8 @@ impl App {
         let filters = crate::filters::Filters::new(pool.clone(), hub.clone());
         let rooms = Rooms::start(pool.clone(), hub.clone(), sfu.clone(), membership.clone());
         let recordings = crate::recording::Recordings::new(sfu.clone(), data_dir);
-        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, money, polls, questions, shop, rooms, recordings, admin, filters, geo, shutdown: Shutdown::default() });
+        let battles = crate::battles::Battles::start(pool.clone(), hub.clone(), money.clone(), streams.clone(), sfu.clone(), settings.clock.clone(), settings.battles.clone());
+        let app = Arc::new(App { settings, keys: KeyStore::new(pool.clone()), pool, sfu, accounts, streams, membership, hub, chat, analytics, lifecycle, webhooks, limits, channels, images, money, polls, questions, shop, rooms, recordings, battles, admin, filters, geo, shutdown: Shutdown::default() });
         crate::admin::health::start(Arc::downgrade(&app), app.admin.history.clone());
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {

@@ -5,6 +5,42 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// The server's clock as a value: the system's, or one a test drives.
+/// Modules whose logic depends on the time (the money writer's batch time,
+/// PK battles' countdowns and ends) read this one rather than
+/// [`now_ms`], so a test can move time exactly.
+#[derive(Clone)]
+pub struct Clock(std::sync::Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock(std::sync::Arc::new(now_ms))
+    }
+
+    /// A clock that reads `f` (Unix ms).
+    pub fn from_fn(f: impl Fn() -> i64 + Send + Sync + 'static) -> Clock {
+        Clock(std::sync::Arc::new(f))
+    }
+
+    /// Now (Unix ms).
+    pub fn now(&self) -> i64 {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", rfc3339(self.now()))
+    }
+}
+
 /// `2026-12-01T20:00:00Z` (milliseconds shown only when there are some).
 pub fn rfc3339(ms: i64) -> String {
     match jiff::Timestamp::from_millisecond(ms) {

@@ -115,6 +115,15 @@ pub struct SettingsArgs {
     /// viewer sessions record country and region.
     #[arg(long, env = "ONAIR_GEOIP_DB", global = true)]
     pub geoip_db: Option<PathBuf>,
+    /// Time zone of leaderboard periods (days, weeks from Monday, months), an IANA name [default: UTC].
+    #[arg(long, env = "ONAIR_LEADERBOARD_TIMEZONE", global = true)]
+    pub leaderboard_timezone: Option<String>,
+    /// Promotional coins a PK battle's winner gets from the platform; 0 = none [default: 100].
+    #[arg(long, env = "ONAIR_BATTLE_REWARD_COINS", global = true)]
+    pub battle_reward_coins: Option<i64>,
+    /// The badge a PK battle's winner gets [default: "PK winner"].
+    #[arg(long, env = "ONAIR_BATTLE_REWARD_BADGE", global = true)]
+    pub battle_reward_badge: Option<String>,
 }
 
 /// The config file's shape; every key is optional.
@@ -152,6 +161,26 @@ struct FileSettings {
     viewers_per_ip: Option<u32>,
     host_approval: Option<bool>,
     geoip_db: Option<PathBuf>,
+    leaderboard_timezone: Option<String>,
+    battle_reward_coins: Option<i64>,
+    battle_reward_badge: Option<String>,
+}
+
+/// Settings of PK battles.
+#[derive(Debug, Clone)]
+pub struct BattleSettings {
+    /// Where leaderboard days, weeks and months begin.
+    pub timezone: jiff::tz::TimeZone,
+    /// Promotional coins to a battle's winner (0: none).
+    pub reward_coins: i64,
+    /// The winner's badge.
+    pub reward_badge: String,
+}
+
+impl Default for BattleSettings {
+    fn default() -> Self {
+        BattleSettings { timezone: jiff::tz::TimeZone::UTC, reward_coins: 100, reward_badge: "PK winner".into() }
+    }
 }
 
 /// Settings of the platform around the SFU.
@@ -185,6 +214,10 @@ pub struct PlatformSettings {
     pub host_approval: bool,
     /// The IP-to-location database, if any.
     pub geoip_db: Option<PathBuf>,
+    /// PK battles.
+    pub battles: BattleSettings,
+    /// The clock of time-dependent logic (money, battles); tests drive their own.
+    pub clock: crate::clock::Clock,
 }
 
 impl Default for PlatformSettings {
@@ -204,6 +237,8 @@ impl Default for PlatformSettings {
             money: MoneySettings::default(),
             host_approval: false,
             geoip_db: None,
+            battles: BattleSettings::default(),
+            clock: crate::clock::Clock::system(),
         }
     }
 }
@@ -271,6 +306,7 @@ impl Settings {
             }
             None => FileSettings::default(),
         };
+        let battles = battle_settings(args, &file)?;
         let defaults = MediaConfig::default();
         let pd = PlatformSettings::default();
         let secs = |flag: Option<u64>, file: Option<u64>, default: Duration| flag.or(file).map(Duration::from_secs).unwrap_or(default);
@@ -338,10 +374,26 @@ impl Settings {
                 viewers_per_network: args.viewers_per_ip.or(file.viewers_per_ip).unwrap_or(pd.viewers_per_network),
                 host_approval: args.host_approval.or(file.host_approval).unwrap_or(pd.host_approval),
                 geoip_db: args.geoip_db.clone().or(file.geoip_db),
+                battles,
+                clock: crate::clock::Clock::system(),
             },
             jwt: EnvSecrets::from_env()?,
         })
     }
+}
+
+fn battle_settings(args: &SettingsArgs, file: &FileSettings) -> Result<BattleSettings, String> {
+    let d = BattleSettings::default();
+    let timezone = match args.leaderboard_timezone.clone().or(file.leaderboard_timezone.clone()) {
+        Some(name) => jiff::tz::TimeZone::get(name.trim()).map_err(|e| format!("--leaderboard-timezone '{name}' is not a time zone (an IANA name such as Europe/Lisbon): {e}"))?,
+        None => d.timezone,
+    };
+    let reward_coins = args.battle_reward_coins.or(file.battle_reward_coins).unwrap_or(d.reward_coins);
+    if !(0..=1_000_000).contains(&reward_coins) {
+        return Err("--battle-reward-coins is 0-1,000,000".into());
+    }
+    let reward_badge = args.battle_reward_badge.clone().or(file.battle_reward_badge.clone()).map(|b| b.trim().chars().take(40).collect()).unwrap_or(d.reward_badge);
+    Ok(BattleSettings { timezone, reward_coins, reward_badge })
 }
 
 /// `./static` when run from the repository, else the copy next to the sources.

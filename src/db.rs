@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "live shopping", include_str!("../migrations/0009_shop.sql")),
     (10, "stream filters", include_str!("../migrations/0010_stream_filters.sql")),
     (11, "co-host rooms", include_str!("../migrations/0011_rooms.sql")),
+    (13, "pk battles", include_str!("../migrations/0013_battles.sql")),
 ];
 
 /// Opens (creating if needed) `onair.db` in `data_dir` and migrates it.

@@ -19,6 +19,8 @@
 //!   subscriptions and creator earnings;
 //! - [`shop`]: live shopping: catalogue, shelves, flash sales, orders,
 //!   vouchers, interactions and their figures;
+//! - [`battles`]: PK battles: two live hosts linked, gifts scoring, a
+//!   winner, rewards and leaderboards;
 //! - [`filters`]: the stream-filter catalogue, premium unlocks and assets;
 //! - [`admin`]: the admin console's audit log, reports, host approval and
 //!   the server's health over the last day;
@@ -34,6 +36,7 @@ pub mod admin;
 pub mod analytics;
 pub mod api;
 pub mod app;
+pub mod battles;
 pub mod best_times;
 pub mod channels;
 pub mod chat;

@@ -316,6 +316,40 @@ pub enum Event {
         /// The stream it is about, if any.
         stream_id: Option<i64>,
     },
+    /// A host challenges you to a PK battle (to both hosts).
+    BattleInvitation {
+        /// The battle (`invited`, with `expires_at`).
+        battle: Box<crate::battles::Battle>,
+    },
+    /// A battle moved on: accepted (`countdown`), `active`, `declined`,
+    /// `cancelled`, `expired`, `aborted`, or its punishment phase is over
+    /// (to both hosts and both streams).
+    BattleUpdated {
+        /// The battle now.
+        battle: Box<crate::battles::Battle>,
+    },
+    /// A battle's scores and top three supporters per side (to both
+    /// streams, at most ten a second).
+    BattleScore {
+        /// Battle id.
+        battle_id: i64,
+        /// The challenger's side, then the opponent's.
+        sides: Vec<crate::battles::Side>,
+        /// The end.
+        #[serde(serialize_with = "crate::clock::json::opt_ms")]
+        #[schema(value_type = Option<String>, format = DateTime)]
+        ends_at: Option<i64>,
+        /// The server's clock.
+        #[serde(serialize_with = "crate::clock::json::ms")]
+        #[schema(value_type = String, format = DateTime)]
+        server_time: i64,
+    },
+    /// A battle ended: final scores, the winner (or a draw) and the reward
+    /// (to both hosts and both streams).
+    BattleEnded {
+        /// The battle, `ended`.
+        battle: Box<crate::battles::Battle>,
+    },
 }
 
 struct Outbox {

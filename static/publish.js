@@ -1291,3 +1291,7 @@ if (currentUser() && isHost()) {
 
 setState('idle');
 startMedia();
+
+// PK battles: Challenge, invitations, the battle bar (static/battle.js).
+import { mountBattle } from './battle.js';
+mountBattle({ rt, host: document.querySelector('#stage').closest('.card'), stream: () => onair.chatStream, studio: true });

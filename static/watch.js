@@ -1477,3 +1477,7 @@ function toggleFullscreen() {
 }
 
 init();
+
+// PK battles: the battle bar under the player (static/battle.js).
+import { mountBattle } from './battle.js';
+mountBattle({ rt, host: document.querySelector('#stage').parentElement, stream: () => onair.streamId });

@@ -48,7 +48,10 @@ pub async fn post(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<
     params(("id" = i64, Path, description = "Stream id")),
     responses((status = 201, body = ChatMessage), (status = 409, description = "chat_closed", body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn like(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>) -> Result<(StatusCode, Json<ChatMessage>), ApiError> {
-    let m = app.chat.post(id(&sid, "stream")?, &who, PostMessage { kind: Kind::Reaction, text: "❤️".into(), product: None }).await?;
+    let stream = id(&sid, "stream")?;
+    let m = app.chat.post(stream, &who, PostMessage { kind: Kind::Reaction, text: "❤️".into(), product: None }).await?;
+    // In a like-mode PK battle, a point for this stream's host.
+    app.battles.like(stream, who.id()).await;
     Ok((StatusCode::CREATED, Json(m)))
 }
 

@@ -20,6 +20,7 @@ pub mod polls;
 pub mod questions;
 pub mod recording;
 pub mod rooms;
+pub mod battles;
 pub mod security;
 pub mod shop;
 pub mod streams;
@@ -95,6 +96,7 @@ Access tokens go in `Authorization: Bearer`; a `?token=` query parameter is acce
         (name = "polls", description = "Polls during a stream"),
         (name = "questions", description = "Q&A during a stream"),
         (name = "rooms", description = "Co-host rooms: invitations, requests to join, hosts, mutes, layout"),
+        (name = "battles", description = "PK battles: two live hosts head to head, gifts and likes scoring, winners, rewards, leaderboards"),
         (name = "analytics", description = "Viewer figures from real connections"),
         (name = "shop", description = "Live shopping: products, a stream's shelf, pins, live prices, flash sales, vouchers, orders (Idempotency-Key), interactions and figures"),
         (name = "money", description = "The coin wallet: top-ups, tips, gifts, tickets, subscriptions, earnings, payouts, statements. Requests that move coins take an Idempotency-Key"),
@@ -162,6 +164,12 @@ fn api(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(rooms::hosts))
         .routes(routes!(rooms::update_host, rooms::remove_host))
         .routes(routes!(rooms::layout, rooms::set_layout))
+        .routes(routes!(battles::list, battles::challenge))
+        .routes(routes!(battles::get, battles::cancel))
+        .routes(routes!(battles::accept))
+        .routes(routes!(battles::decline))
+        .routes(routes!(battles::of_user))
+        .routes(routes!(battles::leaderboards))
         .routes(routes!(questions::list, questions::ask))
         .routes(routes!(questions::update))
         .routes(routes!(questions::upvote, questions::unupvote))
@@ -399,6 +407,7 @@ pub fn router(app: AppState, static_dir: &Path) -> Router {
         .route_service("/watch/{stream}", page("watch.html"))
         .route_service("/wallet", page("wallet.html"))
         .route_service("/earnings", page("earnings.html"))
+        .route_service("/leaderboards", page("leaderboard.html"))
         .route_service("/admin", page("admin.html"))
         .route_service("/pay/dev/{intent}", page("pay-dev.html"))
         .route_service("/c/{username}", page("channel.html"))

@@ -91,6 +91,8 @@ pub struct Money {
     pub(crate) combos: DashMap<(i64, i64, String), (i64, std::time::Instant)>,
     /// Users whose balance push is scheduled (see [`Money::wallet_changed`]).
     wallet_pushes: dashmap::DashSet<i64>,
+    /// Where leaderboard periods begin (gifts count toward them as they commit).
+    pub(crate) leaderboard_tz: jiff::tz::TimeZone,
 }
 
 /// Balance pushes to one user are at most this often: a creator receiving
@@ -129,8 +131,10 @@ fn read_or_make_secret(path: &Path) -> Result<String, String> {
 impl Money {
     /// Starts the money service: its writer, the payment provider (Stripe
     /// when a key is set, else the development provider) and the sweeper.
-    pub async fn start(pool: SqlitePool, settings: MoneySettings, hub: Arc<Hub>, chat: Chat, streams: StreamStore, membership: Membership) -> Result<Arc<Money>, String> {
-        let writer = writer::Writer::start(pool.clone(), Arc::new(now_ms)).await?;
+    /// Every batch's time comes from `clock`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start(pool: SqlitePool, settings: MoneySettings, hub: Arc<Hub>, chat: Chat, streams: StreamStore, membership: Membership, clock: crate::clock::Clock, leaderboard_tz: jiff::tz::TimeZone) -> Result<Arc<Money>, String> {
+        let writer = writer::Writer::start(pool.clone(), Arc::new(move || clock.now())).await?;
         let secrets = webhook_secrets(&settings)?;
         let (provider, dev): (Arc<dyn payments::provider::PaymentProvider>, _) = match &settings.stripe_secret_key {
             Some(key) => (Arc::new(payments::stripe::Stripe::new(key.clone(), payments::stripe::API_BASE)?), None),
@@ -140,7 +144,7 @@ impl Money {
             }
         };
         let payments = Payments::new(writer.clone(), provider, dev, secrets, settings.currency.clone());
-        let money = Arc::new(Money { pool, writer, payments, settings, hub, chat, streams, membership, combos: DashMap::new(), wallet_pushes: Default::default() });
+        let money = Arc::new(Money { pool, writer, payments, settings, hub, chat, streams, membership, combos: DashMap::new(), wallet_pushes: Default::default(), leaderboard_tz });
         tokio::spawn(sweep(Arc::downgrade(&money)));
         Ok(money)
     }

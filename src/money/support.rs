@@ -256,6 +256,7 @@ impl Money {
         let share = self.settings.creator_share;
         let (from, to) = (author(who), host_author(&s));
         let gift_id = input.gift.clone();
+        let tz = self.leaderboard_tz.clone();
         let reply = idempotency::run(&self.writer, keyed, StatusCode::CREATED, move |tx| {
             Box::pin(async move {
                 // The price as it is in this transaction (an admin may be changing it).
@@ -266,6 +267,9 @@ impl Money {
                 }
                 let sp = Spend { base: spend::new_base("gift"), kind: "gift", payer: from.id, creator: to.id, coins, stream_id: Some(stream_id), reference: Some(gift.id.clone()), hold: None };
                 let (split, _) = spend::spend(tx, &sp, share).await?;
+                // A PK battle's score and the leaderboards, decided here, in the
+                // gift's own transaction, by its commit timestamp.
+                crate::battles::scoring::gift(tx, &tz, stream_id, to.id, from.id, &gift.id, coins, split.timestamp).await?;
                 let chat_message_id = chat_line(tx, stream_id, &gift_line(&from, &gift, count, coins)).await?;
                 Ok(Sent {
                     chat_message_id,
