@@ -92,7 +92,7 @@ pub struct UserBattlesQuery {
 
 /// A host's battle record (wins, losses, draws) and latest battles.
 #[utoipa::path(get, path = "/api/users/{name}/battles", tag = "battles", params(("name" = String, Path, description = "Username or id"), UserBattlesQuery),
-    responses((status = 200, body = UserBattles), (status = 404, description = "user_not_found", body = ErrorBody)))]
+    responses((status = 200, body = UserBattles), (status = 404, description = "user_not_found", body = ErrorBody), (status = 422, description = "limit out of range", body = ErrorBody)))]
 pub async fn of_user(State(app): State<AppState>, Path(name): Path<String>, Q(q): Q<UserBattlesQuery>) -> Result<Json<UserBattles>, ApiError> {
     let user = super::user_named(&app, &name).await?;
     app.battles.of_user(&user, q.limit.unwrap_or(20)).await.map(Json)
