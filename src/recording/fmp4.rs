@@ -64,7 +64,7 @@ impl Fmp4File {
         if sps.len() < 4 {
             return Ok(None);
         }
-        let (width, height) = super::h264::sps_size(&sps).unwrap_or((0, 0));
+        let (width, height) = onair_media::codec::h264::sps_size(&sps).and_then(|(w, h)| Some((u16::try_from(w).ok()?, u16::try_from(h).ok()?))).unwrap_or((0, 0));
         let mut head = Vec::new();
         enc(&Ftyp { major_brand: b"iso6".into(), minor_version: 0, compatible_brands: vec![b"iso6".into(), b"cmfc".into(), b"mp41".into()] }, &mut head)?;
         let empty_stbl = |stsd: Stsd| Stbl { stsd, stts: Stts::default(), stsc: Stsc::default(), stsz: Stsz::default(), stco: Some(Stco::default()), ..Default::default() };

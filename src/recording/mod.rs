@@ -4,14 +4,13 @@
 //! fragmented MP4.
 //!
 //! - [`assemble`]: RTP packets to whole frames on one timeline.
-//! - [`webm`], [`fmp4`]: the two file writers; [`h264`]: the SPS's size.
+//! - [`webm`], [`fmp4`]: the two file writers (the MP4 track size from the SPS by `onair_media::codec::h264::sps_size`).
 //! - [`recorder`]: the sink and its writer thread.
 //!
 //! Files go under `<data dir>/recordings/<stream id>/<host>-<start ms>.<ext>`.
 
 pub mod assemble;
 pub mod fmp4;
-pub mod h264;
 pub mod recorder;
 pub mod webm;
 
