@@ -16,54 +16,13 @@ use common::peer::{self, WatchOpts};
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::packetizer::Depacketizer;
 
-fn ffmpeg() -> Result<String, String> {
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())"])
-        .output()
-        .map_err(|e| format!("python3: {e}"))?;
-    if !out.status.success() {
-        return Err("pip package imageio-ffmpeg==0.8.1 not installed".into());
-    }
-    let exe = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let muxers = std::process::Command::new(&exe).args(["-hide_banner", "-muxers"]).output().map_err(|e| e.to_string())?;
-    if !String::from_utf8_lossy(&muxers.stdout).contains("whip") {
-        return Err(format!("{exe} has no WHIP muxer"));
-    }
-    Ok(exe)
-}
-
-/// FFmpeg, or `None` (the test is skipped loudly; with `CI=true` it fails).
-fn ffmpeg_or_skip() -> Option<String> {
-    match ffmpeg() {
-        Ok(e) => Some(e),
-        Err(why) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("FFmpeg WHIP test cannot run in CI: {why}");
-            }
-            eprintln!("\n!!!! SKIPPED FFmpeg WHIP test: {why} !!!!\n");
-            None
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_publishes_h264_over_whip_and_a_viewer_decodes_it() {
-    let Some(exe) = ffmpeg_or_skip() else { return };
+    let Some(exe) = common::ffmpeg::or_skip("FFmpeg WHIP test") else { return };
     let server = common::start_server(2).await;
     let key = server.host_key("obs").await.unwrap();
     let url = format!("{}/whip", server.url());
-    let mut ff = tokio::process::Command::new(&exe)
-        .args(["-hide_banner", "-loglevel", "warning", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "20", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast", "-tune", "zerolatency"])
-        .args(["-bf", "0", "-g", "30", "-c:a", "libopus", "-ar", "48000", "-ac", "2"])
-        .args(["-authorization", &key, "-f", "whip", &url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn ffmpeg");
+    let mut ff = common::ffmpeg::obs(&exe, &url, &key, "640x360", 30, 30, 20).stderr(Stdio::piped()).spawn().expect("spawn ffmpeg");
 
     let live = common::wait_until(15, || !server.sfu.live_streams().is_empty()).await;
     assert!(live, "FFmpeg never went live");
@@ -140,28 +99,11 @@ async fn ffmpeg_publishes_h264_over_whip_and_a_viewer_decodes_it() {
     server.stop().await;
 }
 
-/// OBS-style: FFmpeg publishes a small H.264 + Opus test picture over WHIP
-/// with `key`, for `secs` seconds.
-fn obs(exe: &str, url: &str, key: &str, secs: u32) -> tokio::process::Child {
-    tokio::process::Command::new(exe)
-        .args(["-hide_banner", "-loglevel", "warning", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=15", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", &secs.to_string(), "-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast", "-tune", "zerolatency"])
-        .args(["-bf", "0", "-g", "15", "-c:a", "libopus", "-ar", "48000", "-ac", "2"])
-        .args(["-authorization", key, "-f", "whip", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn ffmpeg")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_ffmpeg_cohosts_and_a_vp8_host_share_one_room_and_one_viewer_connection() {
     use common::api::Api;
     use serde_json::json;
-    let Some(exe) = ffmpeg_or_skip() else { return };
+    let Some(exe) = common::ffmpeg::or_skip("FFmpeg WHIP test") else { return };
     let server = common::start_server(2).await;
     let addr = server.http_addr;
     let api = Api::new(addr);
@@ -181,7 +123,7 @@ async fn two_ffmpeg_cohosts_and_a_vp8_host_share_one_room_and_one_viewer_connect
         let r = api.post(&format!("/api/streams/{sid}/invitations/accept"), Some(&u.token), json!({})).await;
         assert_eq!(r.status, 200, "{}", r.body);
         let key = api.stream_key(&u).await;
-        obs_hosts.push(obs(&exe, &url, &key, 20));
+        obs_hosts.push(common::ffmpeg::obs(&exe, &url, &key, "320x180", 15, 15, 20).spawn().expect("spawn ffmpeg"));
     }
     let joined = common::wait_until(20, || server.sfu.room_hosts(&sid.to_string()).is_some_and(|h| h.iter().filter(|h| h.connected).count() == 3)).await;
     assert!(joined, "both FFmpeg co-hosts publish into the room: {:?}", server.sfu.room_hosts(&sid.to_string()));

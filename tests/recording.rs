@@ -7,28 +7,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::api::Api;
 use common::peer::{self, PublishOpts};
 use serde_json::{json, Value};
-
-fn ffmpeg() -> Option<String> {
-    let out = std::process::Command::new("python3").args(["-c", "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-fn need_ffmpeg(test: &str) -> Option<String> {
-    let exe = ffmpeg();
-    if exe.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: pip package imageio-ffmpeg not installed");
-        }
-        eprintln!("\n!!!! SKIPPED {test}: imageio-ffmpeg not installed !!!!\n");
-    }
-    exe
-}
 
 /// What FFmpeg reads in a file: its streams' codecs, its duration, and
 /// each stream's first timestamp and packet count (demuxed, not decoded).
@@ -93,7 +76,7 @@ fn file_of(data: &Path, rec: &Value) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vp8_opus_publish_is_recorded_into_a_webm_that_reads_whole_and_seeks() {
-    let Some(exe) = need_ffmpeg("VP8 recording test") else { return };
+    let Some(exe) = common::ffmpeg::or_skip("VP8 recording test") else { return };
     let data = common::temp_dir("rec-vp8");
     let server = common::start_server_in(data.clone(), 2).await;
     let api = Api::new(server.http_addr);
@@ -159,25 +142,14 @@ async fn a_vp8_opus_publish_is_recorded_into_a_webm_that_reads_whole_and_seeks()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ffmpeg_h264_publish_is_recorded_into_fragmented_mp4_that_decodes_cleanly() {
-    let Some(exe) = need_ffmpeg("H.264 recording test") else { return };
+    let Some(exe) = common::ffmpeg::or_skip("H.264 recording test") else { return };
     let data = common::temp_dir("rec-h264");
     let server = common::start_server_in(data.clone(), 2).await;
     let api = Api::new(server.http_addr);
     let ana = api.register("ana", "host").await;
     let key = api.stream_key(&ana).await;
     let url = format!("{}/whip", server.url());
-    let mut ff = tokio::process::Command::new(&exe)
-        .args(["-hide_banner", "-loglevel", "warning", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "14", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast", "-tune", "zerolatency"])
-        .args(["-bf", "0", "-g", "30", "-c:a", "libopus", "-ar", "48000", "-ac", "2"])
-        .args(["-authorization", &key, "-f", "whip", &url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn ffmpeg");
+    let mut ff = common::ffmpeg::obs(&exe, &url, &key, "640x360", 30, 30, 14).spawn().expect("spawn ffmpeg");
     let id = live_stream(server.http_addr, "ana").await;
     let r = api.post(&format!("/api/streams/{id}/recording/start"), Some(&ana.token), json!({})).await;
     assert_eq!(r.status, 200, "{}", r.body);

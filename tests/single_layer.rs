@@ -10,27 +10,15 @@
 
 mod common;
 
-use std::process::Stdio;
 
 use common::browser::{browser_path, missing_prerequisite, run_script, screenshot_dir, skip};
-
-fn ffmpeg() -> Result<String, String> {
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())"])
-        .output()
-        .map_err(|e| format!("python3: {e}"))?;
-    if !out.status.success() {
-        return Err("pip package imageio-ffmpeg==0.8.1 not installed".into());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_layer_stream_shows_its_resolution_and_no_picker() {
     let chromium = browser_path("CHROMIUM", "/usr/bin/chromium");
     let firefox = browser_path("FIREFOX", "/usr/bin/firefox-esr");
     let mut missing = missing_prerequisite(&[(&chromium, "apt-get install chromium"), (&firefox, "apt-get install firefox-esr")], &["playwright-core", "puppeteer-core"]);
-    let exe = match ffmpeg() {
+    let exe = match common::ffmpeg::exe() {
         Ok(e) => Some(e),
         Err(why) => {
             missing = missing.or(Some(why));
@@ -43,18 +31,7 @@ async fn a_single_layer_stream_shows_its_resolution_and_no_picker() {
     let server = common::start_server_default_bind(2).await;
     let key = server.host_key("obs").await.unwrap();
     let url = format!("{}/whip", server.url());
-    let mut ff = tokio::process::Command::new(exe.unwrap())
-        .args(["-hide_banner", "-loglevel", "warning", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "120", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast", "-tune", "zerolatency"])
-        .args(["-bf", "0", "-g", "30", "-c:a", "libopus", "-ar", "48000", "-ac", "2"])
-        .args(["-authorization", &key, "-f", "whip", &url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn ffmpeg");
+    let mut ff = common::ffmpeg::obs(&exe.unwrap(), &url, &key, "640x360", 30, 30, 120).spawn().expect("spawn ffmpeg");
     common::wait_for_json(server.http_addr, "/api/users/obs", |p| p["live"]["media_state"] == "receiving").await;
     let base = server.url();
     // Firefox offers H.264 only as 42e0 (constrained baseline with

@@ -113,13 +113,11 @@ pub async fn get_auth(addr: SocketAddr, path: &str, token: &str) -> Response {
 
 /// A server-sent events stream being read: the events so far, as
 /// `(event name, JSON data)`.
-#[allow(dead_code)]
 pub struct EventStream {
     events: std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
-#[allow(dead_code)]
 impl EventStream {
     /// `GET path` with `Accept: text/event-stream`, read in the background.
     /// (The body is chunked: an event never straddles the lines parsed

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod browser;
+pub mod ffmpeg;
 pub mod http;
 pub mod money;
 pub mod peer;
