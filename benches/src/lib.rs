@@ -17,6 +17,8 @@
 //!   and added latency;
 //! - [`scenario`]: the standard run, churn, a constrained link (in a
 //!   network namespace, [`netns`]);
+//! - [`room`]: a co-host room (hosts publishing into one room and watching
+//!   each other, viewers with a slot per host);
 //! - [`measure`]: server CPU and memory from `/proc`, percentiles;
 //! - [`report`]: JSON, a table, an SVG plot;
 //! - [`chat`]: chat fan-out to thousands of sockets, and chat ingest;
@@ -34,6 +36,7 @@ pub mod netns;
 pub mod peer;
 pub mod publisher;
 pub mod report;
+pub mod room;
 pub mod scenario;
 pub mod serve;
 pub mod shop;

@@ -19,6 +19,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant (`serve`'s settings) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// The standard scenario: one publisher, N viewers, figures over a measured window.
@@ -47,6 +49,16 @@ enum Command {
         /// Where to write the plot.
         #[arg(long)]
         svg: Option<PathBuf>,
+    },
+    /// A co-host room: HOSTS hosts publish into one room and each watches the others
+    /// (host WHEP); VIEWERS viewers watch with one slot per host.
+    Room {
+        #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u8).range(2..=9))]
+        hosts: u8,
+        #[arg(long, default_value_t = 200)]
+        viewers: usize,
+        #[command(flatten)]
+        common: Common,
     },
     /// Viewer churn: every second RATE viewers join and the RATE oldest leave.
     Churn {
@@ -159,6 +171,9 @@ enum Command {
         /// Also start a live stream with a product and make this many buyers with coins.
         #[arg(long)]
         flash_buyers: Option<usize>,
+        /// Also make a co-host room of this many hosts (the primary and its accepted co-hosts).
+        #[arg(long)]
+        room_hosts: Option<usize>,
     },
 }
 
@@ -200,8 +215,8 @@ struct ServerArgs {
 
 fn main() {
     let cli = Cli::parse();
-    if let Command::Serve { settings, chat_users, gift_senders, flash_buyers } = cli.command {
-        if let Err(e) = onair_bench::serve::run(settings, chat_users, gift_senders, flash_buyers) {
+    if let Command::Serve { settings, chat_users, gift_senders, flash_buyers, room_hosts } = cli.command {
+        if let Err(e) = onair_bench::serve::run(settings, onair_bench::serve::Setup { chat_users, gift_senders, flash_buyers, room_hosts }) {
             eprintln!("onair-bench serve: {e}");
             std::process::exit(1);
         }
@@ -312,6 +327,18 @@ async fn run(command: Command) -> Result<(), String> {
             }
             let ratios: Vec<_> = ratios.iter().map(|(n, r)| serde_json::json!({ "viewers": n, "janus_over_onair": r })).collect();
             write_json(&common.json, &serde_json::json!({ "runs": runs, "ratios": ratios }))
+        }
+        Command::Room { hosts, viewers, common } => {
+            let hosts = hosts as usize;
+            let target = Arc::new(Target::start_onair_with(common.workers, "127.0.0.1".parse().unwrap(), &["--room-hosts".into(), hosts.to_string()]).await?);
+            let opts = onair_bench::room::RoomOptions { hosts, viewers, duration: Duration::from_secs(common.duration), media: common.media, progress: !common.quiet };
+            let r = onair_bench::room::room(target.clone(), &opts).await;
+            if let Ok(t) = Arc::try_unwrap(target) {
+                t.stop().await;
+            }
+            let r = r?;
+            println!("{}", onair_bench::room::line(&r));
+            write_json(&common.json, &serde_json::to_value(&r).map_err(|e| e.to_string())?)
         }
         Command::Churn { server, rate, lifetime, common } => {
             let target = Arc::new(onair_or_external(&server, common.workers).await?);

@@ -83,6 +83,25 @@ impl Clip {
     }
 
     /// Payload bits per second.
+    /// The same clip with every payload ending in two more bytes, `0xFE`
+    /// and `tag`: several publishers replaying one clip (a co-host room's
+    /// hosts) then send payloads that [`crate::measure::SendTimes`] tells
+    /// apart, so each packet's latency is taken from its own host's send
+    /// time. Servers read a payload's front (descriptors, keyframe headers),
+    /// never its end; the harness's viewers do not decode.
+    pub fn tagged(&self, tag: u8) -> Clip {
+        let mut c = self.clone();
+        for f in &mut c.frames {
+            for p in &mut f.payloads {
+                let mut v = Vec::with_capacity(p.len() + 2);
+                v.extend_from_slice(p);
+                v.extend_from_slice(&[0xFE, tag]);
+                *p = Bytes::from(v);
+            }
+        }
+        c
+    }
+
     pub fn bitrate_bps(&self) -> u64 {
         let bytes: usize = self.frames.iter().flat_map(|f| &f.payloads).map(|p| p.len()).sum();
         (bytes as f64 * 8.0 / self.seconds()) as u64
@@ -261,6 +280,17 @@ mod tests {
     use super::*;
     use rtc::rtp::codec::vp8::Vp8Packet;
     use rtc::rtp::packetizer::Depacketizer;
+
+    #[test]
+    fn tagged_clips_of_two_hosts_are_told_apart() {
+        use crate::measure::SendTimes;
+        let clip = opus().unwrap();
+        let (a, b) = (clip.tagged(0), clip.tagged(1));
+        let (p, pa, pb) = (&clip.frames[5].payloads[0], &a.frames[5].payloads[0], &b.frames[5].payloads[0]);
+        assert_eq!((&pa[..p.len()], &pa[p.len()..]), (&p[..], &[0xFE, 0][..]), "the payload, then the tag");
+        assert_ne!(SendTimes::key(pa), SendTimes::key(pb));
+        assert_eq!(a.frames.len(), clip.frames.len());
+    }
 
     #[test]
     fn every_clip_loads_with_the_expected_shape() {

@@ -128,12 +128,31 @@ impl Layer {
     }
 }
 
+/// Who publishes, when it is not the target's own stream key: one host of
+/// a co-host room among several.
+#[derive(Debug, Clone, Default)]
+pub struct PublishAs {
+    /// The WHIP bearer (this host's stream key) instead of the target's.
+    pub key: Option<String>,
+    /// Marks this host's payloads (see [`Clip::tagged`]).
+    pub tag: Option<u8>,
+}
+
 /// Connects a publisher to `target` and starts sending once connected.
 pub async fn start(target: &Target, what: PublishMedia, send_times: Arc<SendTimes>) -> Result<Publisher, String> {
+    start_as(target, what, send_times, &PublishAs::default()).await
+}
+
+/// [`start`], as one of several hosts.
+pub async fn start_as(target: &Target, what: PublishMedia, send_times: Arc<SendTimes>, who: &PublishAs) -> Result<Publisher, String> {
     let mut peer = Peer::new(target.peer_ip()?).await?;
+    let tag = |c: Clip| match who.tag {
+        Some(t) => c.tagged(t),
+        None => c,
+    };
     let mut layers: Vec<Layer> = match what {
-        PublishMedia::Vp8 => media::vp8_layers()?.into_iter().enumerate().map(|(i, c)| Layer::new(c, Some(RIDS[i]), i)).collect(),
-        PublishMedia::H264 => vec![Layer::new(media::h264()?, None, 2)],
+        PublishMedia::Vp8 => media::vp8_layers()?.into_iter().enumerate().map(|(i, c)| Layer::new(tag(c), Some(RIDS[i]), i)).collect(),
+        PublishMedia::H264 => vec![Layer::new(tag(media::h264()?), None, 2)],
     };
     if target.rids_high_first() {
         layers.reverse();
@@ -159,7 +178,7 @@ pub async fn start(target: &Target, what: PublishMedia, send_times: Arc<SendTime
         .collect();
     let track = MediaStreamTrack::new("bench".into(), "video".into(), "video".into(), RtpCodecKind::Video, encodings);
     let video = peer.pc.add_track(track).map_err(|e| e.to_string())?;
-    let audio_clip = media::opus()?;
+    let audio_clip = tag(media::opus()?);
     let audio_ssrc = rand::random::<u32>();
     let opus = RTCRtpCodec { mime_type: "audio/opus".into(), clock_rate: 48_000, channels: 2, sdp_fmtp_line: "minptime=10;useinbandfec=1".into(), ..Default::default() };
     let track = MediaStreamTrack::new(
@@ -173,7 +192,7 @@ pub async fn start(target: &Target, what: PublishMedia, send_times: Arc<SendTime
     let offer = peer.pc.create_offer(None).map_err(|e| e.to_string())?;
     peer.pc.set_local_description(Instant::now(), offer).map_err(|e| e.to_string())?;
     let sdp = peer.pc.local_description().ok_or("no local description")?.sdp;
-    let answer = target.publish(&sdp).await?;
+    let answer = target.publish_with(&sdp, who.key.as_deref()).await?;
     peer.pc
         .set_remote_description(Instant::now(), RTCSessionDescription::answer(answer).map_err(|e| e.to_string())?)
         .map_err(|e| format!("server's answer: {e}"))?;

@@ -113,7 +113,7 @@ pub(crate) fn totals(viewers: &[Viewer]) -> Totals {
     t
 }
 
-fn publisher_packets(p: &Publisher) -> PublisherPackets {
+pub(crate) fn publisher_packets(p: &Publisher) -> PublisherPackets {
     let s = &p.stats;
     PublisherPackets {
         q: s.video_packets[0].load(Ordering::Relaxed),
@@ -123,11 +123,11 @@ fn publisher_packets(p: &Publisher) -> PublisherPackets {
     }
 }
 
-fn first_frames_ms(viewers: &[Viewer]) -> Vec<f64> {
+pub(crate) fn first_frames_ms(viewers: &[Viewer]) -> Vec<f64> {
     viewers.iter().map(|v| v.stats.first_frame_us.load(Ordering::Relaxed)).filter(|&us| us > 0).map(|us| us as f64 / 1000.0).collect()
 }
 
-fn bar(progress: bool, len: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(progress: bool, len: u64, what: &str) -> ProgressBar {
     if !progress {
         return ProgressBar::hidden();
     }

@@ -14,7 +14,17 @@ use onair::config::{Settings, SettingsArgs};
 /// The stream the harness publishes.
 pub const STREAM: &str = "bench";
 
-pub fn run(args: SettingsArgs, chat_users: Option<usize>, gift_senders: Option<usize>, flash_buyers: Option<usize>) -> Result<(), String> {
+/// What `serve` makes besides the server.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Setup {
+    pub chat_users: Option<usize>,
+    pub gift_senders: Option<usize>,
+    pub flash_buyers: Option<usize>,
+    pub room_hosts: Option<usize>,
+}
+
+pub fn run(args: SettingsArgs, setup: Setup) -> Result<(), String> {
+    let Setup { chat_users, gift_senders, flash_buyers, room_hosts } = setup;
     onair::raise_fd_limit();
     let settings = Settings::resolve(&args)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())?;
@@ -31,6 +41,9 @@ pub fn run(args: SettingsArgs, chat_users: Option<usize>, gift_senders: Option<u
         }
         if let Some(n) = flash_buyers {
             ready["shop"] = shop_setup(&server, n).await.map_err(|e| e.to_string())?;
+        }
+        if let Some(n) = room_hosts {
+            ready["room"] = room_setup(&server, n).await.map_err(|e| e.to_string())?;
         }
         println!("{ready}");
         // Serve until the harness goes away.
@@ -103,4 +116,32 @@ async fn shop_setup(server: &onair::server::Server, n: usize) -> Result<serde_js
         tokens.push(app.accounts.start_session(u, "onair-bench", None).await?.access_token);
     }
     Ok(serde_json::json!({ "stream": stream.id, "product": product.id, "host_token": pair.access_token, "admin_token": admin_token, "tokens": tokens }))
+}
+
+/// A co-host room of `n` hosts (2-9): the host [`STREAM`]'s stream (SFU
+/// topology, nine hosts at most) and `n - 1` co-hosts who accepted its
+/// invitations (the room API's own calls). Says each host's stream key and
+/// access token, the primary first; nobody is live yet.
+async fn room_setup(server: &onair::server::Server, n: usize) -> Result<serde_json::Value, onair_signaling::ApiError> {
+    use onair::rooms::settings::Topology;
+    let app = &server.app;
+    let now = onair::clock::now_ms();
+    let primary = app.accounts.ensure_host(STREAM).await?;
+    let defaults = app.channels.defaults(primary.id).await?;
+    let new = onair::streams::NewStream { title: "Room benchmark".into(), topology: Some(Topology::Sfu), max_hosts: Some(9), ..Default::default() };
+    let stream = app.streams.create(&primary, &new, &defaults).await?;
+    let pair = app.accounts.start_session(primary.clone(), "onair-bench", None).await?;
+    let by = app.accounts.authenticate(&pair.access_token).await?;
+    let mut keys = vec![app.keys.create(primary.id, "default").await?.key];
+    let mut tokens = vec![pair.access_token];
+    let mut names = vec![primary.username.clone()];
+    for i in 1..n {
+        let u = app.accounts.ensure_host(&format!("bench_cohost_{i}")).await?;
+        app.rooms.invite(&stream, &by, &u, now).await?;
+        app.rooms.answer_invitation(&stream, &u, true, now).await?;
+        keys.push(app.keys.create(u.id, "default").await?.key);
+        names.push(u.username.clone());
+        tokens.push(app.accounts.start_session(u, "onair-bench", None).await?.access_token);
+    }
+    Ok(serde_json::json!({ "stream": stream.id, "hosts": names, "keys": keys, "tokens": tokens }))
 }

@@ -40,7 +40,7 @@ impl Endpoint {
 
 /// The server being measured.
 pub enum Target {
-    Whip(WhipServer),
+    Whip(Box<WhipServer>),
     Janus(JanusTarget),
 }
 
@@ -54,6 +54,8 @@ pub struct WhipServer {
     pub pid: Option<u32>,
     /// Its media UDP addresses, when known (an OnAir the harness started).
     pub media: Vec<SocketAddr>,
+    /// What an OnAir the harness started said when ready (`serve`'s JSON line).
+    pub ready: serde_json::Value,
     child: Option<tokio::process::Child>,
     data_dir: Option<PathBuf>,
 }
@@ -95,9 +97,15 @@ impl Target {
 
     /// Publishes: the offer in, the answer out.
     pub async fn publish(&self, offer: &str) -> Result<String, String> {
+        self.publish_with(offer, None).await
+    }
+
+    /// [`Target::publish`] with another stream key than the target's (a
+    /// co-host's).
+    pub async fn publish_with(&self, offer: &str, key: Option<&str>) -> Result<String, String> {
         match self {
             Target::Whip(s) => {
-                let auth = format!("Bearer {}", s.key);
+                let auth = format!("Bearer {}", key.unwrap_or(&s.key));
                 let res = http::request(
                     s.whip.addr,
                     "POST",
@@ -122,16 +130,19 @@ impl Target {
 
     /// WHEP: the viewer's offer in, the answer and the session out.
     pub async fn whep(&self, offer: &str) -> Result<(String, Session), String> {
+        self.whep_with(offer, None).await
+    }
+
+    /// [`Target::whep`] with a bearer token: a co-host watching its room
+    /// as a host (its own media left out).
+    pub async fn whep_with(&self, offer: &str, bearer: Option<&str>) -> Result<(String, Session), String> {
         let Target::Whip(s) = self else { return Err("not a WHEP server".into()) };
-        let res = http::request(
-            s.whep.addr,
-            "POST",
-            &s.whep.path,
-            &[("Content-Type", "application/sdp"), ("User-Agent", USER_AGENT)],
-            offer.as_bytes(),
-            HTTP_TIMEOUT,
-        )
-        .await?;
+        let auth = bearer.map(|b| format!("Bearer {b}"));
+        let mut headers = vec![("Content-Type", "application/sdp"), ("User-Agent", USER_AGENT)];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a));
+        }
+        let res = http::request(s.whep.addr, "POST", &s.whep.path, &headers, offer.as_bytes(), HTTP_TIMEOUT).await?;
         if res.status != 201 {
             return Err(format!("WHEP {}: {}", res.status, String::from_utf8_lossy(&res.body)));
         }
@@ -193,16 +204,17 @@ impl Target {
 
     /// An external WHIP/WHEP server.
     pub fn external(whip: &str, whep: &str, key: &str, pid: Option<u32>) -> Result<Target, String> {
-        Ok(Target::Whip(WhipServer {
+        Ok(Target::Whip(Box::new(WhipServer {
             name: "external".into(),
             whip: Endpoint::parse(whip)?,
             whep: Endpoint::parse(whep)?,
             key: key.to_owned(),
             pid,
             media: Vec::new(),
+            ready: serde_json::Value::Null,
             child: None,
             data_dir: None,
-        }))
+        })))
     }
 
     /// Janus, already started.
@@ -221,16 +233,17 @@ impl Target {
         let p = OnairProcess::spawn(workers, media_bind, extra).await?;
         let key = p.ready["key"].as_str().unwrap_or_default().to_owned();
         let media = p.ready["media"].as_array().into_iter().flatten().filter_map(|a| a.as_str()?.parse().ok()).collect();
-        Ok(Target::Whip(WhipServer {
+        Ok(Target::Whip(Box::new(WhipServer {
             name: "onair".into(),
             whip: Endpoint { addr: p.http, path: "/whip".into() },
             whep: Endpoint { addr: p.http, path: format!("/whep/{}", crate::serve::STREAM) },
             key,
             pid: p.child.id(),
             media,
+            ready: p.ready,
             child: Some(p.child),
             data_dir: Some(p.data_dir),
-        }))
+        })))
     }
 
     /// Whether simulcast layers must be offered highest first (Janus reads
@@ -242,19 +255,6 @@ impl Target {
     /// Whether the viewer makes the offer (WHEP) or the server does (Janus).
     pub fn viewer_offers(&self) -> bool {
         matches!(self, Target::Whip(_))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints_parse() {
-        let e = Endpoint::parse("http://127.0.0.1:8080/whep/demo").unwrap();
-        assert_eq!((e.addr, e.path.as_str()), ("127.0.0.1:8080".parse().unwrap(), "/whep/demo"));
-        assert_eq!(Endpoint::parse("http://127.0.0.1").unwrap().addr.port(), 80);
-        assert!(Endpoint::parse("https://example.com/whip").unwrap_err().contains("http://"));
     }
 }
 
@@ -305,5 +305,18 @@ impl OnairProcess {
         let ready: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("OnAir said {}: {e}", &line[..line.len().min(200)]))?;
         let http: SocketAddr = ready["http"].as_str().unwrap_or_default().parse().map_err(|_| "OnAir did not say its address".to_string())?;
         Ok(OnairProcess { child, http, ready, data_dir })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse() {
+        let e = Endpoint::parse("http://127.0.0.1:8080/whep/demo").unwrap();
+        assert_eq!((e.addr, e.path.as_str()), ("127.0.0.1:8080".parse().unwrap(), "/whep/demo"));
+        assert_eq!(Endpoint::parse("http://127.0.0.1").unwrap().addr.port(), 80);
+        assert!(Endpoint::parse("https://example.com/whip").unwrap_err().contains("http://"));
     }
 }

@@ -57,6 +57,28 @@ pub struct ViewerStats {
     pub first_frame_us: AtomicU64,
     /// (seconds since the epoch, width) at every change of picture size.
     pub layers: Mutex<Vec<(f64, u16)>>,
+    /// Video streams (SSRCs: a room viewer's slots) with a first complete keyframe.
+    pub video_streams_framed: AtomicU64,
+    /// WHEP request to the moment `expect_video` streams had their first
+    /// complete keyframe (every host of a room in view), in microseconds.
+    pub all_first_frames_us: AtomicU64,
+    /// The last keyframe width of each video stream.
+    pub widths: Mutex<HashMap<u32, u16>>,
+}
+
+/// How a viewer joins.
+#[derive(Default)]
+pub struct JoinOpts {
+    /// Video and audio m-lines offered (a co-host room's slots); 0 means 1.
+    pub slots: usize,
+    /// WHEP bearer: a host's access token (a host watching its room).
+    pub bearer: Option<String>,
+    /// Video streams whose first frames make `all_first_frames_us` (0: `slots`).
+    pub expect_video: usize,
+    /// A pre-bound socket (inside a network namespace).
+    pub socket: Option<std::net::UdpSocket>,
+    /// Keyframe requests sent per second once connected (abuse scenarios).
+    pub plis_per_second: u32,
 }
 
 /// A running viewer.
@@ -79,20 +101,29 @@ impl Viewer {
     /// keyframe requests (PLI) once connected: a broken or hostile client,
     /// for the abuse scenarios.
     pub async fn join_as(target: &Target, shared: Arc<Shared>, socket: Option<std::net::UdpSocket>, plis_per_second: u32) -> Result<Viewer, String> {
+        Self::join_with(target, shared, JoinOpts { socket, plis_per_second, ..Default::default() }).await
+    }
+
+    /// Joins as `opts` say: several slots, as a host.
+    pub async fn join_with(target: &Target, shared: Arc<Shared>, opts: JoinOpts) -> Result<Viewer, String> {
+        let JoinOpts { slots, bearer, expect_video, socket, plis_per_second } = opts;
+        let slots = slots.max(1);
         let mut peer = match socket {
             Some(s) => Peer::from_std(s)?,
             None => Peer::new(target.peer_ip()?).await?,
         };
         let joined_at = Instant::now();
         let (session, sdp) = if target.viewer_offers() {
-            for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
-                let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
-                peer.pc.add_transceiver_from_kind(kind, Some(init)).map_err(|e| e.to_string())?;
+            for _ in 0..slots {
+                for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+                    let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
+                    peer.pc.add_transceiver_from_kind(kind, Some(init)).map_err(|e| e.to_string())?;
+                }
             }
             let offer = peer.pc.create_offer(None).map_err(|e| e.to_string())?;
             peer.pc.set_local_description(Instant::now(), offer).map_err(|e| e.to_string())?;
             let sdp = peer.pc.local_description().ok_or("no local description")?.sdp;
-            let (answer, session) = target.whep(&sdp).await?;
+            let (answer, session) = target.whep_with(&sdp, bearer.as_deref()).await?;
             let desc = RTCSessionDescription::answer(answer.clone()).map_err(|e| e.to_string())?;
             peer.pc.set_remote_description(Instant::now(), desc).map_err(|e| format!("server's answer: {e}"))?;
             (session, answer)
@@ -109,7 +140,8 @@ impl Viewer {
         let pts = PayloadTypes::from_sdp(&sdp);
         let stats = Arc::new(ViewerStats::default());
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run(peer, pts, joined_at, shared, stats.clone(), stop_rx, plis_per_second));
+        let expect_video = if expect_video == 0 { slots } else { expect_video };
+        let task = tokio::spawn(run(peer, pts, joined_at, expect_video, shared, stats.clone(), stop_rx, plis_per_second));
         Ok(Viewer { stats, stop, task, session: Some(session) })
     }
 
@@ -139,14 +171,27 @@ struct FirstFrame {
 struct State {
     pts: PayloadTypes,
     joined_at: Instant,
+    expect_video: usize,
     shared: Arc<Shared>,
     stats: Arc<ViewerStats>,
     seqs: HashMap<u32, SeqTrack>,
-    first: Option<FirstFrame>,
+    /// Per video SSRC: its first keyframe being assembled, then `None` once complete.
+    first: HashMap<u32, Option<FirstFrame>>,
+    widths: HashMap<u32, u16>,
 }
 
-async fn run(mut peer: Peer, pts: PayloadTypes, joined_at: Instant, shared: Arc<Shared>, stats: Arc<ViewerStats>, mut stop: watch::Receiver<bool>, plis_per_second: u32) {
-    let mut st = State { pts, joined_at, shared, stats, seqs: HashMap::new(), first: None };
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    mut peer: Peer,
+    pts: PayloadTypes,
+    joined_at: Instant,
+    expect_video: usize,
+    shared: Arc<Shared>,
+    stats: Arc<ViewerStats>,
+    mut stop: watch::Receiver<bool>,
+    plis_per_second: u32,
+) {
+    let mut st = State { pts, joined_at, expect_video, shared, stats, seqs: HashMap::new(), first: HashMap::new(), widths: HashMap::new() };
     let mut buf = vec![0u8; 2048];
     let mut flood = tokio::time::interval(std::time::Duration::from_millis(10));
     loop {
@@ -232,29 +277,38 @@ impl State {
         if p.header.marker {
             stats.frames.fetch_add(1, Ordering::Relaxed);
         }
+        let ssrc = p.header.ssrc;
         if let Some(info) = media::keyframe_start(codec, &p.payload) {
-            let width = info.width as u64;
-            let before = stats.width.swap(width, Ordering::Relaxed);
-            if before != width {
-                if before != 0 {
+            stats.width.store(info.width as u64, Ordering::Relaxed);
+            let before = self.widths.insert(ssrc, info.width);
+            if before != Some(info.width) {
+                if before.is_some() {
                     stats.layer_switches.fetch_add(1, Ordering::Relaxed);
                 }
                 let t = at.saturating_duration_since(self.shared.epoch).as_secs_f64();
-                self.stats.layers.lock().unwrap().push((t, info.width));
+                stats.layers.lock().unwrap().push((t, info.width));
+                stats.widths.lock().unwrap().insert(ssrc, info.width);
             }
-            if stats.first_frame_us.load(Ordering::Relaxed) == 0 {
-                self.first = Some(FirstFrame { start_seq: ext, packets: 0 });
+            // A keyframe starts (or, after a loss, restarts) the first frame.
+            if !matches!(self.first.get(&ssrc), Some(None)) {
+                self.first.insert(ssrc, Some(FirstFrame { start_seq: ext, packets: 0 }));
             }
         }
-        if let Some(f) = self.first.as_mut() {
+        if let Some(Some(f)) = self.first.get_mut(&ssrc) {
             if ext >= f.start_seq {
                 f.packets += 1;
             }
             // Complete when its last packet is in and none is missing.
             if p.header.marker && ext >= f.start_seq && f.packets == ext - f.start_seq + 1 {
                 let us = at.saturating_duration_since(self.joined_at).as_micros().max(1) as u64;
-                stats.first_frame_us.store(us, Ordering::Relaxed);
-                self.first = None;
+                if stats.first_frame_us.load(Ordering::Relaxed) == 0 {
+                    stats.first_frame_us.store(us, Ordering::Relaxed);
+                }
+                self.first.insert(ssrc, None);
+                let framed = stats.video_streams_framed.fetch_add(1, Ordering::Relaxed) + 1;
+                if framed as usize == self.expect_video {
+                    stats.all_first_frames_us.store(us, Ordering::Relaxed);
+                }
             }
         }
     }

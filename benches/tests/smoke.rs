@@ -50,6 +50,52 @@ fn five_viewers_get_what_the_publisher_sent() {
     assert!(ff["p50"].as_f64().unwrap() > 0.0 && ff["p99"].as_f64().unwrap() < 5000.0, "first frames: {ff}");
 }
 
+/// The room scenario with three hosts and four viewers: every viewer sees
+/// every host, every host sees the two others, and what they received adds
+/// up to what the hosts sent of the layers they were given.
+#[test]
+fn a_room_of_three_hosts_reaches_every_slot() {
+    let json = std::env::temp_dir().join(format!("onair-bench-room-{}.json", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_onair-bench"))
+        .args(["room", "--hosts", "3", "--viewers", "4", "--duration", "4", "--quiet", "--json"])
+        .arg(&json)
+        .output()
+        .expect("run onair-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "onair-bench failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("| room | 3 hosts, 4 viewers x 3 slots |"), "{stdout}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).expect("JSON parses");
+    let _ = std::fs::remove_file(&json);
+    let num = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} missing or not a number in {r:#}"));
+    assert_eq!((num("viewers_ok"), num("hosts_ok"), num("join_failures")), (4.0, 3.0, 0.0), "{r:#}");
+
+    // 4 viewers x 3 slots + 3 hosts x 2 others = 18 video streams, each with its audio.
+    let widths = r["slots_by_width"].as_object().expect("slots_by_width");
+    assert_eq!(widths.values().map(|v| v.as_u64().unwrap()).sum::<u64>(), 18, "{r:#}");
+    let sent = &r["publisher_packets"];
+    let per_host = |layer: &str| sent[layer].as_f64().unwrap() / 3.0;
+    let expected: f64 = widths
+        .iter()
+        .map(|(w, n)| {
+            let layer = match w.as_str() {
+                "320" => "q",
+                "640" => "h",
+                _ => "f",
+            };
+            n.as_f64().unwrap() * (per_host(layer) + per_host("audio"))
+        })
+        .sum();
+    let media = num("forwarded_packets") - num("retransmitted_packets");
+    let ratio = media / expected;
+    assert!((0.9..=1.1).contains(&ratio), "received {media} of {expected} ({ratio:.3}): {r:#}");
+    assert!(num("loss_ratio") < 0.05, "{r:#}");
+    for k in ["added_latency_ms", "host_to_host_latency_ms"] {
+        assert!(r[k]["count"].as_f64().unwrap_or(0.0) > 100.0, "{k} was measured: {r:#}");
+    }
+    assert_eq!(r["all_hosts_first_frame_ms"]["count"].as_f64(), Some(4.0), "{r:#}");
+    assert_eq!(r["host_view_first_frame_ms"]["count"].as_f64(), Some(3.0), "{r:#}");
+}
+
 /// The chat harness with a few clients: every delivery arrives, every
 /// acknowledged message is stored. (Its figures are benchmarks, not checked here.)
 #[test]
