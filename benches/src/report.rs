@@ -33,6 +33,11 @@ pub struct RunReport {
     pub added_latency_ms: Option<Percentiles>,
     /// Viewer's request to its first complete keyframe, in ms.
     pub first_frame_ms: Option<Percentiles>,
+    /// Where that time went, each from the viewer's request, in ms: the
+    /// WHEP answer, the connection up (ICE and DTLS), the first media packet.
+    pub answer_ms: Option<Percentiles>,
+    pub connected_ms: Option<Percentiles>,
+    pub first_packet_ms: Option<Percentiles>,
     /// Share of the packets the sequence numbers say were sent that never came (before any retransmission).
     pub loss_ratio: f64,
     /// Video frames per viewer per second.

@@ -127,6 +127,11 @@ pub(crate) fn first_frames_ms(viewers: &[Viewer]) -> Vec<f64> {
     viewers.iter().map(|v| v.stats.first_frame_us.load(Ordering::Relaxed)).filter(|&us| us > 0).map(|us| us as f64 / 1000.0).collect()
 }
 
+/// Percentiles of one of the viewers' join times (those that got there), in ms.
+fn times_ms(viewers: &[Viewer], f: fn(&crate::viewer::ViewerStats) -> &std::sync::atomic::AtomicU64) -> Option<Percentiles> {
+    Percentiles::of(&mut viewers.iter().map(|v| f(&v.stats).load(Ordering::Relaxed)).filter(|&us| us > 0).map(|us| us as f64 / 1000.0).collect::<Vec<_>>())
+}
+
 pub(crate) fn bar(progress: bool, len: u64, what: &str) -> ProgressBar {
     if !progress {
         return ProgressBar::hidden();
@@ -215,6 +220,9 @@ pub async fn standard(target: Arc<Target>, opts: &RunOptions) -> Result<RunRepor
         },
         added_latency_ms: shared.latency.percentiles_ms(),
         first_frame_ms: Percentiles::of(&mut first_frames_ms(&viewers)),
+        answer_ms: times_ms(&viewers, |s| &s.answer_us),
+        connected_ms: times_ms(&viewers, |s| &s.connected_us),
+        first_packet_ms: times_ms(&viewers, |s| &s.first_packet_us),
         loss_ratio: if expected > 0 { expected.saturating_sub(received) as f64 / expected as f64 } else { 0.0 },
         frames_per_viewer_per_s: if viewers.is_empty() { 0.0 } else { (t1.frames - t0.frames) as f64 / viewers.len() as f64 / elapsed },
         layer_switches: t1.switches,

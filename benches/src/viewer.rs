@@ -55,6 +55,12 @@ pub struct ViewerStats {
     pub width: AtomicU64,
     /// WHEP request to the first complete keyframe, in microseconds (0: none yet).
     pub first_frame_us: AtomicU64,
+    /// Where the first frame's time went, each from the WHEP request, in
+    /// microseconds (0: not yet): the answer received, the connection up
+    /// (ICE and DTLS), the first media packet.
+    pub answer_us: AtomicU64,
+    pub connected_us: AtomicU64,
+    pub first_packet_us: AtomicU64,
     /// (seconds since the epoch, width) at every change of picture size.
     pub layers: Mutex<Vec<(f64, u16)>>,
     /// Video streams (SSRCs: a room viewer's slots) with a first complete keyframe.
@@ -139,6 +145,7 @@ impl Viewer {
         };
         let pts = PayloadTypes::from_sdp(&sdp);
         let stats = Arc::new(ViewerStats::default());
+        stats.answer_us.store(joined_at.elapsed().as_micros().max(1) as u64, Ordering::Relaxed);
         let (stop, stop_rx) = watch::channel(false);
         let expect_video = if expect_video == 0 { slots } else { expect_video };
         let task = tokio::spawn(run(peer, pts, joined_at, expect_video, shared, stats.clone(), stop_rx, plis_per_second));
@@ -199,6 +206,9 @@ async fn run(
         while let Some(ev) = peer.pc.poll_event() {
             if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = ev {
                 st.stats.connected.store(s == RTCPeerConnectionState::Connected, Ordering::Relaxed);
+                if s == RTCPeerConnectionState::Connected && st.stats.connected_us.load(Ordering::Relaxed) == 0 {
+                    st.stats.connected_us.store(st.joined_at.elapsed().as_micros().max(1) as u64, Ordering::Relaxed);
+                }
                 if matches!(s, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) {
                     st.stats.failed.store(true, Ordering::Relaxed);
                 }
@@ -246,7 +256,9 @@ impl State {
             return;
         };
         let stats = &self.stats;
-        stats.packets.fetch_add(1, Ordering::Relaxed);
+        if stats.packets.fetch_add(1, Ordering::Relaxed) == 0 {
+            stats.first_packet_us.store(at.saturating_duration_since(self.joined_at).as_micros().max(1) as u64, Ordering::Relaxed);
+        }
         stats.bytes.fetch_add(p.payload.len() as u64, Ordering::Relaxed);
         // Extended sequence number, and how many packets it says were sent.
         let seq = p.header.sequence_number;
