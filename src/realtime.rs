@@ -322,7 +322,7 @@ pub enum Event {
         battle: Box<crate::battles::Battle>,
     },
     /// A battle moved on: accepted (`countdown`), `active`, `declined`,
-    /// `cancelled`, `expired`, `aborted`, or its punishment phase is over
+    /// `cancelled`, `expired`, or its punishment phase is over
     /// (to both hosts and both streams).
     BattleUpdated {
         /// The battle now.
@@ -344,10 +344,11 @@ pub enum Event {
         #[schema(value_type = String, format = DateTime)]
         server_time: i64,
     },
-    /// A battle ended: final scores, the winner (or a draw) and the reward
-    /// (to both hosts and both streams).
+    /// A battle ended: final scores, the winner (or a draw) and the reward;
+    /// or it was `aborted` (a host's stream ended mid-battle: gone past the
+    /// reconnect grace; no winner, no reward). To both hosts and both streams.
     BattleEnded {
-        /// The battle, `ended`.
+        /// The battle, `ended` or `aborted`.
         battle: Box<crate::battles::Battle>,
     },
 }

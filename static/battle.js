@@ -5,12 +5,21 @@
 //
 // Everything moves on the page's WebSocket events (`battle_invitation`,
 // `battle_updated`, `battle_score`, `battle_ended`); the battle on now is
-// read once when the page mounts (and after each reconnect).
+// read once when the page mounts (and after each reconnect). The page's
+// own host is on the left, the opponent on the right, on either stream.
 //
-//   mountBattle({ rt, host: element, stream: () => streamId, studio: bool })
+// The split screen itself is the room view's (room-view.js): the server
+// links the two rooms and tells `room_slots`, and the watch page reopens
+// WHEP with two slots. Over the stage (`stage`) this draws the gift bursts
+// on the side they were sent to: the page's own gifts (`gift`) on the left,
+// the opponent's points (from `battle_score`) on the right. In the studio
+// it opens a host WHEP session (the SFU's view of the room without
+// oneself: the opponent) and shows it beside the camera.
+//
+//   mountBattle({ rt, host: element, stream: () => streamId, studio: bool, stage?: element })
 
-import { h, describeError, toast } from './common.js';
-import { api, currentUser } from './session.js';
+import { h, describeError, toast, getIceServers, waitForIceGathering, resolveLocation, deleteSession, errorFromResponse } from './common.js';
+import { api, currentUser, freshAccessToken } from './session.js';
 
 const OPEN = new Set(['invited', 'countdown', 'active']);
 
@@ -24,16 +33,26 @@ function mmss(ms) {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
 
-export function mountBattle({ rt, host, stream, studio = false }) {
+export function mountBattle({ rt, host, stream, studio = false, stage = null }) {
   ensureStyles();
   const root = h('section.battle', { 'aria-label': 'PK battle', hidden: true });
   const invites = h('div.battle-invites');
   host.append(invites, root);
+  const fx = stage ? h('div.battle-fx', { 'aria-hidden': 'true' }) : null;
+  if (fx) stage.append(fx);
+  // The watch page: the timer, the score bar and the banner over the split screen.
+  const overlay = stage && !studio ? h('div.battle-overlay', { hidden: true }) : null;
+  if (overlay) stage.append(overlay);
+  const opponent = studio && stage ? new OpponentView(stage) : null;
   let battle = null; // the one shown
   let skew = 0; // server clock - ours
   let timer = null;
 
   const mine = (b) => b && b.sides.some((s) => String(s.stream) === String(stream()));
+  /** [this page's side, the other], whichever challenged. */
+  const ordered = (sides) => (String(sides[1].stream) === String(stream()) ? [sides[1], sides[0]] : [sides[0], sides[1]]);
+  /** Linked in the media: from the accept until the end (and its punishment phase). */
+  const linked = (b) => b && (b.state === 'countdown' || b.state === 'active' || (b.state === 'ended' && b.punishment_ends_at && Date.parse(b.punishment_ends_at) > Date.now() + skew));
 
   function take(b) {
     if (!b) return;
@@ -41,14 +60,26 @@ export function mountBattle({ rt, host, stream, studio = false }) {
     if (!mine(b)) return;
     battle = b;
     render();
+    if (opponent) opponent.want(linked(b) ? stream() : null);
+    document.body.classList.toggle('battle-on', OPEN.has(b.state) && b.state !== 'invited');
+  }
+
+  /** A burst over `side` ('left' or 'right') of the stage. */
+  function burst(side, text, image) {
+    if (!fx) return;
+    const el = h('div.battle-burst', { dataset: { side } }, image ? h('img', { src: image, alt: '' }) : null, h('span', {}, text));
+    el.style.setProperty('--x', `${10 + Math.random() * 30}%`);
+    fx.append(el);
+    setTimeout(() => el.remove(), 1600);
   }
 
   function render() {
     const b = battle;
-    const show = b && (OPEN.has(b.state) || b.state === 'ended');
+    const show = b && (OPEN.has(b.state) || b.state === 'ended' || b.state === 'aborted');
     root.hidden = !show || b.state === 'invited';
+    if (overlay) overlay.hidden = root.hidden;
     if (root.hidden) return;
-    const [a, z] = b.sides;
+    const [a, z] = ordered(b.sides);
     const total = a.score + z.score;
     const left = total ? (a.score / total) * 100 : 50;
     const barA = h('div.battle-bar-a');
@@ -58,19 +89,26 @@ export function mountBattle({ rt, host, stream, studio = false }) {
     if (b.state === 'ended') {
       banner = h('div.battle-banner', { role: 'status' }, b.winner ? `${b.winner === a.host ? a.display_name : z.display_name} wins!` : 'Draw!');
     }
-    root.replaceChildren(
-      h('div.battle-head', {}, h('span.battle-host', {}, a.display_name), h('span.battle-clock', { 'data-clock': '1' }), h('span.battle-host.right', {}, z.display_name)),
-      h('div.battle-bar', { role: 'img', 'aria-label': `${a.score} to ${z.score}` }, barA, h('span.battle-score.left', {}, String(a.score)), h('span.battle-score.right', {}, String(z.score))),
-      h('div.battle-sides', {}, supporters(a), supporters(z)),
-      banner,
-    );
+    if (b.state === 'aborted') banner = h('div.battle-banner', { role: 'status' }, 'Battle called off: a host left.');
+    root.dataset.state = b.state;
+    const head = () => h('div.battle-head', {}, h('span.battle-host', { dataset: { host: a.host } }, a.display_name), h('span.battle-clock', { 'data-clock': '1' }), h('span.battle-host.right', { dataset: { host: z.host } }, z.display_name));
+    const bar = (fill) => h('div.battle-bar', { role: 'img', 'aria-label': `${a.score} to ${z.score}` }, fill, h('span.battle-score.left', {}, String(a.score)), h('span.battle-score.right', {}, String(z.score)));
+    if (overlay) {
+      // Over the video: the timer and the bar; below it: the supporters.
+      const fill = barA.cloneNode();
+      overlay.dataset.state = b.state;
+      overlay.replaceChildren(...[head(), bar(fill), banner].filter(Boolean));
+      root.replaceChildren(h('div.battle-sides', {}, supporters(a), supporters(z)));
+    } else {
+      root.replaceChildren(...[head(), bar(barA), h('div.battle-sides', {}, supporters(a), supporters(z)), banner].filter(Boolean));
+    }
     tickClock();
     clearInterval(timer);
     timer = setInterval(tickClock, 250);
   }
 
   function tickClock() {
-    const el = root.querySelector('[data-clock]');
+    const el = (overlay || root).querySelector('[data-clock]');
     if (!el || !battle) return;
     const now = Date.now() + skew;
     const b = battle;
@@ -122,14 +160,22 @@ export function mountBattle({ rt, host, stream, studio = false }) {
   rt.on('battle_score', (m) => {
     if (!battle || battle.id !== m.battle_id) return;
     skew = Date.parse(m.server_time) - Date.now();
+    // The opponent's points land on the right (this page's own gifts come as `gift`).
+    const [, before] = ordered(battle.sides);
+    const [, after] = ordered(m.sides);
+    if (after.score > before.score) burst('right', `+${after.score - before.score}`);
     battle = { ...battle, sides: m.sides };
     render();
+  });
+  rt.on('gift', (m) => {
+    if (!battle || battle.state !== 'active' || String(m.stream_id) !== String(stream())) return;
+    burst('left', `+${m.coins}`, m.gift && m.gift.animation);
   });
   rt.on('open', load);
   rt.on('subscribed', load);
   if (studio) invites.before(challengeForm(() => battle && OPEN.has(battle.state), take));
   load();
-  return { refresh: load };
+  return { refresh: load, snapshot: () => ({ battle, opponent: opponent ? opponent.snapshot() : null, text: root.hidden ? null : root.innerText }) };
 }
 
 /** The studio's Challenge form: a live host (from the live directory), length, mode. */
@@ -161,4 +207,77 @@ function challengeForm(busy, take) {
     },
   }, h('strong', {}, 'PK battle'), who, list, length, mode, h('label', {}, punish, ' Punishment'), h('button.btn.btn-live', { type: 'submit' }, 'Challenge'));
   return form;
+}
+
+/**
+ * The studio's view of the opponent: a host WHEP session on one's own
+ * stream (one video, one audio slot). A lone host's room has nobody else
+ * to show, so the SFU sends the linked room's host: the opponent.
+ */
+class OpponentView {
+  constructor(stage) {
+    this.video = h('video.battle-opponent', { autoplay: true, playsinline: true, hidden: true });
+    stage.append(this.video);
+    this.video.muted = false; // the host hears the opponent (their own camera's preview stays muted)
+    this.stream = null; // the stream watched, or null
+    this.session = null; // {pc, location, token}
+  }
+
+  /** Watch `stream` (null: stop). */
+  want(stream) {
+    const next = stream == null ? null : String(stream);
+    if (next === this.stream) return;
+    this.stop();
+    this.stream = next;
+    if (next != null) this.open(next).catch((err) => console.warn('[onair] battle opponent:', err));
+  }
+
+  async open(id) {
+    const token = await freshAccessToken();
+    const pc = new RTCPeerConnection({ iceServers: await getIceServers().catch(() => []), bundlePolicy: 'max-bundle' });
+    const media = new MediaStream();
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    pc.addEventListener('track', (ev) => {
+      media.addTrack(ev.track);
+      this.video.srcObject = media;
+      this.video.hidden = false;
+      // Without a gesture on this page a sounding video may not autoplay: then muted.
+      this.video.play().catch(() => {
+        this.video.muted = true;
+        this.video.play().catch(() => {});
+      });
+    });
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIceGathering(pc, 1000);
+    const resp = await fetch(`/whep/${id}`, { method: 'POST', headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` }, body: pc.localDescription.sdp });
+    if (!resp.ok) {
+      pc.close();
+      throw await errorFromResponse(resp);
+    }
+    const location = resolveLocation(resp.headers.get('Location') || '');
+    await pc.setRemoteDescription({ type: 'answer', sdp: await resp.text() });
+    if (this.stream !== id) {
+      pc.close();
+      deleteSession(location, token);
+      return;
+    }
+    this.session = { pc, location, token };
+  }
+
+  stop() {
+    this.stream = null;
+    this.video.hidden = true;
+    this.video.srcObject = null;
+    if (!this.session) return;
+    this.session.pc.close();
+    deleteSession(this.session.location, this.session.token);
+    this.session = null;
+  }
+
+  /** What the tests read: frames decoded of the opponent's video. */
+  snapshot() {
+    const q = this.video.getVideoPlaybackQuality ? this.video.getVideoPlaybackQuality() : null;
+    return { stream: this.stream, state: this.session ? this.session.pc.connectionState : null, frames: q ? q.totalVideoFrames : 0, width: this.video.videoWidth };
+  }
 }

@@ -1294,4 +1294,4 @@ startMedia();
 
 // PK battles: Challenge, invitations, the battle bar (static/battle.js).
 import { mountBattle } from './battle.js';
-mountBattle({ rt, host: document.querySelector('#stage').closest('.card'), stream: () => onair.chatStream, studio: true });
+onair.battle = mountBattle({ rt, host: document.querySelector('#stage').closest('.card'), stream: () => onair.chatStream, studio: true, stage: document.querySelector('#stage') });

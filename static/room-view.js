@@ -73,8 +73,10 @@ export class RoomView {
       for (const x of hosts) this.tiles.setSpeaking(x.user, x.speaking);
       const bySlot = [];
       for (const x of hosts) if (x.slot != null) bySlot[x.slot] = x.user;
-      this.slots = Array.from(bySlot, (u) => u || null);
-      this.hostCount = Math.max(this.hostCount, hosts.filter((x) => x.connected).length);
+      // The layout's slots are the room's whole order: a linked room (a PK
+      // battle) adds the other room's hosts, who are not this room's hosts.
+      this.slots = layout && Array.isArray(layout.slots) ? layout.slots : Array.from(bySlot, (u) => u || null);
+      this.hostCount = Math.max(this.hostCount, hosts.filter((x) => x.connected).length, this.slots.filter(Boolean).length);
       this.render();
       this.upgrade();
     } catch (err) {

@@ -1480,4 +1480,4 @@ init();
 
 // PK battles: the battle bar under the player (static/battle.js).
 import { mountBattle } from './battle.js';
-mountBattle({ rt, host: document.querySelector('#stage').parentElement, stream: () => onair.streamId });
+onair.battle = mountBattle({ rt, host: document.querySelector('#stage').parentElement, stream: () => onair.streamId, stage: document.querySelector('#stage') });

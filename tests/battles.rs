@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::api::{Api, User, Ws};
+use common::peer::{self, PublishOpts, TestPeer, WatchOpts};
 use common::money::{key, make_admin, post_keyed};
 use common::shop::{buyers, live_stream};
 use futures_util::future::join_all;
@@ -25,6 +26,8 @@ use serde_json::{json, Value};
 
 const DAY: i64 = 24 * 3600 * 1000;
 const REWARD: i64 = 250;
+/// The reconnect grace of the test servers, seconds.
+const GRACE_S: u64 = 3;
 
 /// The most recent 12:00 UTC: far from any day, week or month boundary in
 /// Tokyo (21:00 there), so a minute of battle stays in one bucket.
@@ -52,6 +55,8 @@ async fn server(tag: &str, clock: Arc<AtomicI64>) -> onair::server::Server {
         write_rate: Some(1_000_000),
         leaderboard_timezone: Some("Asia/Tokyo".into()),
         battle_reward_coins: Some(REWARD),
+        // A host gone this long (real time) ends their stream, and so aborts their battle.
+        reconnect_grace: Some(GRACE_S),
         ..Default::default()
     };
     let mut settings = onair::config::Settings::resolve(&args).unwrap();
@@ -430,5 +435,220 @@ async fn five_hundred_gifts_score_exactly_at_the_boundary() {
             assert_eq!(ms(&hb["from"]), today.to_zoned_datetime(tokyo.clone()).unwrap().timestamp().as_millisecond());
         }
     }
+    server.stop().await;
+}
+
+/// A host live over WHIP: a real WebRTC publisher whose every packet is
+/// stamped `tag`. Returns the stream, the publisher and its stream key,
+/// once the platform has the stream live with media arriving.
+async fn live_over_whip(server: &onair::server::Server, api: &Api, host: &User, tag: u8) -> (i64, TestPeer, String) {
+    let key = api.stream_key(host).await;
+    let opts = PublishOpts { simulcast: false, tag: Some(tag), keyframe_every: 30, ..Default::default() };
+    let p = peer::publish(server.http_addr, &key, opts).await.expect("publish");
+    let sid: i64 = p.answer.header("x-onair-stream").expect("x-onair-stream").parse().unwrap();
+    common::wait_for_json(server.http_addr, &format!("/api/streams/{sid}"), |s| s["state"] == "live" && s["media_state"] == "receiving").await;
+    (sid, p, key)
+}
+
+/// Packets (video and audio) stamped `tag` that `p` received after `after`.
+fn since(p: &TestPeer, tag: u8, after: Instant) -> usize {
+    p.video().iter().chain(p.audio().iter()).filter(|r| r.tag() == Some(tag) && r.at > after).count()
+}
+
+/// The first video packet stamped `tag` that `p` received.
+fn first_video_of(p: &TestPeer, tag: u8) -> Option<peer::Rx> {
+    p.video().into_iter().find(|r| r.tag() == Some(tag))
+}
+
+/// Challenges `to` (by `from`), accepts, and moves the clock over the
+/// countdown; returns the battle once `active`.
+async fn fight(api: &Api, clock: &AtomicI64, from: &User, to: &User, mode: &str) -> Value {
+    let r = challenge(api, from, json!({ "opponent": to.username, "duration_s": 60, "mode": mode })).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_i64().unwrap();
+    let r = api.post(&format!("/api/battles/{id}/accept"), Some(&to.token), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    clock.fetch_add(3_000, Ordering::SeqCst);
+    wait_state(api, id, "active").await
+}
+
+/// The media proof on the whole platform: two hosts live in their
+/// own streams over WHIP, a battle made over HTTP. During it a two-slot
+/// viewer of A's stream gets B's host (from a keyframe) after A's own, a
+/// one-slot player of A keeps A alone, and B's host subscription (WHEP with
+/// B's token) gets A; B's viewers likewise get A. At the end (the clock
+/// moved past it) the opponent leaves every slot and no connection closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn battling_hosts_reach_each_others_viewers_until_the_end() {
+    let clock = Arc::new(AtomicI64::new(noon_utc()));
+    let server = server("battles-media", clock.clone()).await;
+    let api = Api::new(server.http_addr);
+    let ana = api.register("ana", "host").await;
+    let bob = api.register("bob", "host").await;
+    let (sa, ana_pub, _) = live_over_whip(&server, &api, &ana, 1).await;
+    let (sb, bob_pub, _) = live_over_whip(&server, &api, &bob, 2).await;
+    let addr = server.http_addr;
+    let viewer_a = peer::watch(addr, &sa.to_string(), WatchOpts { slots: 2, ..Default::default() }).await.expect("a's two-slot viewer");
+    let player_a = peer::watch(addr, &sa.to_string(), WatchOpts::default()).await.expect("a's one-slot player");
+    let viewer_b = peer::watch(addr, &sb.to_string(), WatchOpts { slots: 2, ..Default::default() }).await.expect("b's two-slot viewer");
+    let host_b = peer::watch(addr, &sb.to_string(), WatchOpts { token: Some(bob.token.clone()), ..Default::default() }).await.expect("b's host subscription");
+    let long_ago = Instant::now() - Duration::from_secs(60);
+    assert!(common::wait_until(10, || since(&viewer_a, 1, long_ago) > 30 && since(&viewer_b, 2, long_ago) > 30).await, "each stream's viewers get its host");
+    assert_eq!((since(&viewer_a, 2, long_ago), since(&host_b, 1, long_ago)), (0, 0), "nobody sees the other host before the battle");
+    let mut ws = Ws::connect(addr, None).await;
+    ws.send(json!({ "type": "subscribe", "stream": sa })).await;
+    ws.next_of("subscribed", 5).await;
+
+    let b = fight(&api, &clock, &ana, &bob, "gifts").await;
+    let id = b["id"].as_i64().unwrap();
+    let active = Instant::now();
+    let reached = common::wait_until(10, || since(&viewer_a, 2, active) > 30 && since(&host_b, 1, active) > 30 && since(&viewer_b, 1, active) > 30).await;
+    assert!(reached, "each side reaches the other: a's viewer got {} of b, b's host {} of a, b's viewer {} of a", since(&viewer_a, 2, active), since(&host_b, 1, active), since(&viewer_b, 1, active));
+    assert!(first_video_of(&viewer_a, 2).unwrap().is_vp8_keyframe(), "b's host enters a's viewer at a keyframe");
+    assert!(first_video_of(&host_b, 1).unwrap().is_vp8_keyframe(), "a enters b's host view at a keyframe");
+    assert!(first_video_of(&viewer_b, 1).unwrap().is_vp8_keyframe(), "a enters b's viewer at a keyframe");
+    assert!(since(&viewer_a, 1, active) > 30, "a's viewer keeps a");
+    assert_eq!((since(&player_a, 2, long_ago), since(&host_b, 2, long_ago)), (0, 0), "a one-slot player keeps its own host; b never gets b back");
+    // Each slot has its own SSRC: a on one, b on the other.
+    let ssrc = |p: &TestPeer, tag: u8| p.video().iter().filter(|r| r.tag() == Some(tag)).map(|r| r.ssrc).collect::<std::collections::BTreeSet<u32>>();
+    let (own, other) = (ssrc(&viewer_a, 1), ssrc(&viewer_a, 2));
+    assert!(own.len() == 1 && other.len() == 1 && own != other, "a and b in two slots of a's viewer: {own:?} {other:?}");
+
+    // The end, by the clock: the opponent leaves every slot, nobody is cut off.
+    let sessions = server.app.sfu.session_count();
+    clock.store(onair::clock::parse_rfc3339(b["ends_at"].as_str().unwrap()).unwrap(), Ordering::SeqCst);
+    let ended = ws.next_where(10, |v| v["type"] == "battle_ended").await.expect("battle_ended");
+    assert_eq!((ended["battle"]["id"].as_i64(), ended["battle"]["state"].as_str()), (Some(id), Some("ended")), "{ended}");
+    assert!(common::wait_until(5, || server.app.sfu.linked_room(&sa.to_string()).is_none()).await, "the rooms are unlinked after the end");
+    let unlinked = Instant::now();
+    // What was in flight at the unlink (sent before it) may still land.
+    let settled = unlinked + Duration::from_millis(150);
+    assert!(common::wait_until(10, || since(&viewer_a, 1, settled) > 30 && since(&viewer_b, 2, settled) > 30).await, "each stream's own host goes on");
+    assert_eq!(since(&viewer_a, 2, settled), 0, "b left a's viewer");
+    assert_eq!(since(&viewer_b, 1, settled), 0, "a left b's viewer");
+    assert_eq!(since(&host_b, 1, settled), 0, "a left b's host view");
+    for (name, p) in [("a's viewer", &viewer_a), ("a's player", &player_a), ("b's viewer", &viewer_b), ("b's host view", &host_b), ("a", &ana_pub), ("b", &bob_pub)] {
+        assert!(p.connected(), "{name} still connected: {:?}", p.state());
+    }
+    assert_eq!(server.app.sfu.session_count(), sessions, "no connection was touched");
+    server.stop().await;
+}
+
+/// A host whose WHIP session goes away mid-battle: the battle goes on
+/// through the reconnect grace (a publish back within it restores the
+/// link), and once the host is gone past it their stream ends and the
+/// battle is `aborted` (`battle_ended` says so): no winner, no reward, both
+/// hosts free, the other stream's viewers untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_gone_past_the_grace_aborts_the_battle() {
+    let clock = Arc::new(AtomicI64::new(noon_utc()));
+    let server = server("battles-drop", clock.clone()).await;
+    let api = Api::new(server.http_addr);
+    let ana = api.register("ana", "host").await;
+    let bob = api.register("bob", "host").await;
+    let fans = buyers(&server, "fan", 1, 1_000).await;
+    let (sa, _ana_pub, _) = live_over_whip(&server, &api, &ana, 1).await;
+    let (sb, bob_pub, bob_key) = live_over_whip(&server, &api, &bob, 2).await;
+    let addr = server.http_addr;
+    let viewer_a = peer::watch(addr, &sa.to_string(), WatchOpts { slots: 2, ..Default::default() }).await.expect("a's two-slot viewer");
+    let mut ws = Ws::connect(addr, None).await;
+    ws.send(json!({ "type": "subscribe", "stream": sa })).await;
+    ws.next_of("subscribed", 5).await;
+    let b = fight(&api, &clock, &ana, &bob, "gifts").await;
+    let id = b["id"].as_i64().unwrap();
+    assert_eq!(gift(&api, sb, &fans[0], "crown", 1).await.status, 201);
+    let t = Instant::now();
+    assert!(common::wait_until(10, || since(&viewer_a, 2, t) > 30).await, "b reaches a's viewer");
+
+    // Bob drops and is back within the grace: the same battle, linked again.
+    assert_eq!(common::http::delete_auth(addr, &bob_pub.location, &bob_key).await.status, 200);
+    bob_pub.stop().await;
+    common::wait_for_json(addr, &format!("/api/streams/{sb}"), |s| s["media_state"] == "reconnecting").await;
+    assert_eq!(battle(&api, id).await["state"], "active", "a host reconnecting is still in the battle");
+    let opts = PublishOpts { simulcast: false, tag: Some(2), keyframe_every: 30, ..Default::default() };
+    let bob_pub = peer::publish(addr, &bob_key, opts.clone()).await.expect("republish");
+    assert_eq!(bob_pub.answer.header("x-onair-stream"), Some(sb.to_string().as_str()), "the same stream resumes");
+    let back = Instant::now();
+    assert!(common::wait_until(10, || since(&viewer_a, 2, back) > 30).await, "b back in a's viewer after the reconnect");
+    assert_eq!(battle(&api, id).await["state"], "active");
+
+    // Bob drops for good: aborted once the grace is over, not before.
+    assert_eq!(common::http::delete_auth(addr, &bob_pub.location, &bob_key).await.status, 200);
+    let dropped = Instant::now();
+    bob_pub.stop().await;
+    common::wait_for_json(addr, &format!("/api/streams/{sb}"), |s| s["media_state"] == "reconnecting").await;
+    assert_eq!(battle(&api, id).await["state"], "active", "within the grace the battle goes on");
+    let ended = ws.next_where(GRACE_S + 10, |v| v["type"] == "battle_ended").await.expect("battle_ended");
+    let after = dropped.elapsed();
+    assert!(after >= Duration::from_secs(GRACE_S), "aborted only after the grace: {after:?}");
+    assert_eq!((ended["battle"]["id"].as_i64(), ended["battle"]["state"].as_str()), (Some(id), Some("aborted")), "{ended}");
+    assert_eq!(ended["battle"]["winner"], Value::Null, "{ended}");
+    assert_eq!(ended["battle"]["sides"][1]["score"], 1000, "the score as it stood: {ended}");
+    let s = api.get(&format!("/api/streams/{sb}"), None).await.json();
+    assert_eq!(s["state"], "ended", "b's stream ended with its host gone: {s}");
+    let b = battle(&api, id).await;
+    assert_eq!((b["state"].as_str(), b["winner"].as_str(), b["reward"].as_object()), (Some("aborted"), None, None), "{b}");
+    let (paid,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM ledger_transfers WHERE code = 'battle_reward'").fetch_one(&server.app.pool).await.unwrap();
+    assert_eq!(paid, 0, "an aborted battle pays nothing");
+    assert_eq!(server.app.sfu.linked_room(&sa.to_string()), None, "a is unlinked");
+    let r = api.get(&format!("/api/users/{}/battles", bob.username), None).await.json();
+    assert_eq!((r["wins"].as_i64(), r["losses"].as_i64(), r["draws"].as_i64()), (Some(0), Some(0), Some(0)), "an aborted battle is on nobody's record: {r}");
+    // Ana is free: she can challenge someone else at once.
+    let cyd = api.register("cyd", "host").await;
+    let (_sc, _cyd_pub, _) = live_over_whip(&server, &api, &cyd, 3).await;
+    let r = challenge(&api, &ana, json!({ "opponent": "cyd", "duration_s": 60, "mode": "gifts" })).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let t = Instant::now();
+    assert!(common::wait_until(10, || since(&viewer_a, 1, t) > 30).await, "a's viewer goes on with a");
+    assert!(viewer_a.connected(), "a's viewer was not cut off");
+    server.stop().await;
+}
+
+/// Load-test clients (the bench's User-Agent, or `X-OnAir-Load-Test: 1`)
+/// never score: their likes and gifts go through (the gift's coins move)
+/// but neither a battle's score, its supporters nor the leaderboards see
+/// them; the same viewer's ordinary like and gift do score.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_test_clients_never_score() {
+    let clock = Arc::new(AtomicI64::new(noon_utc()));
+    let server = server("battles-load-test", clock.clone()).await;
+    let api = Api::new(server.http_addr);
+    let ana = api.register("ana", "host").await;
+    let bob = api.register("bob", "host").await;
+    let fans = buyers(&server, "fan", 1, 10_000).await;
+    let fan = &fans[0];
+    let (_sa, sb) = (live_stream(&api, &ana, "Ana live").await, live_stream(&api, &bob, "Bob live").await);
+    let id = fight(&api, &clock, &ana, &bob, "gifts_and_likes").await["id"].as_i64().unwrap();
+    let auth = format!("Bearer {}", fan.token);
+    let bench_ua = "onair-bench/0.1.0 (load test)";
+    let as_load_test: [&[(&str, &str)]; 2] = [&[("User-Agent", bench_ua)], &[("X-OnAir-Load-Test", "1")]];
+    for extra in as_load_test {
+        let mut headers = vec![("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+        headers.extend_from_slice(extra);
+        let r = common::http::request(api.addr, "POST", &format!("/api/streams/{sb}/like"), &headers, b"{}").await;
+        assert_eq!(r.status, 201, "a load test's like is taken: {}", r.body);
+        let k = key();
+        headers.push(("Idempotency-Key", k.as_str()));
+        let r = common::http::request(api.addr, "POST", &format!("/api/streams/{sb}/gifts"), &headers, json!({ "gift": "rose", "count": 1 }).to_string().as_bytes()).await;
+        assert_eq!(r.status, 201, "a load test's gift is sent: {}", r.body);
+    }
+    let spent = 10_000 - promo_coins(&api, fan).await;
+    assert!(spent > 0, "the load test's gifts moved coins");
+    let b = battle(&api, id).await;
+    assert_eq!((b["sides"][1]["score"].as_i64(), b["sides"][1]["top_supporters"].as_array().map(Vec::len)), (Some(0), Some(0)), "nothing scored: {b}");
+    let board = |which: &'static str| {
+        let api = &api;
+        async move { api.get(&format!("/api/leaderboards?board={which}&period=day"), None).await.json()["entries"].as_array().unwrap().len() }
+    };
+    assert_eq!((board("hosts").await, board("supporters").await), (0, 0), "no leaderboard counts a load test");
+
+    // The same viewer as an ordinary client scores.
+    assert_eq!(api.post(&format!("/api/streams/{sb}/like"), Some(&fan.token), json!({})).await.status, 201);
+    assert_eq!(gift(&api, sb, fan, "rose", 1).await.status, 201);
+    let b = battle(&api, id).await;
+    let rose = spent / 2;
+    assert_eq!(b["sides"][1]["score"].as_i64(), Some(1 + rose), "a like and a rose: {b}");
+    assert_eq!(b["sides"][1]["top_supporters"][0]["user"], fan.username.as_str(), "{b}");
+    assert_eq!((board("hosts").await, board("supporters").await), (1, 1));
     server.stop().await;
 }

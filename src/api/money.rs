@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use onair_signaling::ApiError;
+use onair_signaling::{ApiError, Client};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -104,12 +104,12 @@ pub async fn tip(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<S
 #[utoipa::path(post, path = "/api/streams/{id}/gifts", tag = "money", security(("bearer" = [])), request_body = GiftInput,
     params(("id" = i64, Path, description = "Stream id"), ("Idempotency-Key" = String, Header, description = "A fresh UUID per send")),
     responses((status = 201, body = Sent), (status = 402, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn gift(State(app): State<AppState>, Auth(who): Auth, Path(sid): Path<String>, req: Idempotent<GiftInput>) -> Result<Response, ApiError> {
+pub async fn gift(State(app): State<AppState>, Auth(who): Auth, client: Client, Path(sid): Path<String>, req: Idempotent<GiftInput>) -> Result<Response, ApiError> {
     let (keyed, body) = match req.open(&app.pool, who.id()).await? {
         Opened::Replay(s) => return Ok(s.into_response()),
         Opened::Fresh(k, b) => (k, b),
     };
-    let r = app.money.gift(&who, id(&sid, "stream")?, keyed, body).await?;
+    let r = app.money.gift(&who, id(&sid, "stream")?, keyed, body, client.load_test).await?;
     Ok(reply(r, StatusCode::CREATED))
 }
 

@@ -160,7 +160,7 @@ impl Battles {
         };
         self.publish(b, &Event::BattleUpdated { battle: Box::new(b.clone()) }, true);
         if b.state == "countdown" {
-            self.try_link(b.id, &b.sides[0].stream.to_string(), &b.sides[1].stream.to_string()).await;
+            self.try_link(b.id, b.sides[0].stream, b.sides[1].stream).await;
         }
         Ok(answered)
     }
@@ -192,7 +192,7 @@ impl Battles {
             })
             .await?;
         if was_linked {
-            super::media::unlink(&self.sfu, &battle.sides[0].stream.to_string(), &battle.sides[1].stream.to_string());
+            super::media::unlink(&self.sfu, &self.hub, battle.sides[0].stream, battle.sides[1].stream);
         }
         self.publish(&battle, &Event::BattleUpdated { battle: Box::new(battle.clone()) }, true);
         Ok(battle)
@@ -212,8 +212,8 @@ impl Battles {
 
     /// Links the two rooms and records it; a room not live in the media
     /// core yet is tried again by the ticker.
-    pub(crate) async fn try_link(&self, id: i64, a: &str, b: &str) {
-        match super::media::link(&self.sfu, a, b) {
+    pub(crate) async fn try_link(&self, id: i64, a: i64, b: i64) {
+        match super::media::link(&self.sfu, &self.hub, a, b) {
             Ok(()) => {
                 let r = self
                     .money

@@ -89,7 +89,7 @@ impl Battles {
         let mut active = Vec::new();
         for b in &open {
             let both_live = self.is_live(b.streams[0]).await && self.is_live(b.streams[1]).await;
-            let (a, z) = (b.streams[0].to_string(), b.streams[1].to_string());
+            let [a, z] = b.streams;
             match b.state.as_str() {
                 "invited" if now >= b.expires_at => self.expire(b.id).await?,
                 "invited" if !both_live => self.abort(b.id).await?,
@@ -102,15 +102,17 @@ impl Battles {
                         if b.state == "countdown" && b.starts_at.is_some_and(|s| now >= s) {
                             self.activate(b.id).await?;
                         }
-                        if !b.linked {
-                            self.try_link(b.id, &a, &z).await;
+                        // Not linked yet (a room not live in the media core at the
+                        // accept), or no longer (a host's room was made anew).
+                        if !b.linked || !super::media::linked(&self.sfu, a, z) {
+                            self.try_link(b.id, a, z).await;
                         }
                         active.push(b);
                     }
                 }
                 "invited" => {}
                 // Ended: the punishment phase (or none) runs out, or a host left.
-                _ if b.release_at.is_none_or(|r| now >= r) || !both_live => self.release(b.id, b.linked, &a, &z).await?,
+                _ if b.release_at.is_none_or(|r| now >= r) || !both_live => self.release(b.id, b.linked, a, z).await?,
                 _ => {}
             }
         }
@@ -208,9 +210,10 @@ impl Battles {
             .await?;
         if let Some((b, linked)) = b {
             if linked {
-                super::media::unlink(&self.sfu, &b.sides[0].stream.to_string(), &b.sides[1].stream.to_string());
+                super::media::unlink(&self.sfu, &self.hub, b.sides[0].stream, b.sides[1].stream);
             }
-            self.updated(Some(b)).await;
+            // Over, like an end: the pages take it down the same way (its state says why).
+            self.publish(&b, &Event::BattleEnded { battle: Box::new(b.clone()) }, true);
         }
         Ok(())
     }
@@ -272,7 +275,7 @@ impl Battles {
 
     /// After the end (and the punishment phase): the hosts are free and
     /// their rooms unlinked.
-    async fn release(&self, id: i64, linked: bool, a: &str, b: &str) -> Result<(), ApiError> {
+    async fn release(&self, id: i64, linked: bool, a: i64, b: i64) -> Result<(), ApiError> {
         let battle = self
             .money
             .writer
@@ -286,7 +289,7 @@ impl Battles {
             })
             .await?;
         if linked {
-            super::media::unlink(&self.sfu, a, b);
+            super::media::unlink(&self.sfu, &self.hub, a, b);
         }
         self.updated(battle).await;
         Ok(())

@@ -239,8 +239,10 @@ impl Money {
         Ok(reply)
     }
 
-    /// Sends gifts to a stream's host.
-    pub async fn gift(self: &Arc<Self>, who: &Principal, stream_id: i64, keyed: Keyed, input: GiftInput) -> Result<Reply<Sent>, ApiError> {
+    /// Sends gifts to a stream's host. A load-test client's gift moves its
+    /// coins like any other, but scores in no battle and counts on no
+    /// leaderboard (OnAir never fabricates engagement).
+    pub async fn gift(self: &Arc<Self>, who: &Principal, stream_id: i64, keyed: Keyed, input: GiftInput, load_test: bool) -> Result<Reply<Sent>, ApiError> {
         let count = input.count.unwrap_or(1);
         if !(1..=MAX_COUNT).contains(&count) {
             return Err(invalid("count", format!("must be 1-{MAX_COUNT}")));
@@ -269,7 +271,9 @@ impl Money {
                 let (split, _) = spend::spend(tx, &sp, share).await?;
                 // A PK battle's score and the leaderboards, decided here, in the
                 // gift's own transaction, by its commit timestamp.
-                crate::battles::scoring::gift(tx, &tz, stream_id, to.id, from.id, &gift.id, coins, split.timestamp).await?;
+                if !load_test {
+                    crate::battles::scoring::gift(tx, &tz, stream_id, to.id, from.id, &gift.id, coins, split.timestamp).await?;
+                }
                 let chat_message_id = chat_line(tx, stream_id, &gift_line(&from, &gift, count, coins)).await?;
                 Ok(Sent {
                     chat_message_id,

@@ -148,10 +148,7 @@ impl Rooms {
     /// Which host is in which slot now, and the program, for
     /// `room_slots`. A viewer with K slots (K >= 2) gets the first K.
     pub fn slots(&self, stream_id: i64) -> (Vec<Option<String>>, Option<String>) {
-        let name = stream_id.to_string();
-        let slots = self.sfu.room_slots(&name, super::MAX_HOSTS, None).unwrap_or_default();
-        let program = self.sfu.room_slots(&name, 1, None).and_then(|p| p.into_iter().next().flatten());
-        (slots, program)
+        slots_in(&self.sfu, stream_id)
     }
 
     /// Pushes `room_slots` to the stream's viewers.
@@ -159,4 +156,13 @@ impl Rooms {
         let (slots, program) = self.slots(stream_id);
         self.to_stream(stream_id, &Event::RoomSlots { stream_id, slots, program });
     }
+}
+
+/// [`Rooms::slots`] of the media core's room of `stream_id` (a linked
+/// room's slots include the other room's hosts: a PK battle).
+pub fn slots_in(sfu: &onair_media::Sfu, stream_id: i64) -> (Vec<Option<String>>, Option<String>) {
+    let name = stream_id.to_string();
+    let slots = sfu.room_slots(&name, super::MAX_HOSTS, None).unwrap_or_default();
+    let program = sfu.room_slots(&name, 1, None).and_then(|p| p.into_iter().next().flatten());
+    (slots, program)
 }

@@ -660,3 +660,28 @@ export async function loggedInContext(chromium, pair, options = {}, keys = null)
   );
   return ctx;
 }
+
+/**
+ * A watch page's room view (room-view.js): slots and tiles, each tile's
+ * decoded frames taken from the WHEP connection's stats by its slot
+ * (Firefox counts no frames of a WebRTC stream in getVideoPlaybackQuality).
+ */
+export function watchRoomSnapshot(page) {
+  return page.evaluate(async () => {
+    const s = window.onair.roomView.snapshot();
+    const pc = window.onair.pc;
+    s.framesBySlot = {};
+    if (pc) {
+      const tr = pc.getTransceivers();
+      const stats = await pc.getStats();
+      stats.forEach((r) => {
+        if (r.type !== 'inbound-rtp' || r.kind !== 'video') return;
+        let i = tr.findIndex((t) => t.receiver.track && t.receiver.track.id === r.trackIdentifier);
+        if (i < 0 && r.mid != null) i = tr.findIndex((t) => t.mid === r.mid);
+        if (i >= 0) s.framesBySlot[i] = r.framesDecoded || 0;
+      });
+    }
+    for (const t of s.tiles) t.framesDecoded = Math.max(t.framesDecoded || 0, s.framesBySlot[Number(t.key)] || 0);
+    return s;
+  });
+}
