@@ -33,14 +33,18 @@ async fn two_studios_mesh_and_watch_pages_in_chromium_and_firefox_decode_both_ho
     rooms(true).await;
 }
 
-// The whole proof (five studios, the switch to the SFU). Not yet seen
-// passing whole: on this machine under a load of 15-38 (other builds) the
-// mesh step passed every time, and the SFU step timed out with the host
-// WHEP slots decoding few or no frames: five Chromium encoders and twenty
-// decoders on two cores. A scenario of this size is a benchmark, not a
-// test: run it by hand on a quiet machine with
-// `cargo test --test rooms_browser -- --ignored`.
-#[ignore = "five studios on two cores: run by hand, see the comment above"]
+// The whole proof (five studios, the switch to the SFU). The studios run a
+// small camera (`/publish?camera=low`, 640x360 at 15 fps). Seen on this
+// machine (2 cores, load average 6 from other builds, 4 December 2026): the
+// mesh, the switch to the SFU (every studio's host WHEP decoding the four
+// others), the Chromium desktop and phone watch pages and the Firefox one
+// all passed in about 340 s; the run ended at its 400 s budget in the last
+// step (ask to join). No defect found on the way: it is load (five Chromium
+// encoders and up to twenty decoders on two cores, a SQLite UPDATE taking
+// 2.5 s). A scenario of this size is a benchmark, not a test: run it by hand
+// with `cargo test --test rooms_browser -- --ignored` (budget
+// `$ROOMS_TIMEOUT_MS`, 600 s by default).
+#[ignore = "five studios on two cores take about six minutes: run by hand, see the comment above"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_studios_mesh_the_fifth_switches_to_sfu_and_watch_pages_decode_every_host() {
     rooms(false).await;
@@ -96,7 +100,7 @@ async fn rooms(quick: bool) {
     }
     let server = common::start_server_default_bind(2).await;
     let shots = std::env::var("ROOMS_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|_| screenshot_dir("rooms"));
-    let timeout = std::env::var("ROOMS_TIMEOUT_MS").unwrap_or_else(|_| "300000".into());
+    let timeout = std::env::var("ROOMS_TIMEOUT_MS").unwrap_or_else(|_| if quick { "300000" } else { "600000" }.into());
     let mut args = vec!["--base".to_owned(), server.url(), "--timeout-ms".into(), timeout, "--screenshots".into(), shots.to_str().unwrap().to_owned()];
     if quick {
         args.push("--quick".into());
