@@ -231,6 +231,9 @@ async function main() {
   await fay.click('.room-ask', run.remaining());
   await wait(fay, 'fay: the request is pending', () => document.querySelector('.room-ask').dataset.state === 'pending');
   result.ask_pending = await fay.evaluate(() => ({ text: document.querySelector('.room-ask').textContent, disabled: document.querySelector('.room-ask').disabled }));
+  await shot(fay, 'watch-ask-pending');
+  await fay.raw.setViewportSize({ width: 390, height: 844 });
+  await shot(fay, 'watch-ask-pending-phone');
   const fayName = u('fay');
   await wait(studios.ann, 'ann: fay’s request shows', (who) => Boolean(document.querySelector(`#room-panel .room-request[data-user="${who}"]`)), fayName);
   await studios.ann.click(`#room-panel .room-request[data-user="${fayName}"] .btn-primary`, run.remaining());
