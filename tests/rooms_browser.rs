@@ -22,6 +22,10 @@ use std::path::PathBuf;
 use common::browser::{browser_path, missing_prerequisite, run_script, screenshot_dir, skip};
 use serde_json::Value;
 
+/// The browser runs of this file one at a time: two at once (a room of
+/// studios beside FFmpeg encoders) are more than two cores decode in time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn tiles(r: &Value, key: &str) -> Vec<Value> {
     r[key]["tiles"].as_array().cloned().unwrap_or_default()
 }
@@ -64,6 +68,7 @@ async fn two_ffmpeg_cohosts_and_a_studio_host_play_on_the_chromium_watch_page() 
         return;
     }
     let Some(exe) = common::ffmpeg::or_skip("FFmpeg co-hosts browser test") else { return };
+    let _one = ONE_AT_A_TIME.lock().await;
     let server = common::start_server_default_bind(2).await;
     let shots = std::env::var("ROOMS_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|_| screenshot_dir("rooms-ffmpeg"));
     let args = ["--base", &server.url(), "--ffmpeg", &exe, "--screenshots", shots.to_str().unwrap()];
@@ -98,6 +103,7 @@ async fn rooms(quick: bool) {
     if skip("co-host rooms browser test", missing) {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().await;
     let server = common::start_server_default_bind(2).await;
     let shots = std::env::var("ROOMS_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|_| screenshot_dir("rooms"));
     let timeout = std::env::var("ROOMS_TIMEOUT_MS").unwrap_or_else(|_| if quick { "300000" } else { "600000" }.into());

@@ -173,6 +173,7 @@ async function main() {
   }
   }
   const all = args.quick ? four : names;
+  run.step = 'a Chromium watch page decodes every host';
   const viewerCtx = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
   const watch = await viewerCtx.newPage('watch-desktop');
   await watch.goto(`${base}/watch/${sid}`, run.remaining());
