@@ -238,8 +238,11 @@ function hideOverlay() {
 
 // ---------------------------------------------------------------- media
 
+/** `?camera=low`: a small camera (640x360 at 15 fps) for a slow link or machine. */
+const LOW_CAMERA = new URLSearchParams(window.location.search).get('camera') === 'low';
+
 function videoConstraints(deviceId) {
-  const c = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
+  const c = LOW_CAMERA ? { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 15 } } : { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
   if (deviceId) c.deviceId = { exact: deviceId };
   return c;
 }

@@ -7,6 +7,7 @@
 // `host_updated` (muted badges), `active_speaker` and `host_speaking`.
 import { api, currentUser } from './session.js';
 import { RoomTiles } from './room-tiles.js';
+import { RoomAsk } from './room-ask.js';
 
 export class RoomView {
   /**
@@ -32,6 +33,7 @@ export class RoomView {
     this.root.hidden = true;
     stage.insertBefore(this.root, video.nextSibling);
     this.tiles = new RoomTiles(this.root, { audio: true });
+    this.ask = new RoomAsk({ where: document.querySelector('.channel-actions'), rt });
     video.addEventListener('volumechange', () => this.tiles.setSound(video.muted, video.volume));
     this.listen();
   }
@@ -44,6 +46,7 @@ export class RoomView {
       const first = this.streamId !== m.stream.id;
       this.streamId = m.stream.id;
       this.maxHosts = Math.min(9, Math.max(2, Number(m.stream.max_hosts) || 9));
+      this.ask.update(m.stream, null);
       if (first) this.load();
     });
     rt.on('room_slots', (m) => {
@@ -56,6 +59,7 @@ export class RoomView {
     rt.on('room_layout', (m) => mine(m) && this.tiles.setLayout(m.layout));
     rt.on('host_updated', (m) => mine(m) && this.tiles.setHost(m.host.user, m.host));
     rt.on('host_joined', (m) => mine(m) && this.load());
+    rt.on('host_left', (m) => mine(m) && this.load());
     rt.on('active_speaker', (m) => mine(m) && this.tiles.setActiveSpeaker(m.user));
     rt.on('host_speaking', (m) => mine(m) && this.tiles.setSpeaking(m.user, m.speaking));
   }
@@ -67,6 +71,7 @@ export class RoomView {
       const [hosts, layout] = await Promise.all([api(`/api/streams/${id}/hosts`, { auth: false }), api(`/api/streams/${id}/layout`, { auth: false }).catch(() => null)]);
       if (id !== this.streamId) return;
       this.tiles.setHosts(hosts);
+      this.ask.update(null, hosts);
       if (layout) this.tiles.setLayout(layout);
       const active = hosts.find((x) => x.active_speaker);
       if (active) this.tiles.setActiveSpeaker(active.user);

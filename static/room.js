@@ -369,7 +369,10 @@ export class RoomStudio {
   onRequest(req) {
     if (!req || this.stream == null || req.stream_id !== this.stream) return;
     this.requests = this.requests.filter((r) => r.user !== req.user);
-    if (req.state === 'pending') this.requests.push(req);
+    if (req.state === 'pending') {
+      this.requests.push(req);
+      if (this.isPrimary()) toast(`${req.display_name || req.user} asks to join the room`, 'info');
+    }
     this.renderRequests();
   }
 
@@ -401,7 +404,7 @@ export class RoomStudio {
         }
       };
       e.append(
-        h('li.room-request', { dataset: { user: r.user } }, h('span.grow', {}, r.user), h('button.btn.btn-sm.btn-primary', { type: 'button', onclick: () => decide('approve') }, 'Approve'), h('button.btn.btn-sm', { type: 'button', onclick: () => decide('reject') }, 'Reject')),
+        h('li.room-request', { dataset: { user: r.user } }, h('span.grow', {}, h('strong', {}, r.display_name || r.user), ' ', h('span.muted', {}, `@${r.user}`)), h('button.btn.btn-sm.btn-primary', { type: 'button', onclick: () => decide('approve') }, 'Approve'), h('button.btn.btn-sm', { type: 'button', onclick: () => decide('reject') }, 'Reject')),
       );
     }
   }

@@ -14,6 +14,9 @@
 //   layout:  ann picks spotlight on cat, then grid, in her studio; the watch
 //            page follows; ann mutes bob's microphone: his tile shows it;
 //   firefox: a Firefox watch page decodes all five;
+//   ask:     fay, a host not in the room, asks to join from its watch page;
+//            ann's studio lists the request and approves it; fay's page
+//            says so and offers to go live;
 //   shots:   studio and watch page at 1280x800 and 390x844.
 //
 //   node tests/browser/rooms.mjs --base URL [--screenshots DIR] [--timeout-ms MS] [--no-firefox] [--quick]
@@ -88,7 +91,7 @@ async function main() {
   const names = ['ann', 'bob', 'cat', 'dee', 'eve'];
   const users = {};
   const keys = {};
-  for (const n of names) {
+  for (const n of [...names, 'fay']) {
     users[n] = await register(`${n}_${tag}`, 'host', `${n[0].toUpperCase()}${n.slice(1)} ${tag.slice(0, 3)}`);
     keys[n] = await call('POST', '/api/me/stream-keys', users[n].access_token, { label: 'studio' });
   }
@@ -100,7 +103,9 @@ async function main() {
   const openStudio = async (n, viewport = { width: 1280, height: 800 }) => {
     const ctx = await loggedInContext(chromium, users[n], { viewport }, { [keys[n].id]: keys[n].key });
     const page = await ctx.newPage(`studio-${n}`);
-    await page.goto(`${base}/publish?key=${keys[n].id}`, run.remaining());
+    // A small camera (the studio's low-bandwidth setting): five studios
+    // encode and decode on one machine.
+    await page.goto(`${base}/publish?key=${keys[n].id}&camera=low`, run.remaining());
     await wait(page, `${n}: the room panel`, () => window.onair && window.onair.room && !document.querySelector('#room-panel').hidden);
     studios[n] = page;
     return page;
@@ -168,6 +173,7 @@ async function main() {
   }
   }
   const all = args.quick ? four : names;
+  run.step = 'a Chromium watch page decodes every host';
   const viewerCtx = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
   const watch = await viewerCtx.newPage('watch-desktop');
   await watch.goto(`${base}/watch/${sid}`, run.remaining());
@@ -214,6 +220,32 @@ async function main() {
     result.firefox = await watchRoom(fx);
     await shot(fx, 'watch-firefox');
   }
+  run.step = 'fay asks to join from the watch page; ann approves in her studio';
+  const fayCtx = await loggedInContext(chromium, users.fay, { viewport: { width: 1280, height: 800 } });
+  const fay = await fayCtx.newPage('watch-fay');
+  await fay.goto(`${base}/watch/${sid}`, run.remaining());
+  await wait(fay, 'fay: Ask to join shows', () => {
+    const b = document.querySelector('.room-ask');
+    return b && !b.hidden && !b.disabled;
+  });
+  result.ask_before = await fay.evaluate(() => document.querySelector('.room-ask').textContent);
+  await fay.click('.room-ask', run.remaining());
+  await wait(fay, 'fay: the request is pending', () => document.querySelector('.room-ask').dataset.state === 'pending');
+  result.ask_pending = await fay.evaluate(() => ({ text: document.querySelector('.room-ask').textContent, disabled: document.querySelector('.room-ask').disabled }));
+  await shot(fay, 'watch-ask-pending');
+  await fay.raw.setViewportSize({ width: 390, height: 844 });
+  await shot(fay, 'watch-ask-pending-phone');
+  const fayName = u('fay');
+  await wait(studios.ann, 'ann: fay’s request shows', (who) => Boolean(document.querySelector(`#room-panel .room-request[data-user="${who}"]`)), fayName);
+  await studios.ann.click(`#room-panel .room-request[data-user="${fayName}"] .btn-primary`, run.remaining());
+  await wait(fay, 'fay: approved, go live', () => {
+    const go = document.querySelector('.room-ask-go');
+    return go && !go.hidden && document.querySelector('.room-ask').hidden;
+  });
+  result.ask_after = await fay.evaluate(() => ({ state: document.querySelector('.room-ask').dataset.state, go: document.querySelector('.room-ask-go').textContent }));
+  result.ask_hosts = (await call('GET', `/api/streams/${sid}/hosts`, null)).map((x) => x.user);
+  await fay.raw.close();
+
   result.hosts = all.map(u);
   result.elapsed_ms = Date.now() - run.started;
   await run.succeed(result);
