@@ -25,7 +25,7 @@ pub struct Client {
     pub bearer: Option<String>,
     /// The page's viewer key (header or `viewer` query parameter).
     pub viewer_key: Option<String>,
-    /// A load-test client (its User-Agent says `(load test)`, or the header
+    /// A load-test client (its User-Agent starts `onair-bench/` or says `(load test)`, or the header
     /// is set): recorded, never counted in public figures.
     pub load_test: bool,
 }
@@ -42,7 +42,8 @@ impl Client {
             .filter(|t| !t.is_empty())
             .or_else(|| query_param(query, "token"));
         let viewer_key = text(VIEWER_HEADER).map(str::to_owned).or_else(|| query_param(query, "viewer")).filter(|k| valid_viewer_key(k));
-        let load_test = user_agent.contains("(load test)") || text(LOAD_TEST_HEADER).is_some_and(|v| v != "0");
+        // The harness says `onair-bench/<version> (load test)`; any `onair-bench/` client is one.
+        let load_test = user_agent.starts_with("onair-bench/") || user_agent.contains("(load test)") || text(LOAD_TEST_HEADER).is_some_and(|v| v != "0");
         Client { ip: peer.map(|a| a.ip()), user_agent, bearer, viewer_key, load_test }
     }
 }
@@ -124,6 +125,12 @@ mod tests {
         assert_eq!(c.bearer.as_deref(), Some("x+y="));
         assert_eq!(c.viewer_key, None, "too short a viewer key is ignored");
         assert!(!c.load_test);
+
+        for (ua, load) in [("onair-bench/1.0", true), ("Mozilla/5.0 (X11) onair-bench/1.0", false), ("curl/8 (load test)", true)] {
+            let mut h = HeaderMap::new();
+            h.insert(header::USER_AGENT, HeaderValue::from_static(ua));
+            assert_eq!(Client::from_parts_sync(&h, None, None).load_test, load, "{ua}");
+        }
     }
 
     #[test]
