@@ -149,6 +149,56 @@ async fn layer_switch_keeps_the_stream_continuous() {
     server.stop().await;
 }
 
+/// The layers a viewer was on, in order, each with the index of its first packet.
+fn layer_runs(video: &[peer::Rx]) -> Vec<(u8, usize)> {
+    let mut runs: Vec<(u8, usize)> = Vec::new();
+    for (i, r) in video.iter().enumerate() {
+        if let Some(l) = r.vp8_layer() {
+            if runs.last().is_none_or(|(last, _)| *last != l) {
+                runs.push((l, i));
+            }
+        }
+    }
+    runs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_the_publisher_stops_sending_is_left_for_one_it_sends_and_taken_back_when_it_returns() {
+    let server = common::start_server(2).await;
+    let key = server.host_key("dropper").await.unwrap();
+    // No periodic keyframes: every switch below rests on the SFU asking for one.
+    let publisher = peer::publish(server.http_addr, &key, PublishOpts { keyframe_every: 100_000, ..Default::default() }).await.expect("publish");
+    assert!(common::wait_until(10, || publisher.connected()).await);
+    common::wait_live(server.http_addr, "dropper").await;
+    let viewer = peer::watch(server.http_addr, "dropper", WatchOpts::default()).await.expect("watch");
+    assert!(common::wait_until(10, || viewer.video().iter().filter(|r| r.vp8_layer() == Some(2)).count() > 20).await, "the viewer never got the top layer");
+
+    // The browser stops its top layer: the viewer moves to the middle one
+    // (before, the top layer stayed "available" and the viewer froze on it).
+    publisher.pause_top_layer(true);
+    let paused_at = viewer.video().len();
+    let moved = common::wait_until(10, || viewer.video()[paused_at..].iter().filter(|r| r.vp8_layer() == Some(1)).count() > 20).await;
+    assert!(moved, "the viewer stayed on the stopped layer: {:?}", layer_runs(&viewer.video()));
+
+    // It comes back: the viewer climbs back to it.
+    publisher.pause_top_layer(false);
+    let resumed_at = viewer.video().len();
+    let back = common::wait_until(15, || viewer.video()[resumed_at..].iter().filter(|r| r.vp8_layer() == Some(2)).count() > 20).await;
+    assert!(back, "the viewer never went back to the top layer: {:?}", layer_runs(&viewer.video()));
+
+    let video = viewer.video();
+    assert_continuous(&video);
+    let runs = layer_runs(&video);
+    assert_eq!(runs.iter().map(|(l, _)| *l).collect::<Vec<_>>(), vec![2, 1, 2], "f -> h -> f, nothing else");
+    for (layer, at) in &runs {
+        assert!(video[*at].is_vp8_keyframe(), "the switch to layer {layer} is not on a keyframe");
+    }
+
+    viewer.stop().await;
+    publisher.stop().await;
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_packets_are_retransmitted_from_the_sfu_cache() {
     let server = common::start_server(1).await;

@@ -106,6 +106,8 @@ pub struct Seen {
     pub dropped: Option<(u32, u16)>,
     /// PLIs a viewer sent (see `WatchOpts::pli_per_second`).
     pub plis_sent: u64,
+    /// A publisher sends nothing on its top layer (see [`TestPeer::pause_top_layer`]).
+    pub top_paused: bool,
 }
 
 /// A running test peer.
@@ -132,6 +134,12 @@ impl TestPeer {
 
     pub fn audio(&self) -> Vec<Rx> {
         self.seen.lock().unwrap().received.iter().filter(|r| r.pt == 111).cloned().collect()
+    }
+
+    /// A publisher stops (or resumes) its top simulcast layer, as a browser
+    /// short of CPU or uplink does; its other layers go on.
+    pub fn pause_top_layer(&self, paused: bool) {
+        self.seen.lock().unwrap().top_paused = paused;
     }
 
     /// Stops the peer without telling the server (like a crashed browser).
@@ -387,6 +395,9 @@ async fn run_publisher(
                 frame += 1;
                 let plis = std::mem::take(&mut seen.lock().unwrap().plis);
                 for (ssrc, layer) in &video.ssrcs {
+                    if *layer == 2 && seen.lock().unwrap().top_paused {
+                        continue;
+                    }
                     let st = layer_state.get_mut(ssrc).unwrap();
                     let key = st.4 || plis > 0 || frame % opts.keyframe_every == 0;
                     st.4 = false;

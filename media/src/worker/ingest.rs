@@ -30,6 +30,11 @@ use crate::producer::{lock, mono_ms_at, Producer};
 /// viewers ask.
 const PLI_INTERVAL: Duration = Duration::from_millis(500);
 
+/// A video layer with no media for this long is no longer offered to
+/// viewers. Browsers stop sending a simulcast layer when their CPU or uplink
+/// is short; a viewer left waiting on it for a keyframe would freeze.
+pub(super) const LAYER_GONE_US: u64 = 2_000_000;
+
 /// What a publisher's SSRC carries.
 pub(super) struct Source {
     pub kind: Kind,
@@ -42,6 +47,8 @@ pub(super) struct Source {
     pub level: Option<audio_level::AudioLevel>,
     pub rate: RateMeter,
     pub packets: u64,
+    /// When its last media packet (not padding) arrived.
+    pub last_media_us: Option<u64>,
     pub lost: u64,
     last_seq: Option<u16>,
     /// Missing packets to ask for again (video only).
@@ -55,6 +62,15 @@ impl Source {
     pub fn forwardable(&self) -> bool {
         self.codec != Codec::Other
     }
+
+    /// Whether it is sending media now (see [`LAYER_GONE_US`]).
+    pub fn sending(&self, now_us: u64) -> bool {
+        sending(self.last_media_us, now_us)
+    }
+}
+
+fn sending(last_media_us: Option<u64>, now_us: u64) -> bool {
+    last_media_us.is_some_and(|t| now_us.saturating_sub(t) < LAYER_GONE_US)
 }
 
 /// The publisher part of a peer.
@@ -92,9 +108,6 @@ impl Peer {
             let rid = r.track().rid(ssrc).map(|s| s.to_owned());
             let kind = if codec.is_video() { Kind::Video } else { Kind::Audio };
             let layer = if kind == Kind::Video { Layer::from_rid(rid.as_deref()) } else { Layer::F };
-            if kind == Kind::Video {
-                p.producer.layers_seen.fetch_or(1 << layer.index(), Ordering::Relaxed);
-            }
             p.sources.insert(
                 ssrc,
                 Source {
@@ -108,6 +121,7 @@ impl Peer {
                     level: None,
                     rate: RateMeter::default(),
                     packets: 0,
+                    last_media_us: None,
                     lost: 0,
                     last_seq: None,
                     nack: (kind == Kind::Video).then(NackTracker::default),
@@ -121,6 +135,13 @@ impl Peer {
         }
         src.packets += 1;
         src.rate.add(packet.payload.len(), now_us);
+        if !packet.payload.is_empty() {
+            // A layer back after a pause is offered again at once, not at the next second.
+            if src.kind == Kind::Video && !src.sending(now_us) {
+                p.producer.layers_seen.fetch_or(1 << src.layer.index(), Ordering::Relaxed);
+            }
+            src.last_media_us = Some(now_us);
+        }
         let gap = src.last_seq.map_or(1, |last| packet.header.sequence_number.wrapping_sub(last));
         let in_order = gap == 1;
         if gap > 1 && gap < 0x8000 {
@@ -269,4 +290,19 @@ impl<T: Transmit> Worker<T> {
 /// Writes one RTCP packet to a publisher through the receiver of its track.
 fn write_rtcp(pc: &mut RTCPeerConnection, receiver: RTCRtpReceiverId, now: Instant, packet: Box<dyn rtcp::Packet>) -> bool {
     pc.rtp_receiver(receiver).is_some_and(|mut r| r.write_rtcp(now, vec![packet]).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_is_sent_until_its_media_stops_for_the_timeout() {
+        assert!(!sending(None, 5_000_000), "never sent: not offered");
+        assert!(sending(Some(1_000_000), 1_000_000));
+        assert!(sending(Some(1_000_000), 1_000_000 + LAYER_GONE_US - 1));
+        assert!(!sending(Some(1_000_000), 1_000_000 + LAYER_GONE_US), "stopped for the timeout: gone");
+        // A clock read before the arrival (time passed in from another thread) is not a gap.
+        assert!(sending(Some(2_000_000), 1_000_000));
+    }
 }

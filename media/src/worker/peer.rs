@@ -128,7 +128,9 @@ impl Peer {
                 for s in p.sources.values_mut().filter(|s| s.kind == Kind::Video) {
                     let bps = s.rate.bps(now_us);
                     p.producer.layer_bps[s.layer.index()].store(bps, Ordering::Relaxed);
-                    if bps > 0 || s.packets > 0 {
+                    // Present while it sends media: a layer the browser stopped
+                    // is no longer a target (viewers move to one that is sent).
+                    if s.sending(now_us) {
                         seen |= 1 << s.layer.index();
                     }
                 }
