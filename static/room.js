@@ -545,7 +545,17 @@ export class RoomStudio {
     e.layoutFocus.value = this.layout.focus || '';
   }
 
-  async putLayout(layout) {
+  /**
+   * One layout change at a time, in the order they were made: two quick
+   * changes (a kind, then a focus) sent at once could reach the server in
+   * the other order and leave the first one in place.
+   */
+  putLayout(layout) {
+    this.layoutSending = (this.layoutSending || Promise.resolve()).then(() => this.sendLayout(layout));
+    return this.layoutSending;
+  }
+
+  async sendLayout(layout) {
     try {
       this.layout = await api(`/api/streams/${this.stream}/layout`, { method: 'PUT', body: { ...layout, order: this.layout.order || [] } });
     } catch (err) {

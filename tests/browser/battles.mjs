@@ -119,7 +119,7 @@ async function main() {
   for (const n of ['ann', 'bob']) {
     const ctx = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await ctx.newPage(`watch-${n}`);
-    await page.goto(`${base}/watch/${stream[n]}`, run.remaining());
+    await page.goto(`${base}/watch/${stream[n]}`, run.remaining(), 'domcontentloaded');
     const both = [users.ann.user.username, users.bob.user.username];
     await pollUntil(run, `${n}'s watch page decodes both hosts`, () => watchRoomSnapshot(page), (s) => s.sessionSlots >= 2 && both.every((u) => s.tiles.some((t) => t.host === u && t.framesDecoded > 0)), 40000);
     await wait(page, `${n}'s watch page: the battle is active`, () => window.onair.battle.snapshot().battle && window.onair.battle.snapshot().battle.state === 'active', null, 20000);

@@ -82,7 +82,11 @@ export function scriptArgs({ spec, usage, defaults = {}, required = [], check = 
 export function playwrightPage(page) {
   return {
     raw: page,
-    goto: (url, timeout) => page.goto(url, { timeout, waitUntil: 'load' }),
+    // `until` 'domcontentloaded' (our pages' modules have run by then) for
+    // pages full of live video: twice on a loaded machine a live room's watch
+    // page ran its scripts (it opened WHEP) yet its load event had not come
+    // 280 s later. The caller then waits for the page's own state.
+    goto: (url, timeout, until = 'load') => page.goto(url, { timeout, waitUntil: until }),
     evaluate: (fn, arg) => page.evaluate(fn, arg),
     waitFor: (fn, arg, timeout) => page.waitForFunction(fn, arg, { timeout, polling: POLL_MS }),
     fill: (sel, value, timeout) => page.fill(sel, value, { timeout }),
@@ -97,7 +101,7 @@ export function playwrightPage(page) {
 export function puppeteerPage(page) {
   return {
     raw: page,
-    goto: (url, timeout) => page.goto(url, { timeout, waitUntil: 'load' }),
+    goto: (url, timeout, until = 'load') => page.goto(url, { timeout, waitUntil: until }),
     evaluate: (fn, arg) => page.evaluate(fn, arg),
     waitFor: (fn, arg, timeout) => page.waitForFunction(fn, { timeout, polling: POLL_MS }, arg),
     fill: (sel, value, timeout) => page.locator(sel).setTimeout(timeout).fill(value),
@@ -357,7 +361,17 @@ export async function pollUntil(run, what, sample, pred, ms) {
   const until = Math.min(run.deadline, Date.now() + ms);
   let last = null;
   for (;;) {
-    last = await sample();
+    // A sample is a page.evaluate: bounded too, so a page that stops
+    // answering fails this step by name instead of the whole run's budget.
+    let timer;
+    const hung = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: the page did not answer (last sample ${JSON.stringify(last)})`)), Math.max(until - Date.now(), 0) + 5000);
+    });
+    try {
+      last = await Promise.race([sample(), hung]);
+    } finally {
+      clearTimeout(timer);
+    }
     if (pred(last)) return last;
     if (Date.now() >= until) {
       throw new Error(`${what}: condition not met in ${ms} ms; last sample ${JSON.stringify(last)}`);

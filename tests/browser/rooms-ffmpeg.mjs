@@ -110,7 +110,7 @@ async function main() {
   run.step = 'a Chromium watch page decodes the three hosts';
   const viewer = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
   const watch = await viewer.newPage('watch');
-  await watch.goto(`${base}/watch/${sid}`, run.remaining());
+  await watch.goto(`${base}/watch/${sid}`, run.remaining(), 'domcontentloaded');
   const all = ['ann', 'bob', 'cat'].map(u);
   // Each host in its own tile, its slot decoding frames (and still decoding a moment later).
   const decodes = (s) => all.every((x) => s.tiles.some((t) => t.host === x && t.videoWidth > 0 && t.framesBySlot > 10));

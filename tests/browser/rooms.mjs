@@ -26,7 +26,7 @@
 //
 // Prints one JSON line: {"ok":true, ...} or {"ok":false,"step","error"} (exit 1).
 
-import { Run, scriptArgs, waitOn, shotTo, apiClient, loggedInContext, pollUntil } from './harness.mjs';
+import { Run, scriptArgs, waitOn, shotTo, apiClient, loggedInContext, pollUntil, watchRoomSnapshot } from './harness.mjs';
 import { launchChromium, launchFirefox } from './browsers.mjs';
 
 const args = scriptArgs({
@@ -44,29 +44,8 @@ const wait = (page, what, fn, arg = null, ms = 30000) => waitOn(run, page, what,
 const shot = (page, name) => shotTo(args.screenshots, page, name);
 
 const studioRoom = (page) => page.evaluate(() => window.onair.room.snapshot());
-/**
- * The watch page's room, with each slot's decoded frames from the WHEP
- * connection's stats (Firefox counts no frames of a WebRTC stream in
- * getVideoPlaybackQuality).
- */
-const watchRoom = (page) =>
-  page.evaluate(async () => {
-    const s = window.onair.roomView.snapshot();
-    const pc = window.onair.pc;
-    s.framesBySlot = {};
-    if (pc) {
-      const tr = pc.getTransceivers();
-      const stats = await pc.getStats();
-      stats.forEach((r) => {
-        if (r.type !== 'inbound-rtp' || r.kind !== 'video') return;
-        let i = tr.findIndex((t) => t.receiver.track && t.receiver.track.id === r.trackIdentifier);
-        if (i < 0 && r.mid != null) i = tr.findIndex((t) => t.mid === r.mid);
-        if (i >= 0) s.framesBySlot[i] = r.framesDecoded || 0;
-      });
-    }
-    for (const t of s.tiles) t.framesDecoded = Math.max(t.framesDecoded || 0, s.framesBySlot[Number(t.key)] || 0);
-    return s;
-  });
+/** The watch page's room, each slot's decoded frames from getStats (see harness.mjs). */
+const watchRoom = watchRoomSnapshot;
 
 /** Every other host is shown in the studio through `via` (mesh|sfu), with frames. */
 function studioSees(others, via) {
@@ -176,7 +155,8 @@ async function main() {
   run.step = 'a Chromium watch page decodes every host';
   const viewerCtx = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
   const watch = await viewerCtx.newPage('watch-desktop');
-  await watch.goto(`${base}/watch/${sid}`, run.remaining());
+  await watch.goto(`${base}/watch/${sid}`, run.remaining(), 'domcontentloaded');
+  run.step = 'a Chromium watch page decodes every host (opened)';
   await waitRoom(watch, 'the watch page decodes every host', 'watch', watchDecodes(all.map(u)), 90000);
   result.watch_five = await watchRoom(watch);
 
@@ -199,23 +179,26 @@ async function main() {
   // One watch page at a time from here (the machine has two cores).
   await watch.raw.close();
 
-  run.step = 'phone screenshots';
+  run.step = 'phone: open the watch page';
   const phoneCtx = await chromium.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
   const phone = await phoneCtx.newPage('watch-phone');
-  await phone.goto(`${base}/watch/${sid}`, run.remaining());
+  await phone.goto(`${base}/watch/${sid}`, run.remaining(), 'domcontentloaded');
+  run.step = 'phone: the watch page decodes every host';
   await waitRoom(phone, 'the phone decodes every host', 'watch', watchDecodes(all.map(u)), 60000);
   result.phone = await watchRoom(phone);
+  run.step = 'phone: screenshots';
   await shot(phone, 'watch-phone-grid');
   await studios.ann.raw.setViewportSize({ width: 390, height: 844 });
   await shot(studios.ann, 'studio-phone');
   await studios.ann.raw.setViewportSize({ width: 1280, height: 800 });
+  run.step = 'phone: close';
   await phone.raw.close();
 
   if (!args.noFirefox) {
     run.step = 'a Firefox watch page decodes the five';
     const firefox = await launchFirefox(run);
     const fx = await firefox.newPage('watch-firefox');
-    await fx.goto(`${base}/watch/${sid}`, run.remaining());
+    await fx.goto(`${base}/watch/${sid}`, run.remaining(), 'domcontentloaded');
     await waitRoom(fx, 'Firefox decodes every host', 'watch', watchDecodes(all.map(u)), 60000);
     result.firefox = await watchRoom(fx);
     await shot(fx, 'watch-firefox');
@@ -223,7 +206,7 @@ async function main() {
   run.step = 'fay asks to join from the watch page; ann approves in her studio';
   const fayCtx = await loggedInContext(chromium, users.fay, { viewport: { width: 1280, height: 800 } });
   const fay = await fayCtx.newPage('watch-fay');
-  await fay.goto(`${base}/watch/${sid}`, run.remaining());
+  await fay.goto(`${base}/watch/${sid}`, run.remaining(), 'domcontentloaded');
   await wait(fay, 'fay: Ask to join shows', () => {
     const b = document.querySelector('.room-ask');
     return b && !b.hidden && !b.disabled;
