@@ -33,7 +33,7 @@ function mmss(ms) {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
 
-export function mountBattle({ rt, host, stream, studio = false, stage = null }) {
+export function mountBattle({ rt, host, stream, studio = false, stage = null, onSides = null }) {
   ensureStyles();
   const root = h('section.battle', { 'aria-label': 'PK battle', hidden: true });
   const invites = h('div.battle-invites');
@@ -59,6 +59,8 @@ export function mountBattle({ rt, host, stream, studio = false, stage = null }) 
     if (b.server_time) skew = Date.parse(b.server_time) - Date.now();
     if (!mine(b)) return;
     battle = b;
+    // The page's tiles name the opponent (not a host of this stream) as the bar does.
+    if (onSides) onSides(b.sides);
     render();
     if (opponent) opponent.want(linked(b) ? stream() : null);
     document.body.classList.toggle('battle-on', OPEN.has(b.state) && b.state !== 'invited');
@@ -181,9 +183,9 @@ export function mountBattle({ rt, host, stream, studio = false, stage = null }) 
 /** The studio's Challenge form: a live host (from the live directory), length, mode. */
 function challengeForm(busy, take) {
   const list = h('datalist', { id: 'battle-hosts' });
-  const who = h('input', { name: 'opponent', list: 'battle-hosts', placeholder: 'A live host', autocomplete: 'off', required: true });
-  const length = h('select', { name: 'duration_s' }, [60, 180, 300, 600].map((s) => h('option', { value: String(s), selected: s === 300 }, `${s / 60} min`)));
-  const mode = h('select', { name: 'mode' }, h('option', { value: 'gifts' }, 'Gifts'), h('option', { value: 'likes' }, 'Likes'), h('option', { value: 'gifts_and_likes' }, 'Gifts and likes'));
+  const who = h('input.input', { name: 'opponent', list: 'battle-hosts', placeholder: 'A live host', autocomplete: 'off', required: true });
+  const length = h('select.select', { name: 'duration_s', 'aria-label': 'Length' }, [60, 180, 300, 600].map((s) => h('option', { value: String(s), selected: s === 300 }, `${s / 60} min`)));
+  const mode = h('select.select', { name: 'mode', 'aria-label': 'Scored by' }, h('option', { value: 'gifts' }, 'Gifts'), h('option', { value: 'likes' }, 'Likes'), h('option', { value: 'gifts_and_likes' }, 'Gifts and likes'));
   const punish = h('input', { type: 'checkbox', name: 'punishment' });
   who.addEventListener('focus', async () => {
     try {
@@ -205,7 +207,7 @@ function challengeForm(busy, take) {
         toast(describeError(e), 'error');
       }
     },
-  }, h('strong', {}, 'PK battle'), who, list, length, mode, h('label', {}, punish, ' Punishment'), h('button.btn.btn-live', { type: 'submit' }, 'Challenge'));
+  }, h('strong', {}, 'PK battle'), who, list, length, mode, h('label.battle-punish', {}, punish, ' Punishment'), h('button.btn.btn-live', { type: 'submit' }, 'Challenge'));
   return form;
 }
 

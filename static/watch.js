@@ -1480,4 +1480,12 @@ init();
 
 // PK battles: the battle bar under the player (static/battle.js).
 import { mountBattle } from './battle.js';
-onair.battle = mountBattle({ rt, host: document.querySelector('#stage').parentElement, stream: () => onair.streamId, stage: document.querySelector('#stage') });
+onair.battle = mountBattle({
+  rt,
+  host: document.querySelector('#stage').parentElement,
+  stream: () => onair.streamId,
+  stage: document.querySelector('#stage'),
+  onSides: (sides) => {
+    for (const s of sides) if (s.display_name) roomView.tiles.setHost(s.host, { user: s.host, display_name: s.display_name });
+  },
+});

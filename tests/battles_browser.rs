@@ -87,6 +87,11 @@ async fn two_studios_battle_and_a_watch_page_of_each_shows_both_hosts_and_the_sc
         let (left, right) = (tile(own), tile(other));
         assert!(left["framesDecoded"].as_u64().unwrap() > 0 && right["framesDecoded"].as_u64().unwrap() > 0, "{page}: both tiles decode: {r}");
         assert!(left["box"]["x"].as_i64().unwrap() < right["box"]["x"].as_i64().unwrap(), "{page}: its own host on the left: {r}");
+        // Both named as people see them (display names, as in the score bar), not by username.
+        for t in [&left, &right] {
+            let name = t["name"].as_str().unwrap_or("");
+            assert!(!name.is_empty() && name != t["host"].as_str().unwrap(), "{page}: a tile named by its display name: {t}");
+        }
         assert!(w["session_slots"].as_u64().unwrap() >= 2, "{page}: WHEP with two slots or more: {r}");
         // The live score as the page showed it: its own host's on the left.
         assert_eq!(w["scores_seen"], serde_json::json!([r["gifts"][page]["own"], r["gifts"][page]["other"]]), "{page}: the score bar: {r}");

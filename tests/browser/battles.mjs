@@ -140,7 +140,7 @@ async function main() {
   }
   for (const n of ['ann', 'bob']) {
     const snap = await watchRoomSnapshot(watches[n]);
-    result[`watch_${n}`] = { session_slots: snap.sessionSlots, tiles: snap.tiles.map((t) => ({ host: t.host, box: t.box, framesDecoded: t.framesDecoded })), scores_seen: await scoresOf(watches[n]), bar_on_stage: await barOnStage(watches[n]) };
+    result[`watch_${n}`] = { session_slots: snap.sessionSlots, tiles: snap.tiles.map((t) => ({ host: t.host, name: t.name, box: t.box, framesDecoded: t.framesDecoded })), scores_seen: await scoresOf(watches[n]), bar_on_stage: await barOnStage(watches[n]) };
     result.studio[n] = (await battleOf(studios[n])).opponent;
   }
   run.step = 'screenshots mid-battle';
