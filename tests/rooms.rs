@@ -356,3 +356,32 @@ async fn hosts_of_different_codecs_share_slots_each_packet_with_its_codecs_paylo
     assert!(video[..first].iter().all(|r| r.pt != player_h264));
     assert_eq!(sfu.session_count(), 4, "nobody was closed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_slot_player_of_a_lone_host_is_answered_with_its_codec_and_reconnects_for_a_co_host_of_another() {
+    let (_server, sfu) = start().await;
+    let a = host(&sfu, 1, true).await.expect("publish a (VP8)");
+    assert!(common::wait_until(10, || a.connected()).await);
+    // A plain player of a lone host: that host's codec only (a leaner connection).
+    let player = viewer(&sfu, 1).await;
+    let codecs = |p: &TestPeer| ["VP8/90000", "H264/90000"].map(|c| p.answer.body.lines().any(|l| l.starts_with("a=rtpmap:") && l.contains(c)));
+    assert_eq!(codecs(&player), [true, false], "{}", player.answer.body);
+    // A viewer with slots for co-hosts is answered with every codec from the start.
+    let grid = viewer(&sfu, 2).await;
+    assert_eq!(codecs(&grid), [true, true], "{}", grid.answer.body);
+    assert!(common::wait_until(10, || player.video().len() > 30).await);
+
+    // An H.264 co-host joins and takes the focus: the plain player cannot
+    // take it, so it is closed (to reconnect); the grid viewer is not.
+    let opts = PublishOpts { simulcast: false, tag: Some(2), keyframe_every: 60, h264: true, ..Default::default() };
+    let b = peer::publish_via(opts, async |sdp: String| answered(sfu.publish_host(ROOM, &host_name(2), false, &sdp, Requester::default()).await)).await.expect("publish b (H.264)");
+    assert!(common::wait_until(10, || b.connected()).await);
+    assert!(sfu.set_layout(ROOM, Layout { kind: LayoutKind::Spotlight, focus: Some(host_name(2)), order: vec![] }));
+    assert!(common::wait_until(10, || sfu.session_count() == 3).await, "the plain player was closed: {} sessions", sfu.session_count());
+    assert!(common::wait_until(10, || video_by_slot(&grid).values().any(|rx| rx.iter().any(|r| r.tag() == Some(2)))).await, "the grid viewer shows the co-host");
+
+    // Its reconnection is answered with both codecs and plays the program.
+    let again = viewer(&sfu, 1).await;
+    assert_eq!(codecs(&again), [true, true], "{}", again.answer.body);
+    assert!(common::wait_until(10, || again.video().iter().filter(|r| r.tag() == Some(2)).count() > 30).await, "the reconnected player plays the H.264 co-host");
+}

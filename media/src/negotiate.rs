@@ -186,7 +186,18 @@ fn free_payload_type(taken: &[u8]) -> Option<u8> {
     (96..=127).chain(35..=63).find(|pt| !taken.contains(pt))
 }
 
-fn media_engine_for_viewer(codecs: &StreamCodecs) -> Result<(MediaEngine, Registry), SfuError> {
+/// What a viewer's connection is answered with.
+#[derive(Debug, Clone)]
+pub struct ViewerCodecs {
+    /// The room's codecs (its primary host's): offered first.
+    pub room: StreamCodecs,
+    /// Every other video codec OnAir forwards too, for a viewer whose slots
+    /// may carry hosts of other codecs.
+    pub alternates: bool,
+}
+
+fn media_engine_for_viewer(viewer: &ViewerCodecs) -> Result<(MediaEngine, Registry), SfuError> {
+    let codecs = &viewer.room;
     let mut me = MediaEngine::default();
     if let Some(first) = &codecs.video {
         // Hosts of one room may send different codecs (a browser VP8, OBS
@@ -194,7 +205,7 @@ fn media_engine_for_viewer(codecs: &StreamCodecs) -> Result<(MediaEngine, Regist
         // video codec OnAir forwards that it offered, the room's primary
         // host's first, each with its RTX; each packet then goes out with
         // its producer's codec's payload type.
-        let others = PUBLISHER_CODECS.iter().filter(|c| c.0.starts_with("video/")).map(|&(mime, clock_rate, channels, fmtp, payload_type)| RTCRtpCodecParameters {
+        let others = PUBLISHER_CODECS.iter().filter(|c| viewer.alternates && c.0.starts_with("video/")).map(|&(mime, clock_rate, channels, fmtp, payload_type)| RTCRtpCodecParameters {
             rtp_codec: RTCRtpCodec { mime_type: mime.to_owned(), clock_rate, channels, sdp_fmtp_line: fmtp.to_owned(), rtcp_feedback: vec![] },
             payload_type,
         });
@@ -270,7 +281,7 @@ pub fn answer(
     offer: &str,
     ice: &IceCredentials,
     candidates: &[SocketAddr],
-    for_viewer: Option<&StreamCodecs>,
+    for_viewer: Option<&ViewerCodecs>,
     certificate: RTCCertificate,
     now: Instant,
     add_tracks: impl FnOnce(&mut RTCPeerConnection) -> Result<(), SfuError>,

@@ -65,8 +65,16 @@ pub(crate) fn prepare(req: Request, now: Instant) -> Result<Prepared, SfuError> 
     let codecs = matches!(part, Part::Viewer { .. }).then(|| room.codecs());
     // WHEP forbids renegotiation: a viewer's slots are its offer's m-lines.
     let slots = count_slots(&offer);
+    // A one-slot player of a lone host is answered with that host's codec
+    // only: every other codec with its RTX made each such viewer's
+    // connection about 30 KB larger and its answer slower (measured,
+    // docs/benchmarks.md). Should its program later move to a co-host whose
+    // codec it lacks, it is closed and reconnects (see the workers' `bind`),
+    // to an answer with them all.
+    let alternates = slots.0 > 1 || room.producers().len() > 1 || room.linked().is_some();
+    let viewer = codecs.clone().map(|room| negotiate::ViewerCodecs { room, alternates });
     let mut tracks: Vec<(Option<DownTrack>, Option<DownTrack>)> = Vec::new();
-    let (mut pc, answer) = negotiate::answer(&offer, &ice, &announce, codecs.as_ref(), certificate, now, |pc| {
+    let (mut pc, answer) = negotiate::answer(&offer, &ice, &announce, viewer.as_ref(), certificate, now, |pc| {
         let Some(codecs) = &codecs else { return Ok(()) };
         for i in 0..slots.0.max(slots.1) {
             // Each slot its own media stream id, so a browser groups a host's audio with its video.
