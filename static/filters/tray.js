@@ -22,11 +22,6 @@ const TABS = [
   ['voice', 'Voice'],
   ['favorites', 'Favourites'],
 ];
-const NEEDS_MODEL = {
-  face: 'Face effects need face tracking, which this studio does not have yet.',
-  bg_blur: 'Background blur needs person segmentation, which this studio does not have yet.',
-  bg_replace: 'Background replacement needs person segmentation, which this studio does not have yet (the green screen works).',
-};
 
 function key() {
   return crypto.randomUUID ? crypto.randomUUID() : `k-${Date.now()}-${Math.random().toString(16).slice(2)}`;
@@ -187,7 +182,7 @@ export class FilterTray {
     const current = this.entries.get(slot);
     if (current && current.filter.id === f.id) return this.remove(slot);
     if (!RENDERED.has(f.effect)) {
-      toast(NEEDS_MODEL[slot] || NEEDS_MODEL[f.effect] || 'This filter cannot be rendered here yet.', 'info', 5000);
+      toast('This filter cannot be rendered here yet.', 'info', 5000);
       return;
     }
     if (f.premium && !f.unlocked) {
@@ -345,6 +340,9 @@ export class FilterTray {
       filtering: !!this.pipeline.output,
       compare: this.compare,
       catalogue: this.filters.size,
+      // The models: runs so far and the last inference time.
+      segmentation: { ready: this.pipeline.segmenter.ready, runs: this.pipeline.segmenter.runs, ms: this.pipeline.segmenter.ms, failed: this.pipeline.segmenter.failed },
+      face: { ready: this.pipeline.face.ready, runs: this.pipeline.face.runs, ms: this.pipeline.face.ms, found: !!this.pipeline.face.points, failed: this.pipeline.face.failed },
     };
   }
 }
