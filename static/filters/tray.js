@@ -295,7 +295,11 @@ export class FilterTray {
     const fps = Math.min(30, 1000 / Math.max(c.ms, 1));
     const lite = c.scale < 1 ? ` · lite ${Math.round(c.scale * 100)}%` : c.cheap ? ' · lite' : '';
     setText(this.els.cost, `${c.ms.toFixed(1)} ms/frame${lite}`);
-    this.els.cost.title = `Render cost per frame (${c.renderer}); ${c.cheap ? 'cheaper passes: this browser could not keep 30 fps at full size' : `room for ${fps.toFixed(0)}+ fps`}`;
+    const models = [];
+    const { segmenter, face } = this.pipeline;
+    if (segmenter.runs) models.push(`person mask ${segmenter.ms.toFixed(0)} ms`);
+    if (face.runs) models.push(`face landmarks ${face.ms.toFixed(0)} ms`);
+    this.els.cost.title = `Render cost per frame (${c.renderer}); ${c.cheap ? 'cheaper passes: this browser could not keep 30 fps at full size' : `room for ${fps.toFixed(0)}+ fps`}${models.length ? `; models, every 2nd frame: ${models.join(', ')}` : ''}`;
   }
 
   /** Stickers and captions follow a drag on the preview. */
