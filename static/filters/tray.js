@@ -123,6 +123,14 @@ export class FilterTray {
     this.tab = id;
     this.renderTabs();
     this.renderGrid();
+    // On a phone the tabs scroll sideways: keep the chosen one in sight.
+    const tabs = this.els.tabs;
+    const sel = tabs.querySelector('[aria-selected="true"]');
+    if (sel && tabs.scrollWidth > tabs.clientWidth) {
+      const t = tabs.getBoundingClientRect();
+      const r = sel.getBoundingClientRect();
+      if (r.left < t.left || r.right > t.right) tabs.scrollLeft += r.left - t.left - (t.width - r.width) / 2;
+    }
   }
 
   visible() {

@@ -30,6 +30,11 @@ function realm(page) {
   });
 }
 
+/** Frees a result's copy of the input picture (an ImageBitmap) we do not use. */
+function release(image) {
+  if (image && typeof image.close === 'function') image.close();
+}
+
 /**
  * One model: `input` is the size frames are scaled to before inference
  * (the model's own input is smaller still; sending full frames costs 5-10x
@@ -114,6 +119,7 @@ export class Segmenter extends Model {
     // The landscape model (144x256 input), made for video calls: the cheaper one.
     s.setOptions({ modelSelection: 1, selfieMode: false, useCpuInference: true });
     s.onResults((r) => {
+      release(r.image);
       if (this.mask && this.mask.close) this.mask.close();
       this.mask = r.segmentationMask;
       this.version++;
@@ -171,7 +177,10 @@ export class FaceTracker extends Model {
     if (!w.FaceMesh) throw new Error('the face mesh script did not load');
     const s = new w.FaceMesh({ locateFile: (f) => `${VENDOR}/face_mesh/${f}` });
     s.setOptions({ maxNumFaces: 1, refineLandmarks: false, selfieMode: false, useCpuInference: true, minDetectionConfidence: 0.5, minTrackingConfidence: 0.5 });
-    s.onResults((r) => this.take((r.multiFaceLandmarks || [])[0], this.region, this.frameSize));
+    s.onResults((r) => {
+      release(r.image);
+      this.take((r.multiFaceLandmarks || [])[0], this.region, this.frameSize);
+    });
     await s.initialize();
     return s;
   }

@@ -474,7 +474,8 @@ async function personMain() {
   await sleep(800);
   await phone.evaluate(() => window.scrollTo(0, 0));
   await shot(phone, 'studio-filters-blur-phone-preview');
-  await phone.evaluate(() => document.querySelector('#filter-tray').scrollIntoView());
+  // The tray's top just under the page's sticky bar.
+  await phone.evaluate(() => window.scrollBy(0, document.querySelector('#filter-tray').getBoundingClientRect().top - document.querySelector('header').getBoundingClientRect().height - 8));
   await sleep(500);
   await shot(phone, 'studio-filters-blur-phone');
   result.phone_tray = await phone.evaluate(() => {
