@@ -358,7 +358,7 @@ async function personMain() {
   run.step = 'the host blurs the background';
   const framesBefore = await decoded(watch);
   await pick(studio, 'background', 'bg_blur_strong');
-  await waitFor(studio, 'the segmentation model runs', () => window.onair.filters.state().segmentation.runs >= 5, null, 30000);
+  await waitFor(studio, 'the segmentation model runs', () => window.onair.filters.state().segmentation.runs >= 5, null, 60000);
   await sleep(1500);
   await settled(watch, 'blur');
   const blurred = await viewerLumas(watch);
@@ -436,7 +436,7 @@ async function personMain() {
 
   run.step = 'the host adds lip makeup';
   await pick(studio, 'makeup', 'makeup_rose_lips');
-  await waitFor(studio, 'the face is found', () => window.onair.filters.state().face.found && window.onair.filters.state().face.runs >= 5, null, 30000);
+  await waitFor(studio, 'the face is found', () => window.onair.filters.state().face.found && window.onair.filters.state().face.runs >= 5, null, 60000);
   // The lips' box from the landmarks (fractions of the frame), shrunk to its middle.
   const lips = await studio.evaluate(() => {
     const f = window.onair.filters.pipeline.face;
@@ -469,7 +469,7 @@ async function personMain() {
   await phone.goto(`${base}/publish`, run.remaining());
   await waitFor(phone, 'the phone tray lists the catalogue', () => window.onair.filters && window.onair.filters.state().catalogue >= 30);
   await waitFor(phone, 'the remembered blur is back', () => window.onair.filters.state().stack.some((e) => e.id === 'bg_blur_strong'), null, 15000);
-  await waitFor(phone, 'the phone runs the segmentation', () => window.onair.filters.state().segmentation.runs >= 3, null, 30000);
+  await waitFor(phone, 'the phone runs the segmentation', () => window.onair.filters.state().segmentation.runs >= 3, null, 60000);
   await phone.evaluate(() => document.querySelector('.filter-tab[data-tab="background"]').click());
   await sleep(800);
   await phone.evaluate(() => window.scrollTo(0, 0));
