@@ -87,8 +87,11 @@ export class Canvas2dRenderer {
       px.globalCompositeOperation = 'source-in';
       px.drawImage(this.canvas, 0, 0);
       if (s.background.mode === 'blur') {
-        ctx.filter = `blur(${Math.round((0.01 + 0.04 * s.background.amount) * h)}px)`;
-        ctx.drawImage(video, 0, 0, w, h);
+        // Drawn larger by twice the radius: the blur fades its own edges
+        // (it sees transparency beyond them), which must fall off the canvas.
+        const r = Math.round((0.01 + 0.04 * s.background.amount) * h);
+        ctx.filter = `blur(${r}px)`;
+        ctx.drawImage(video, -2 * r, -2 * r, w + 4 * r, h + 4 * r);
         ctx.filter = 'none';
       } else if (this.backdrop) {
         ctx.drawImage(this.backdrop, 0, 0, w, h);
