@@ -8,8 +8,16 @@
 //! across the switch. Screenshots of the tray (1280x800, 390x844) go to a
 //! temporary directory printed at the end.
 //!
+//! A second run plays a picture of a person as the camera (FFmpeg makes
+//! it from tests/fixtures/person-astronaut.jpg) for the background and
+//! face effects: with background blur the detail outside the person mask
+//! (the model's own) falls on the viewer's decoded frames while the
+//! person's stays; the studio backdrop replaces the background; lip
+//! makeup moves the lips' colour; one WHIP session throughout.
+//!
 //! Needs `/usr/bin/chromium` (or `$CHROMIUM`), node, and `npm ci` in
-//! tests/browser; skipped loudly without them, a failure under `CI=true`.
+//! tests/browser (and FFmpeg from imageio-ffmpeg for the second); skipped
+//! loudly without them, a failure under `CI=true`.
 
 mod common;
 
@@ -40,6 +48,7 @@ async fn the_studio_publishes_a_colour_look_and_switches_it_live() {
     if skip("studio filters browser test", missing) {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().await;
     let server = common::start_server_default_bind(2).await;
     let shots = screenshot_dir("filters");
     let mut args = vec!["--base".to_owned(), server.url(), "--timeout-ms".to_owned(), std::env::var("FILTERS_TIMEOUT_MS").unwrap_or_else(|_| "150000".into()), "--screenshots".to_owned(), shots.to_str().unwrap().to_owned()];
@@ -90,6 +99,125 @@ async fn the_studio_publishes_a_colour_look_and_switches_it_live() {
     assert!(t["left"].as_f64().unwrap() >= 0.0 && t["right"].as_f64().unwrap() <= t["width"].as_f64().unwrap() + 0.5, "{t}");
     assert!(t["scroll"].as_f64().unwrap() <= t["width"].as_f64().unwrap() + 0.5, "nothing wider than the phone: {t}");
     for pic in ["studio-filters-desktop", "studio-filters-phone"] {
+        let f = shots.join(format!("{pic}.png"));
+        let size = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 10_000, "screenshot {} is {size} bytes", f.display());
+    }
+    server.stop().await;
+}
+
+/// Both browser runs of this file one at a time (two Chromiums with live
+/// studios and models at once overload a 2-core machine).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The fake camera's scene: the person (tests/fixtures/person-astronaut.jpg,
+/// public domain) 720x720 in the middle of a 1280x720 picture whose sides
+/// are a fine coloured checkerboard (background detail that a blur must
+/// take away); 5 frames of it as .y4m, which Chromium loops.
+fn person_scene(ffmpeg: &str) -> std::path::PathBuf {
+    let photo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/person-astronaut.jpg");
+    let out = std::env::temp_dir().join(format!("onair-person-{}.y4m", std::process::id()));
+    let checker = "color=c=0x808080:s=1280x720:r=30,format=rgb24,\
+        geq=r='if(mod(floor(X/24)+floor(Y/24),2),210,40+mod(X,97))':g='if(mod(floor(X/24)+floor(Y/24),2),190,60)':b='if(mod(floor(X/24)+floor(Y/24),2),150,90+mod(Y,61))'";
+    let status = std::process::Command::new(ffmpeg)
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", checker, "-loop", "1", "-i"])
+        .arg(&photo)
+        .args(["-filter_complex", "[1:v]scale=720:720[p];[0:v][p]overlay=280:0,format=yuv420p", "-frames:v", "5", "-f", "yuv4mpegpipe"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success(), "ffmpeg made no scene");
+    out
+}
+
+/// The vendored models are served by OnAir with the right types, and only
+/// their two frames may compile wasm and eval (the studio may not).
+async fn served_models(server: &onair::server::Server) {
+    let addr: std::net::SocketAddr = server.url().trim_start_matches("http://").parse().unwrap();
+    for (path, ty) in [
+        ("/static/vendor/selfie_segmentation/selfie_segmentation_solution_simd_wasm_bin.wasm", "application/wasm"),
+        ("/static/vendor/face_mesh/face_mesh_solution_simd_wasm_bin.wasm", "application/wasm"),
+        ("/static/vendor/selfie_segmentation/selfie_segmentation_landscape.tflite", "application/octet-stream"),
+        ("/static/vendor/face_mesh/face_mesh_solution_packed_assets.data", "application/octet-stream"),
+        ("/static/vendor/face_mesh/face_mesh.js", "text/javascript"),
+        ("/static/filters/segment.html", "text/html"),
+    ] {
+        let r = common::http::request(addr, "HEAD", path, &[], b"").await;
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.header("content-type").is_some_and(|t| t.starts_with(ty)), "{path}: {:?}", r.header("content-type"));
+    }
+    for (path, eval) in [("/static/filters/segment.html", true), ("/static/filters/face.html", true), ("/publish", false), ("/static/filters/vision.js", false)] {
+        let r = common::http::request(addr, "HEAD", path, &[], b"").await;
+        let csp = r.header("content-security-policy").unwrap_or_default().to_owned();
+        assert_eq!(csp.contains("'wasm-unsafe-eval'") && csp.contains("'unsafe-eval'"), eval, "{path}: {csp}");
+    }
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_blur_replacement_and_makeup_follow_the_person() {
+    let chromium = browser_path("CHROMIUM", "/usr/bin/chromium");
+    let missing = missing_prerequisite(&[(&chromium, "apt-get install chromium")], &["playwright-core"]);
+    if skip("studio background and face effects browser test", missing) {
+        return;
+    }
+    let Some(ffmpeg) = common::ffmpeg::or_skip("studio background and face effects browser test") else { return };
+    let _one = ONE_AT_A_TIME.lock().await;
+    let scene = person_scene(&ffmpeg);
+    let server = common::start_server_default_bind(2).await;
+    served_models(&server).await;
+    let shots = screenshot_dir("filters-person");
+    let mut args = vec!["--base".to_owned(), server.url(), "--timeout-ms".to_owned(), std::env::var("FILTERS_TIMEOUT_MS").unwrap_or_else(|_| "240000".into()), "--screenshots".to_owned(), shots.to_str().unwrap().to_owned(), "--person".to_owned(), scene.to_str().unwrap().to_owned()];
+    if std::env::var("ONAIR_FILTERS_BENCH").is_ok() {
+        args.push("--bench".to_owned());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_script("filters.mjs", &args).await;
+    let _ = std::fs::remove_file(&scene);
+    let r = &out.result;
+    assert_eq!(r["ok"], true, "{r}\nstderr:\n{}", out.stderr);
+    eprintln!("studio background/face browser test: edges {} mask {} backdrop {} lips {} bench {}\nscreenshots in {}", r["edges"], r["mask"], r["backdrop"], r["lips"], r["bench"], shots.display());
+
+    // The model found the person: a fair share of the picture each way.
+    let (bg, person) = (num(&r["mask"]["background"]), num(&r["mask"]["person"]));
+    assert!(bg > 0.3 && person > 0.15, "the person mask: {} of the picture background, {} person", bg, person);
+
+    // Blur: the background's detail (edge energy outside the mask) falls,
+    // against the camera as it is and through the pipeline with nothing on;
+    // the person's stays.
+    let e = &r["edges"];
+    let (plain, blur, through) = (num(&e["plain"]["background"]), num(&e["blur"]["background"]), num(&e["through"]["background"]));
+    assert!(plain > 4.0 && through > 4.0, "the scene has background detail: {e}");
+    assert!(blur < through * 0.4 && blur < plain * 0.4, "blur takes the background's detail away: {e}");
+    let (pp, pb, pt) = (num(&e["plain"]["person"]), num(&e["blur"]["person"]), num(&e["through"]["person"]));
+    assert!(pb > pt * 0.75 && pb > pp * 0.6, "the person stays sharp: {e}");
+
+    // Replacement: the background becomes the backdrop image (its mean
+    // distance from it falls well below the camera's own background's).
+    let b = &r["backdrop"];
+    assert!(num(&b["replaced"]) < num(&b["through"]) * 0.5 && num(&b["replaced"]) < 30.0, "the backdrop replaces the background: {b}");
+    assert!(num(&b["person_edges"]) > pt * 0.75, "the person stays over the backdrop: {b}, {e}");
+
+    // Rose lips (#c2185b): the lips' colour moves to the tint: redder
+    // against green, bluer against green.
+    let (before, after) = (rgb(&r["lips"]["before"]), rgb(&r["lips"]["after"]));
+    assert!(after[0] - after[1] > before[0] - before[1] + 8.0 && after[2] - after[1] > before[2] - before[1] + 5.0, "lip tint: {before:?} -> {after:?}");
+
+    // One WHIP session, one track swap, the viewer decoding throughout.
+    let session = r["session"].as_str().expect("a WHIP session");
+    for st in ["blur_state", "last_state"] {
+        assert_eq!(r[st]["session"].as_str(), Some(session), "{st}: {r}");
+    }
+    assert_eq!((r["last_state"]["state"].as_str(), r["last_state"]["swaps"].as_i64()), (Some("live"), Some(1)), "{r}");
+    let frames = r["frames_across"].as_array().unwrap();
+    assert!(frames[1].as_i64().unwrap() > frames[0].as_i64().unwrap() + 10, "the viewer keeps decoding: {frames:?}");
+    assert_eq!(r["viewer_phase"], "live");
+    let t = &r["phone_tray"];
+    assert!(t["scroll"].as_f64().unwrap() <= t["width"].as_f64().unwrap() + 0.5, "nothing wider than the phone: {t}");
+    for pic in ["studio-filters-blur-desktop", "studio-filters-blur-desktop-preview", "studio-filters-blur-phone", "studio-filters-blur-phone-preview"] {
         let f = shots.join(format!("{pic}.png"));
         let size = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
         assert!(size > 10_000, "screenshot {} is {size} bytes", f.display());

@@ -9,7 +9,13 @@
 //!   server only (no inline script or style, no `eval`), images also from
 //!   any http(s) URL (stream thumbnails), media from `blob:`, fetches and
 //!   WebSockets to this server only (WebRTC media is not subject to CSP),
-//!   and no framing by other sites.
+//!   and no framing by other sites;
+//! - but the studio's two vision-model frames (`static/filters/segment.html`
+//!   and `face.html`, hidden iframes of the studio) may also compile
+//!   WebAssembly and `eval`: MediaPipe's wasm builds make their JavaScript
+//!   bindings with `new Function` (emscripten's embind). Only those two
+//!   documents, whose scripts still come from this server only, and only
+//!   this server may frame them.
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -20,6 +26,13 @@ use onair_signaling::ApiError;
 /// The policy, without the WebSocket origins (added per request's `Host`).
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: https: http:; media-src 'self' blob:; \
 font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+/// The vision-model frames' policy (see the module's comment).
+const MODEL_FRAME_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; \
+object-src 'none'; base-uri 'self'; form-action 'none'; frame-ancestors 'self'";
+
+/// The documents that get [`MODEL_FRAME_CSP`].
+const MODEL_FRAMES: [&str; 2] = ["/static/filters/segment.html", "/static/filters/face.html"];
 
 /// Whether a request opens a WebSocket (HTTP/1.1 `Upgrade: websocket`, or
 /// HTTP/2's extended CONNECT).
@@ -53,7 +66,8 @@ pub async fn enforce(req: Request, next: Next) -> Response {
         )
         .into_response();
     }
-    let csp = format!("{CSP}; {}", connect_src(req.headers().get(header::HOST)));
+    let base = if MODEL_FRAMES.contains(&req.uri().path()) { MODEL_FRAME_CSP } else { CSP };
+    let csp = format!("{base}; {}", connect_src(req.headers().get(header::HOST)));
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&csp) {

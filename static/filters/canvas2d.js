@@ -3,6 +3,8 @@
 // smoothing, brightness, sepia/saturation for skin tone), colour looks are
 // approximated by filter functions named by the LUT, and the overlay layer
 // is drawn on top. Cheaper and coarser than WebGL2; never a LUT per pixel.
+// Background blur/replacement composite the person through the mask's
+// alpha; makeup tints blend with the `color` mode; no face warps here.
 
 const LOOK_FILTERS = {
   'lut_vintage.png': 'sepia(0.65) contrast(0.9) brightness(1.05)',
@@ -27,6 +29,17 @@ export class Canvas2dRenderer {
     this.lutName = null;
     this.overlay = null;
     this.backdrop = null;
+    this.mask = null;
+    this.tint = null;
+    this.person = document.createElement('canvas');
+  }
+
+  setMask(source) {
+    this.mask = source;
+  }
+
+  setTint(canvas) {
+    this.tint = canvas;
   }
 
   setLut(bitmap, name) {
@@ -59,6 +72,32 @@ export class Canvas2dRenderer {
     ctx.filter = f.length ? f.join(' ') : 'none';
     ctx.drawImage(video, 0, 0, w, h);
     ctx.filter = 'none';
+    if (s.tint && this.tint) {
+      ctx.globalCompositeOperation = 'color';
+      ctx.drawImage(this.tint, 0, 0, w, h);
+      ctx.globalCompositeOperation = 'source-over';
+    }
+    if (s.background && this.mask) {
+      // The person (the picture so far, through the mask's alpha) over the background.
+      const pc = this.person;
+      if (pc.width !== w || pc.height !== h) [pc.width, pc.height] = [w, h];
+      const px = pc.getContext('2d');
+      px.globalCompositeOperation = 'copy';
+      px.drawImage(this.mask, 0, 0, w, h);
+      px.globalCompositeOperation = 'source-in';
+      px.drawImage(this.canvas, 0, 0);
+      if (s.background.mode === 'blur') {
+        // Drawn larger by twice the radius: the blur fades its own edges
+        // (it sees transparency beyond them), which must fall off the canvas.
+        const r = Math.round((0.01 + 0.04 * s.background.amount) * h);
+        ctx.filter = `blur(${r}px)`;
+        ctx.drawImage(video, -2 * r, -2 * r, w + 4 * r, h + 4 * r);
+        ctx.filter = 'none';
+      } else if (this.backdrop) {
+        ctx.drawImage(this.backdrop, 0, 0, w, h);
+      }
+      ctx.drawImage(pc, 0, 0);
+    }
     if (s.vignette > 0) {
       const g = ctx.createRadialGradient(w / 2, h / 2, h * 0.3, w / 2, h / 2, Math.hypot(w, h) / 2);
       g.addColorStop(0, 'rgba(0,0,0,0)');

@@ -1,18 +1,28 @@
 // WebGL2 renderer of the studio's video filters: the camera frame through
-// at most two shader passes into the canvas that is published.
+// at most five shader passes into the canvas that is published.
 //   1. smoothing: an edge-preserving (bilateral) blur, only when beauty
 //      smoothing is on; 13 taps, or 5 in the cheap mode;
-//   2. the look: sharpen, brightness, skin tone, green-screen key over a
-//      backdrop, a 3D LUT (trilinear, mixed by strength), vignette, grain,
-//      then the overlay layer (stickers, text, frames: a 2D canvas).
+//   2-4. background blur only: the frame boxed down to a quarter of its
+//      size, then a separable Gaussian blur there (cheap, and a wide blur
+//      is smooth anyway; boxing first keeps fine patterns from aliasing);
+//   4. the look: the face warp (eye enlargement, slimming: every frame
+//      sample goes through it), sharpen, brightness, skin tone, makeup
+//      tints, the background (person mask over the blurred frame or a
+//      backdrop image; or the green-screen key), a 3D LUT (trilinear, mixed
+//      by strength), vignette, grain, then the overlay layer (stickers,
+//      text, frames, face stickers: a 2D canvas).
 // Uniforms carry every setting, so switching filters changes numbers, not
 // programs, and never touches the published track.
 
 const VERT = `#version 300 es
 in vec2 pos;
 out vec2 uv;
+// 1 in passes drawn into a texture: their row 0 is the picture's top row,
+// as in the uploaded camera frame (without it every such pass turned the
+// picture upside down). 0 on the canvas, whose row 0 is at the bottom.
+uniform float offscreen;
 void main() {
-  uv = vec2((pos.x + 1.0) * 0.5, (1.0 - pos.y) * 0.5);
+  uv = vec2((pos.x + 1.0) * 0.5, offscreen > 0.5 ? (pos.y + 1.0) * 0.5 : (1.0 - pos.y) * 0.5);
   gl_Position = vec4(pos, 0.0, 1.0);
 }`;
 
@@ -47,6 +57,31 @@ void main() {
   color = vec4(mix(c, sum / wsum, amount), 1.0);
 }`;
 
+const BLUR = `#version 300 es
+precision highp float;
+in vec2 uv;
+out vec4 color;
+uniform sampler2D src;
+uniform vec2 step;      // one tap apart, in uv
+uniform int box;        // 1: a 4x4 box average (downsizing by 4), else the Gaussian
+void main() {
+  if (box == 1) {
+    // Four bilinear taps one texel off the centre: the 4x4 texels around it.
+    vec3 s = texture(src, uv + vec2(-step.x, -step.y)).rgb + texture(src, uv + vec2(step.x, -step.y)).rgb +
+             texture(src, uv + vec2(-step.x, step.y)).rgb + texture(src, uv + vec2(step.x, step.y)).rgb;
+    color = vec4(s * 0.25, 1.0);
+    return;
+  }
+  // 9 taps, Gaussian weights (sigma = 2 taps).
+  float w[5] = float[5](0.2042, 0.1802, 0.1238, 0.0663, 0.0276);
+  vec3 sum = texture(src, uv).rgb * w[0];
+  for (int i = 1; i < 5; i++) {
+    sum += texture(src, uv + step * float(i)).rgb * w[i];
+    sum += texture(src, uv - step * float(i)).rgb * w[i];
+  }
+  color = vec4(sum / (w[0] + 2.0 * (w[1] + w[2] + w[3] + w[4])), 1.0);
+}`;
+
 const LOOK = `#version 300 es
 precision highp float;
 precision highp sampler3D;
@@ -57,6 +92,9 @@ uniform sampler2D raw;       // the camera frame (for sharpening detail)
 uniform sampler3D lut;
 uniform sampler2D overlay;
 uniform sampler2D backdrop;
+uniform sampler2D mask;      // the person's probability (red)
+uniform sampler2D blurred;   // the frame, blurred (background blur)
+uniform sampler2D tint;      // makeup: colour and amount (alpha)
 uniform vec2 texel;
 uniform float sharpen;       // 0..1
 uniform float brightness;    // -1..1
@@ -69,6 +107,18 @@ uniform int useOverlay;
 uniform int keyOn;
 uniform vec3 keyColor;
 uniform float keyTolerance;  // 0..1
+uniform int bgMode;          // 0 none, 1 blur, 2 replace
+uniform int tintOn;
+uniform float aspect;        // width / height
+uniform float eyeAmount;     // 0..0.4
+uniform vec2 eyeR;
+uniform vec2 eyeL;
+uniform float eyeRadius;     // in frame heights
+uniform float slimAmount;    // 0..0.6
+uniform vec2 jawR;
+uniform vec2 jawL;
+uniform vec2 faceCentre;
+uniform float jawRadius;
 
 float luma(vec3 c) { return dot(c, vec3(0.299, 0.587, 0.114)); }
 
@@ -78,12 +128,38 @@ float hash(vec2 p) {
   return fract((p.x + p.y) * p.x);
 }
 
+// Eye enlargement: near an eye, sample closer to its centre (a bulge).
+vec2 bulge(vec2 p, vec2 centre) {
+  vec2 d = (p - centre) * vec2(aspect, 1.0);
+  float r = length(d) / eyeRadius;
+  if (r >= 1.0) return p;
+  return centre + (p - centre) * (1.0 - eyeAmount * (1.0 - r * r));
+}
+
+// Slimming: near a jaw point, sample further out from the face's centre,
+// so the jaw line is drawn nearer to it.
+vec2 pull(vec2 p, vec2 jaw) {
+  vec2 d = (p - jaw) * vec2(aspect, 1.0);
+  float r = length(d) / jawRadius;
+  if (r >= 1.0) return p;
+  vec2 out_ = normalize((jaw - faceCentre) * vec2(aspect, 1.0)) * jawRadius * 0.35 * slimAmount;
+  float f = (1.0 - r * r);
+  return p + out_ / vec2(aspect, 1.0) * f * f;
+}
+
+vec2 warp(vec2 p) {
+  if (eyeAmount > 0.0) p = bulge(bulge(p, eyeR), eyeL);
+  if (slimAmount > 0.0) p = pull(pull(p, jawR), jawL);
+  return p;
+}
+
 void main() {
-  vec3 c = texture(src, uv).rgb;
+  vec2 wuv = warp(uv);
+  vec3 c = texture(src, wuv).rgb;
   if (sharpen > 0.0) {
-    vec3 r0 = texture(raw, uv).rgb;
-    vec3 blur = (texture(raw, uv + vec2(texel.x, 0.0)).rgb + texture(raw, uv - vec2(texel.x, 0.0)).rgb +
-                 texture(raw, uv + vec2(0.0, texel.y)).rgb + texture(raw, uv - vec2(0.0, texel.y)).rgb) * 0.25;
+    vec3 r0 = texture(raw, wuv).rgb;
+    vec3 blur = (texture(raw, wuv + vec2(texel.x, 0.0)).rgb + texture(raw, wuv - vec2(texel.x, 0.0)).rgb +
+                 texture(raw, wuv + vec2(0.0, texel.y)).rgb + texture(raw, wuv - vec2(0.0, texel.y)).rgb) * 0.25;
     c += (r0 - blur) * sharpen * 1.5;
   }
   c += brightness * 0.25;
@@ -93,6 +169,19 @@ void main() {
     c += skin * skinTone * vec3(0.06, 0.015, -0.05);
   }
   c = clamp(c, 0.0, 1.0);
+  if (tintOn == 1) {
+    // Makeup keeps the skin's shading: the tint's colour at the pixel's light.
+    vec4 t = texture(tint, wuv);
+    vec3 tinted = clamp(t.rgb * (luma(c) * 1.4 + 0.12), 0.0, 1.0);
+    c = mix(c, tinted, t.a);
+  }
+  if (bgMode > 0) {
+    // The person over the blurred frame or the backdrop; the mask's soft
+    // edge (0.3-0.7) keeps hair from a hard cut.
+    float m = smoothstep(0.3, 0.7, texture(mask, wuv).r);
+    vec3 bg = bgMode == 1 ? texture(blurred, wuv).rgb : texture(backdrop, wuv).rgb;
+    c = mix(bg, c, m);
+  }
   if (keyOn == 1) {
     // Chroma distance in YCbCr: near the key colour shows the backdrop.
     vec2 cc = vec2(c.b - luma(c), c.r - luma(c));
@@ -175,6 +264,7 @@ export class GlRenderer {
     this.gl = gl;
     this.smooth = program(gl, SMOOTH);
     this.look = program(gl, LOOK);
+    this.blur = program(gl, BLUR);
     const buf = gl.createBuffer();
     gl.bindBuffer(gl.ARRAY_BUFFER, buf);
     gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([-1, -1, 1, -1, -1, 1, 1, 1]), gl.STATIC_DRAW);
@@ -184,6 +274,13 @@ export class GlRenderer {
     this.smoothTex = texture2d(gl);
     this.overlayTex = texture2d(gl);
     this.backdropTex = texture2d(gl);
+    this.maskTex = texture2d(gl);
+    this.tintTex = texture2d(gl);
+    // Background blur: two quarter-size targets (horizontal, then vertical pass).
+    this.blurTex = [texture2d(gl), texture2d(gl)];
+    this.blurFbo = [gl.createFramebuffer(), gl.createFramebuffer()];
+    this.blurSize = [0, 0];
+    this.maskReady = false;
     this.fbo = gl.createFramebuffer();
     this.lutTex = gl.createTexture();
     gl.bindTexture(gl.TEXTURE_3D, this.lutTex);
@@ -240,6 +337,61 @@ export class GlRenderer {
     gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, gl.RGBA, gl.UNSIGNED_BYTE, source);
   }
 
+  /** The person mask (an ImageBitmap or canvas, probability in red); null: none yet. */
+  setMask(source) {
+    const gl = this.gl;
+    this.maskReady = !!source;
+    if (!source) return;
+    gl.bindTexture(gl.TEXTURE_2D, this.maskTex);
+    gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, gl.RGBA, gl.UNSIGNED_BYTE, source);
+  }
+
+  /** The makeup tint layer (a 2D canvas: colour, amount in alpha). */
+  setTint(canvas) {
+    const gl = this.gl;
+    gl.bindTexture(gl.TEXTURE_2D, this.tintTex);
+    gl.pixelStorei(gl.UNPACK_PREMULTIPLY_ALPHA_WEBGL, false);
+    gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, gl.RGBA, gl.UNSIGNED_BYTE, canvas);
+  }
+
+  /** Blurs `src` (w x h) into blurTex[0] at a quarter size; `amount` 0..1 sets the radius. */
+  blurBackground(src, w, h, amount) {
+    const gl = this.gl;
+    const bw = Math.max(2, Math.round(w / 4));
+    const bh = Math.max(2, Math.round(h / 4));
+    if (this.blurSize[0] !== bw || this.blurSize[1] !== bh) {
+      for (let i = 0; i < 2; i++) {
+        gl.bindTexture(gl.TEXTURE_2D, this.blurTex[i]);
+        gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, bw, bh, 0, gl.RGBA, gl.UNSIGNED_BYTE, null);
+        gl.bindFramebuffer(gl.FRAMEBUFFER, this.blurFbo[i]);
+        gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, this.blurTex[i], 0);
+      }
+      this.blurSize = [bw, bh];
+    }
+    // The radius in frame heights (same look at any size): 1% to 5%;
+    // quarter-size texels between taps (4 taps a side).
+    const tap = ((0.01 + 0.04 * amount) * bh) / 4;
+    const { p, loc } = this.blur;
+    gl.useProgram(p);
+    gl.viewport(0, 0, bw, bh);
+    gl.uniform1i(loc.src, 0);
+    gl.uniform1f(loc.offscreen, 1);
+    gl.activeTexture(gl.TEXTURE0);
+    const passes = [
+      [src, 0, 1, [1 / w, 1 / h]], // box down: full size -> quarter
+      [this.blurTex[0], 1, 0, [tap / bw, 0]], // horizontal
+      [this.blurTex[1], 0, 0, [0, tap / bh]], // vertical
+    ];
+    for (const [from, to, box, step] of passes) {
+      gl.bindFramebuffer(gl.FRAMEBUFFER, this.blurFbo[to]);
+      gl.bindTexture(gl.TEXTURE_2D, from);
+      gl.uniform1i(loc.box, box);
+      gl.uniform2f(loc.step, step[0], step[1]);
+      gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
+    }
+    gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+  }
+
   setOverlay(canvas) {
     const gl = this.gl;
     gl.bindTexture(gl.TEXTURE_2D, this.overlayTex);
@@ -285,6 +437,7 @@ export class GlRenderer {
       gl.bindFramebuffer(gl.FRAMEBUFFER, this.fbo);
       gl.viewport(0, 0, w, h);
       gl.uniform1i(loc.src, 0);
+      gl.uniform1f(loc.offscreen, 1);
       gl.uniform2f(loc.texel, 1 / w, 1 / h);
       gl.uniform1f(loc.amount, s.smoothing);
       gl.uniform1i(loc.cheap, s.cheap ? 1 : 0);
@@ -292,6 +445,8 @@ export class GlRenderer {
       gl.bindFramebuffer(gl.FRAMEBUFFER, null);
       src = this.smoothTex;
     }
+    const bgMode = s.background && this.maskReady ? (s.background.mode === 'blur' ? 1 : 2) : 0;
+    if (bgMode === 1) this.blurBackground(src, w, h, s.background.amount);
     const { p, loc } = this.look;
     gl.useProgram(p);
     gl.viewport(0, 0, w, h);
@@ -310,6 +465,31 @@ export class GlRenderer {
     gl.uniform1i(loc.lut, 2);
     gl.uniform1i(loc.overlay, 3);
     gl.uniform1i(loc.backdrop, 4);
+    gl.uniform1f(loc.offscreen, 0);
+    gl.activeTexture(gl.TEXTURE5);
+    gl.bindTexture(gl.TEXTURE_2D, this.maskTex);
+    gl.activeTexture(gl.TEXTURE6);
+    gl.bindTexture(gl.TEXTURE_2D, this.blurTex[0]);
+    gl.activeTexture(gl.TEXTURE7);
+    gl.bindTexture(gl.TEXTURE_2D, this.tintTex);
+    gl.uniform1i(loc.mask, 5);
+    gl.uniform1i(loc.blurred, 6);
+    gl.uniform1i(loc.tint, 7);
+    gl.uniform1i(loc.bgMode, bgMode);
+    gl.uniform1i(loc.tintOn, s.tint ? 1 : 0);
+    gl.uniform1f(loc.aspect, w / h);
+    const wp = s.warp;
+    gl.uniform1f(loc.eyeAmount, wp ? wp.eyes : 0);
+    gl.uniform1f(loc.slimAmount, wp ? wp.slim : 0);
+    if (wp) {
+      gl.uniform2f(loc.eyeR, wp.rightEye[0], wp.rightEye[1]);
+      gl.uniform2f(loc.eyeL, wp.leftEye[0], wp.leftEye[1]);
+      gl.uniform1f(loc.eyeRadius, Math.max(wp.eyeRadius, 1e-3));
+      gl.uniform2f(loc.jawR, wp.rightJaw[0], wp.rightJaw[1]);
+      gl.uniform2f(loc.jawL, wp.leftJaw[0], wp.leftJaw[1]);
+      gl.uniform2f(loc.faceCentre, wp.centre[0], wp.centre[1]);
+      gl.uniform1f(loc.jawRadius, Math.max(wp.jawRadius, 1e-3));
+    }
     gl.uniform2f(loc.texel, 1 / w, 1 / h);
     gl.uniform1f(loc.sharpen, s.cheap ? 0 : s.sharpen);
     gl.uniform1f(loc.brightness, s.brightness);

@@ -6,22 +6,33 @@
 // senders once (RTCRtpSender.replaceTrack): switching or stacking filters
 // afterwards only changes the renderer's settings, so the WHIP session is
 // never renegotiated and every simulcast layer carries the effect.
+//
+// Background and face effects need models (vision.js): they load on first
+// use and run on small copies of the frame, one model per camera frame and
+// each at most every 2nd frame; the passes use the last mask and landmarks.
 
 import { GlRenderer } from './gl.js';
 import { Canvas2dRenderer } from './canvas2d.js';
 import { VoiceChanger } from './voice.js';
 import { drawOverlays } from './overlay.js';
+import { Segmenter, FaceTracker } from './vision.js';
+import { drawMakeup, drawFaceSticker, warpOf } from './face.js';
 
 /** Frame budget: 30 fps at the published size. */
 export const BUDGET_MS = 1000 / 30;
-/** Renderers known to work; others need models not shipped yet. */
-export const RENDERED = new Set(['beauty', 'lut', 'vignette', 'grain', 'green_screen', 'sticker', 'text', 'frame', 'voice']);
+/** The effects the studio renders. */
+export const RENDERED = new Set(['beauty', 'lut', 'vignette', 'grain', 'green_screen', 'bg_blur', 'bg_replace', 'makeup', 'face_sticker', 'face_warp', 'sticker', 'text', 'frame', 'voice']);
+/** Effects that need the person mask, and those that need face landmarks. */
+const SEGMENTED = new Set(['bg_blur', 'bg_replace']);
+const FACIAL = new Set(['makeup', 'face_sticker', 'face_warp']);
 
 /** Where a filter sits in the stack: one per slot (overlays stack by filter). */
 export function slotOf(filter) {
   if (filter.category === 'overlay') return `overlay:${filter.id}`;
   if (filter.category === 'color') return filter.effect; // a look, a vignette and grain together
-  if (filter.category === 'makeup' || filter.category === 'ar') return 'face';
+  // Makeup, a face sticker and a warp stack (one of each).
+  if (filter.category === 'makeup') return 'makeup';
+  if (filter.category === 'ar') return filter.effect === 'face_warp' ? 'warp' : 'ar';
   return filter.category;
 }
 
@@ -67,6 +78,27 @@ export class FilterPipeline {
     this.images = new Map(); // asset url -> HTMLImageElement / ImageBitmap
     this.lutUrl = null;
     this.backdropUrl = null;
+    this.segmenter = new Segmenter();
+    this.face = new FaceTracker();
+    this.maskVersion = 0;
+    this.faceVersion = 0;
+    this.faceDirty = true;
+    this.tick = 0;
+    this.aspect = 16 / 9;
+    // The makeup tint layer (landmark-placed, blended by the shader).
+    this.tintCanvas = document.createElement('canvas');
+    this.tintCanvas.width = 640;
+    this.tintCanvas.height = 360;
+  }
+
+  /** Which models the stack needs. */
+  needs() {
+    const n = { segment: false, face: false };
+    for (const e of this.stack.values()) {
+      if (SEGMENTED.has(e.filter.effect)) n.segment = true;
+      if (FACIAL.has(e.filter.effect)) n.face = true;
+    }
+    return n;
   }
 
   /** The camera (and microphone) stream. */
@@ -99,7 +131,14 @@ export class FilterPipeline {
   async set(stack) {
     this.stack = new Map(stack);
     this.overlayDirty = true;
+    this.faceDirty = true;
     await this.loadAssets();
+    const needs = this.needs();
+    try {
+      await Promise.all([needs.segment && this.segmenter.load(), needs.face && this.face.load()]);
+    } catch (err) {
+      throw new Error(`the ${needs.segment && this.segmenter.failed ? 'person segmentation' : 'face tracking'} model did not load (${err && err.message ? err.message : err})`);
+    }
     const voice = [...this.stack.values()].find((e) => e.filter.category === 'voice');
     if (voice) {
       const mic = this.media && this.media.getAudioTracks()[0];
@@ -136,7 +175,7 @@ export class FilterPipeline {
       this.lutUrl = lutUrl;
       this.renderer.setLut(lutUrl ? await this.image(lutUrl) : null, lutAsset && lutAsset.name);
     }
-    const key = [...this.stack.values()].find((e) => e.filter.effect === 'green_screen');
+    const key = [...this.stack.values()].find((e) => e.filter.effect === 'green_screen' || e.filter.effect === 'bg_replace');
     const bd = key && key.filter.assets.find((a) => a.kind === 'backdrop');
     if (bd && bd.url !== this.backdropUrl) {
       this.backdropUrl = bd.url;
@@ -149,7 +188,7 @@ export class FilterPipeline {
 
   /** The renderer's settings from the stack. */
   settings() {
-    const s = { smoothing: 0, brightness: 0, skinTone: 0, sharpen: 0, lut: 0, vignette: 0, grain: 0, key: null, overlay: false, cheap: this.cheap, scale: this.scale };
+    const s = { smoothing: 0, brightness: 0, skinTone: 0, sharpen: 0, lut: 0, vignette: 0, grain: 0, key: null, background: null, tint: false, warp: null, overlay: false, cheap: this.cheap, scale: this.scale };
     for (const { filter, params, strength } of this.stack.values()) {
       const k = strength / 100;
       const p = params || {};
@@ -172,6 +211,19 @@ export class FilterPipeline {
         case 'green_screen':
           s.key = { color: hexColor(p.key_color), tolerance: (num(p.tolerance, 40) / 100) * Math.max(k, 0.05) };
           break;
+        case 'bg_blur':
+          s.background = { mode: 'blur', amount: Math.min(1, (num(p.strength, 60) / 100) * k) };
+          break;
+        case 'bg_replace':
+          s.background = k > 0 ? { mode: 'replace', amount: k } : null;
+          break;
+        case 'makeup':
+          s.tint = !!this.face.points && k > 0;
+          break;
+        case 'face_warp':
+          s.warp = warpOf(this.face, p, k, this.aspect);
+          break;
+        case 'face_sticker':
         case 'sticker':
         case 'text':
         case 'frame':
@@ -207,13 +259,37 @@ export class FilterPipeline {
   frame() {
     const v = this.video;
     if (!v.videoWidth) return;
+    this.models(v);
     const t0 = performance.now();
+    this.aspect = v.videoWidth / v.videoHeight;
+    const entries = [...this.stack.values()];
+    const faceMoved = this.face.version !== this.faceVersion || this.faceDirty;
+    if (faceMoved) {
+      this.faceVersion = this.face.version;
+      this.faceDirty = false;
+      const makeup = entries.find((e) => e.filter.effect === 'makeup');
+      if (makeup) {
+        drawMakeup(this.tintCanvas, this.face, makeup.params, makeup.strength / 100);
+        this.renderer.setTint(this.tintCanvas);
+      }
+      if (entries.some((e) => e.filter.effect === 'face_sticker')) this.overlayDirty = true;
+    }
+    if (this.segmenter.version !== this.maskVersion) {
+      this.maskVersion = this.segmenter.version;
+      this.renderer.setMask(this.segmenter.mask);
+    }
     const s = this.settings();
     const ow = Math.round((v.videoWidth * this.scale) / 2) * 2;
     if (s.overlay && (this.overlayDirty || this.overlayCanvas.width !== ow)) {
       this.overlayCanvas.width = ow;
       this.overlayCanvas.height = Math.round((v.videoHeight * this.scale) / 2) * 2;
-      drawOverlays(this.overlayCanvas, [...this.stack.values()], this.images);
+      drawOverlays(this.overlayCanvas, entries, this.images);
+      const ctx = this.overlayCanvas.getContext('2d');
+      for (const e of entries) {
+        if (e.filter.effect !== 'face_sticker') continue;
+        const a = e.filter.assets.find((x) => x.kind === 'sticker');
+        drawFaceSticker(ctx, this.face, a && this.images.get(a.url), e.params, e.strength / 100, this.overlayCanvas.width, this.overlayCanvas.height);
+      }
       this.renderer.setOverlay(this.overlayCanvas);
       this.overlayDirty = false;
     }
@@ -248,8 +324,44 @@ export class FilterPipeline {
     }
   }
 
+  /**
+   * Runs the models the stack needs on this frame: one per frame, each at
+   * most every 2nd frame, never two runs of one at once (not awaited: the
+   * passes keep the last mask and landmarks meanwhile).
+   */
+  models(video) {
+    const needs = this.needs();
+    const due = [];
+    if (needs.segment && this.segmenter.ready) due.push(this.segmenter);
+    if (needs.face && this.face.ready) due.push(this.face);
+    if (!due.length) return;
+    this.tick++;
+    if (due.length === 1 && this.tick % 2) return;
+    const m = due[this.tick % due.length];
+    if (!m.busy) m.run(video);
+  }
+
+  /**
+   * The person mask drawn at `w` x `h`: the person's probability 0..255 per
+   * pixel, row by row (null before the first mask). For tests and debugging.
+   */
+  maskSample(w, h) {
+    const mask = this.segmenter.mask;
+    if (!mask) return null;
+    const c = document.createElement('canvas');
+    c.width = w;
+    c.height = h;
+    const ctx = c.getContext('2d', { willReadFrequently: true });
+    ctx.drawImage(mask, 0, 0, w, h);
+    const d = ctx.getImageData(0, 0, w, h).data;
+    const out = new Array(w * h);
+    for (let i = 0; i < w * h; i++) out[i] = d[i * 4];
+    return out;
+  }
+
   /** Marks the overlays for redrawing (a sticker was dragged). */
   overlaysChanged() {
     this.overlayDirty = true;
+    this.faceDirty = true;
   }
 }

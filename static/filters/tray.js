@@ -22,11 +22,6 @@ const TABS = [
   ['voice', 'Voice'],
   ['favorites', 'Favourites'],
 ];
-const NEEDS_MODEL = {
-  face: 'Face effects need face tracking, which this studio does not have yet.',
-  bg_blur: 'Background blur needs person segmentation, which this studio does not have yet.',
-  bg_replace: 'Background replacement needs person segmentation, which this studio does not have yet (the green screen works).',
-};
 
 function key() {
   return crypto.randomUUID ? crypto.randomUUID() : `k-${Date.now()}-${Math.random().toString(16).slice(2)}`;
@@ -128,6 +123,14 @@ export class FilterTray {
     this.tab = id;
     this.renderTabs();
     this.renderGrid();
+    // On a phone the tabs scroll sideways: keep the chosen one in sight.
+    const tabs = this.els.tabs;
+    const sel = tabs.querySelector('[aria-selected="true"]');
+    if (sel && tabs.scrollWidth > tabs.clientWidth) {
+      const t = tabs.getBoundingClientRect();
+      const r = sel.getBoundingClientRect();
+      if (r.left < t.left || r.right > t.right) tabs.scrollLeft += r.left - t.left - (t.width - r.width) / 2;
+    }
   }
 
   visible() {
@@ -187,7 +190,7 @@ export class FilterTray {
     const current = this.entries.get(slot);
     if (current && current.filter.id === f.id) return this.remove(slot);
     if (!RENDERED.has(f.effect)) {
-      toast(NEEDS_MODEL[slot] || NEEDS_MODEL[f.effect] || 'This filter cannot be rendered here yet.', 'info', 5000);
+      toast('This filter cannot be rendered here yet.', 'info', 5000);
       return;
     }
     if (f.premium && !f.unlocked) {
@@ -300,7 +303,11 @@ export class FilterTray {
     const fps = Math.min(30, 1000 / Math.max(c.ms, 1));
     const lite = c.scale < 1 ? ` · lite ${Math.round(c.scale * 100)}%` : c.cheap ? ' · lite' : '';
     setText(this.els.cost, `${c.ms.toFixed(1)} ms/frame${lite}`);
-    this.els.cost.title = `Render cost per frame (${c.renderer}); ${c.cheap ? 'cheaper passes: this browser could not keep 30 fps at full size' : `room for ${fps.toFixed(0)}+ fps`}`;
+    const models = [];
+    const { segmenter, face } = this.pipeline;
+    if (segmenter.runs) models.push(`person mask ${segmenter.ms.toFixed(0)} ms`);
+    if (face.runs) models.push(`face landmarks ${face.ms.toFixed(0)} ms`);
+    this.els.cost.title = `Render cost per frame (${c.renderer}); ${c.cheap ? 'cheaper passes: this browser could not keep 30 fps at full size' : `room for ${fps.toFixed(0)}+ fps`}${models.length ? `; models, every 2nd frame: ${models.join(', ')}` : ''}`;
   }
 
   /** Stickers and captions follow a drag on the preview. */
@@ -345,6 +352,9 @@ export class FilterTray {
       filtering: !!this.pipeline.output,
       compare: this.compare,
       catalogue: this.filters.size,
+      // The models: runs so far and the last inference time.
+      segmentation: { ready: this.pipeline.segmenter.ready, runs: this.pipeline.segmenter.runs, ms: this.pipeline.segmenter.ms, failed: this.pipeline.segmenter.failed },
+      face: { ready: this.pipeline.face.ready, runs: this.pipeline.face.runs, ms: this.pipeline.face.ms, found: !!this.pipeline.face.points, failed: this.pipeline.face.failed },
     };
   }
 }

@@ -20,14 +20,18 @@ export const CHROMIUM_ARGS = [
   '--allow-loopback-in-peer-connection',
 ];
 
-/** Headless Chromium (`$CHROMIUM`, default /usr/bin/chromium) through playwright-core. */
-export async function launchChromium(run) {
+/**
+ * Headless Chromium (`$CHROMIUM`, default /usr/bin/chromium) through
+ * playwright-core; `camera`: a .y4m file the fake camera plays (looped)
+ * instead of its generated test pattern.
+ */
+export async function launchChromium(run, { camera = null } = {}) {
   const { chromium } = await import('playwright-core');
   const browser = run.addBrowser(
     await chromium.launch({
       executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: camera ? [...CHROMIUM_ARGS, `--use-file-for-fake-video-capture=${camera}`] : CHROMIUM_ARGS,
       timeout: Math.min(30000, run.remaining()),
     }),
   );
