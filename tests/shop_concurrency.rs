@@ -86,6 +86,9 @@ async fn a_thousand_buyers_get_exactly_a_hundred_items() {
     assert_eq!(count(&server, "SELECT COUNT(*) FROM orders WHERE flash_sale_id = $1", sale).await, 100, "100 orders stored, no more");
     assert_eq!(count(&server, "SELECT COUNT(*) FROM flash_sale_buyers WHERE sale_id = $1 AND units = 1", sale).await, 100, "one unit per buyer");
     assert_eq!(count(&server, "SELECT COALESCE(MAX(units), 0) FROM flash_sale_buyers WHERE sale_id = $1", sale).await, 1);
+    // The admission gate agrees with the database: nothing free, the 100 buyers' units, nothing in flight.
+    let g = server.app.shop.gates.view(sale).expect("the sale's gate");
+    assert_eq!((g.free, g.buyers.len(), g.buyers.iter().map(|b| b.1).sum::<i64>(), g.in_flight), (0, 100, 100, 0), "{g:?}");
     assert_eq!(api.get(&format!("/api/products/{pid}"), None).await.json()["stock"], 400, "the product's own stock untouched");
 
     // Events: sold_out once, and the remaining quantity reached 0.

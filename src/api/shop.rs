@@ -211,7 +211,7 @@ pub async fn place_order(State(app): State<AppState>, Auth(who): Auth, client: C
         Opened::Replay(s) => return Ok(s.into_response()),
         Opened::Fresh(k, b) => (k, b),
     };
-    let s = app.stream(stream_id).await?;
+    let s = app.stream_cached(stream_id).await?;
     let r = app.shop.place_order(&s, &who, keyed.clone(), body, client.load_test).await?;
     // A provider order gets its payment (also on a retry that finds it without one).
     let order = match r {

@@ -296,6 +296,7 @@ impl Shop {
                 })
             })
             .await?;
+        self.gates.forget_product(None, id);
         for (s,) in streams {
             self.publish(s, &crate::realtime::Event::ProductRemoved { stream_id: s, product_id: p.id });
         }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{SqliteConnection, SqlitePool};
 use utoipa::ToSchema;
 
+use super::admission::SaleGate;
 use super::catalogue::{no_product, MAX_PRICE};
 use super::{bad, conflict, Shop};
 use crate::accounts::Principal;
@@ -312,6 +313,17 @@ impl Shop {
             .await?;
         let now = crate::clock::now_ms();
         let sale = get(&self.pool, sale_id, now).await?.ok_or_else(|| ApiError::internal("a flash sale just made is missing"))?;
+        // Its gate, before it opens (it counts down first): nothing was taken yet.
+        self.gates.insert(SaleGate {
+            id: sale.id,
+            stream_id: sid,
+            product_id: product,
+            starts_at: sale.starts_at,
+            ends_at: sale.ends_at,
+            per_buyer_limit: sale.per_buyer_limit,
+            remaining: sale.remaining,
+            buyers: Vec::new(),
+        });
         if added {
             if let Some(item) = super::shelf::item(&self.pool, sid, product, now).await? {
                 self.publish(sid, &Event::ProductAdded { stream_id: sid, item: Box::new(item) });
@@ -344,6 +356,35 @@ impl Shop {
                 }
             }
         });
+    }
+
+    /// The gates of the sales not over yet, from the database (at start-up,
+    /// before any request): their remaining quantity and buyers' units as
+    /// committed. A sale whose product is off the shelf gets none.
+    pub(crate) async fn load_gates(&self) -> Result<(), ApiError> {
+        let now = crate::clock::now_ms();
+        let rows: Vec<(i64, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT f.id, f.stream_id, f.product_id, f.starts_at, f.ends_at, f.per_buyer_limit, f.remaining FROM flash_sales f \
+             JOIN stream_products sp ON sp.stream_id = f.stream_id AND sp.product_id = f.product_id WHERE f.ends_at > $1 AND f.cancelled_at IS NULL AND f.settled_at IS NULL",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        for (id, stream_id, product_id, starts_at, ends_at, per_buyer_limit, remaining) in rows {
+            let buyers: Vec<(i64, i64)> = sqlx::query_as("SELECT user_id, units FROM flash_sale_buyers WHERE sale_id = $1 AND units > 0").bind(id).fetch_all(&self.pool).await.db()?;
+            self.gates.insert(SaleGate { id, stream_id, product_id, starts_at, ends_at, per_buyer_limit, remaining, buyers });
+        }
+        Ok(())
+    }
+
+    /// A sale's times were changed in the database (tests move a sale's
+    /// countdown past): its gate follows.
+    pub async fn sale_times_changed(&self, id: i64) -> Result<(), ApiError> {
+        if let Some(s) = get(&self.pool, id, crate::clock::now_ms()).await? {
+            self.gates.times(id, s.starts_at, s.ends_at);
+        }
+        Ok(())
     }
 
     /// Timers for the sales not over yet (at start-up).

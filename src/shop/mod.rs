@@ -8,7 +8,8 @@
 //! - [`orders`]: buying: stock held at once, paid in coins or through the
 //!   payment provider, expired when unpaid; the seller's and buyer's lists;
 //! - [`interactions`]: views, clicks and cart adds, one per viewer and minute;
-//! - [`analytics`]: per product and stream figures, the top lists.
+//! - [`analytics`]: per product and stream figures, the top lists;
+//! - [`admission`]: the in-memory gate of each flash sale open now.
 //!
 //! Every write that touches stock, a sale's remaining quantity, a buyer's
 //! units or a voucher's uses runs in the money writer (one `BEGIN
@@ -17,6 +18,7 @@
 //! whatever the concurrency. Events go to the stream's real-time topic once
 //! their transaction has committed.
 
+pub mod admission;
 pub mod analytics;
 pub mod catalogue;
 pub mod flash_sales;
@@ -76,6 +78,8 @@ pub struct Shop {
     /// Flash sales known sold out (a sale never comes back from it): orders
     /// naming one are answered without a write transaction.
     pub(crate) sold_out: DashSet<i64>,
+    /// The admission gates of the flash sales (see [`admission`]).
+    pub gates: admission::Gates,
     me: Weak<Shop>,
 }
 
@@ -83,7 +87,9 @@ impl Shop {
     /// Starts the shop: timers for the flash sales under way and the sweeper
     /// (unpaid orders past their hold, sales past their end).
     pub async fn start(pool: SqlitePool, money: Arc<Money>, hub: Arc<Hub>, chat: Chat, membership: Membership, images: Images) -> Result<Arc<Shop>, String> {
-        let shop = Arc::new_cyclic(|me| Shop { pool, money, hub, chat, membership, images, stock_pushes: DashSet::new(), sales_pushes: DashSet::new(), sold_out: DashSet::new(), me: me.clone() });
+        let shop = Arc::new_cyclic(|me| Shop { pool, money, hub, chat, membership, images, stock_pushes: DashSet::new(), sales_pushes: DashSet::new(), sold_out: DashSet::new(), gates: admission::Gates::default(), me: me.clone() });
+        // Gates before any request and before the sweeper's first pass.
+        shop.load_gates().await.map_err(|e| e.to_string())?;
         shop.resume_timers().await.map_err(|e| e.to_string())?;
         let weak = Arc::downgrade(&shop);
         tokio::spawn(async move {
@@ -108,7 +114,12 @@ impl Shop {
     /// returns; sales past their end give back what is left.
     pub async fn sweep_once(&self, now: i64) -> Result<orders::Swept, ApiError> {
         let swept = orders::expire_due(&self.money.writer, now).await?;
+        for r in &swept.returned {
+            self.gates.returned(r.sale, r.buyer, r.buyer_units, r.sale_units);
+        }
         let settled = flash_sales::settle_due(&self.money.writer, now).await?;
+        // Gates of sales a minute over (by the real clock: tests pass a later `now`).
+        self.gates.forget_ended(crate::clock::now_ms() - 60_000);
         for sale in &swept.sales {
             self.stock_changed(*sale);
         }

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{SqliteConnection, SqlitePool};
 use utoipa::{IntoParams, ToSchema};
 
+use super::admission::{Admission, Ticket};
 use super::flash_sales;
 use super::shelf::not_on_shelf;
 use super::{conflict, not_found, vouchers, Shop};
@@ -188,6 +189,8 @@ pub struct Swept {
     pub sales: Vec<i64>,
     /// (stream, product) pairs whose stock grew back.
     pub streams: Vec<(i64, i64)>,
+    /// What went back to sales and their buyers' counts.
+    pub returned: Vec<Returned>,
 }
 
 /// Which orders (the seller's list).
@@ -353,16 +356,23 @@ async fn take_stock(tx: &mut Tx, stream_id: i64, buyer: i64, input: &NewOrder, q
         if quantity > s.per_buyer_limit {
             return Err(conflict("limit_reached", format!("at most {} per buyer in this sale", s.per_buyer_limit)));
         }
-        let taken = sqlx::query("UPDATE flash_sales SET remaining = remaining - $1 WHERE id = $2 AND remaining >= $1 AND sold_out_at IS NULL AND settled_at IS NULL")
-            .bind(quantity)
-            .bind(s.id)
-            .execute(tx.conn())
-            .await
-            .db()?
-            .rows_affected();
-        if taken != 1 {
+        // One statement takes the units and, for the last of them, marks the
+        // sale sold out (only one order can); a later refusal in this order
+        // (the buyer's limit) undoes both with the order's savepoint.
+        let taken: Option<(i64,)> = sqlx::query_as(
+            "UPDATE flash_sales SET remaining = remaining - $1, sold_out_at = CASE WHEN remaining = $1 THEN $3 ELSE sold_out_at END \
+             WHERE id = $2 AND remaining >= $1 AND sold_out_at IS NULL AND settled_at IS NULL RETURNING sold_out_at IS NOT NULL",
+        )
+        .bind(quantity)
+        .bind(s.id)
+        .bind(now)
+        .fetch_optional(tx.conn())
+        .await
+        .db()?;
+        let Some((marked,)) = taken else {
             return Err(conflict("sold_out", "sold out"));
-        }
+        };
+        let sold_out = marked != 0;
         let mine = sqlx::query(
             "INSERT INTO flash_sale_buyers (sale_id, user_id, units) VALUES ($1, $2, $3) \
              ON CONFLICT (sale_id, user_id) DO UPDATE SET units = flash_sale_buyers.units + excluded.units WHERE flash_sale_buyers.units + excluded.units <= $4",
@@ -378,8 +388,6 @@ async fn take_stock(tx: &mut Tx, stream_id: i64, buyer: i64, input: &NewOrder, q
         if mine != 1 {
             return Err(conflict("limit_reached", format!("at most {} per buyer in this sale", s.per_buyer_limit)));
         }
-        // The order that takes the last unit marks the sale sold out: only one can.
-        let sold_out = sqlx::query("UPDATE flash_sales SET sold_out_at = $1 WHERE id = $2 AND remaining = 0 AND sold_out_at IS NULL").bind(now).bind(s.id).execute(tx.conn()).await.db()?.rows_affected() == 1;
         return Ok((s.price, Some(s.id), sold_out));
     }
     let (price, deleted): (i64, Option<i64>) = sqlx::query_as("SELECT price, deleted_at FROM products WHERE id = $1").bind(input.product).fetch_one(tx.conn()).await.db()?;
@@ -402,9 +410,15 @@ pub async fn pay_in(tx: &mut Tx, order_id: i64, share: u32) -> Result<Order, Api
     if status != "pending" {
         return Err(conflict("order_not_pending", format!("order {order_id} is {status}")));
     }
+    pay_pending(tx, order_id, buyer, seller, total, (stream > 0).then_some(stream), share).await?;
+    get_in(tx.conn(), order_id).await?.ok_or_else(|| no_order(order_id))
+}
+
+/// Pays an order known pending (just placed, or checked by [`pay_in`]).
+async fn pay_pending(tx: &mut Tx, order_id: i64, buyer: i64, seller: i64, total: i64, stream_id: Option<i64>, share: u32) -> Result<(), ApiError> {
     let now = tx.now();
     let (spend_ref, from_promo, creator_coins) = if total > 0 {
-        let sp = Spend { base: format!("order_{order_id}"), kind: "order", payer: buyer, creator: seller, coins: total, stream_id: (stream > 0).then_some(stream), reference: Some(format!("order:{order_id}")), hold: None };
+        let sp = Spend { base: format!("order_{order_id}"), kind: "order", payer: buyer, creator: seller, coins: total, stream_id, reference: Some(format!("order:{order_id}")), hold: None };
         let (split, _) = spend::spend(tx, &sp, share).await?;
         (Some(sp.base), split.from_promo, split.creator_coins)
     } else {
@@ -419,18 +433,34 @@ pub async fn pay_in(tx: &mut Tx, order_id: i64, share: u32) -> Result<Order, Api
         .execute(tx.conn())
         .await
         .db()?;
-    get_in(tx.conn(), order_id).await?.ok_or_else(|| no_order(order_id))
+    Ok(())
+}
+
+/// What an order gave back (for the flash sale's admission gate, once committed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Returned {
+    /// The sale the order was bought in.
+    pub sale: i64,
+    /// The buyer.
+    pub buyer: i64,
+    /// Units taken off the buyer's count in the sale.
+    pub buyer_units: i64,
+    /// Units back to the sale's remaining quantity.
+    pub sale_units: i64,
 }
 
 /// Gives back what an order held: its units to the sale (while it is
 /// selling) or the product, the buyer's units in the sale, the voucher use.
-/// Returns the sale whose remaining grew, if any.
-async fn release(c: &mut SqliteConnection, order_id: i64, restock: bool, voucher_back: bool) -> Result<Option<i64>, ApiError> {
+/// Returns what went back to a sale and its buyer's count, if any.
+async fn release(c: &mut SqliteConnection, order_id: i64, restock: bool, voucher_back: bool) -> Result<Option<Returned>, ApiError> {
     let (product, buyer, quantity, sale, voucher): (i64, i64, i64, Option<i64>, Option<i64>) =
         sqlx::query_as("SELECT product_id, buyer_id, quantity, flash_sale_id, voucher_id FROM orders WHERE id = $1").bind(order_id).fetch_one(&mut *c).await.db()?;
-    let mut grew = None;
-    if let Some(s) = sale {
-        sqlx::query("UPDATE flash_sale_buyers SET units = units - $1 WHERE sale_id = $2 AND user_id = $3 AND units >= $1").bind(quantity).bind(s).bind(buyer).execute(&mut *c).await.db()?;
+    let mut back = sale.map(|sale| Returned { sale, buyer, buyer_units: 0, sale_units: 0 });
+    if let (Some(s), Some(b)) = (sale, back.as_mut()) {
+        let n = sqlx::query("UPDATE flash_sale_buyers SET units = units - $1 WHERE sale_id = $2 AND user_id = $3 AND units >= $1").bind(quantity).bind(s).bind(buyer).execute(&mut *c).await.db()?.rows_affected();
+        if n == 1 {
+            b.buyer_units = quantity;
+        }
     }
     if restock {
         let back_to_sale = match sale {
@@ -446,8 +476,8 @@ async fn release(c: &mut SqliteConnection, order_id: i64, restock: bool, voucher
             }
             None => false,
         };
-        if back_to_sale {
-            grew = sale;
+        if let (true, Some(b)) = (back_to_sale, back.as_mut()) {
+            b.sale_units = quantity;
         } else {
             sqlx::query("UPDATE products SET stock = stock + $1 WHERE id = $2").bind(quantity).bind(product).execute(&mut *c).await.db()?;
         }
@@ -456,7 +486,7 @@ async fn release(c: &mut SqliteConnection, order_id: i64, restock: bool, voucher
     if let (Some(v), true) = (voucher, voucher_back) {
         vouchers::give_back(c, v, buyer).await?;
     }
-    Ok(grew)
+    Ok(back)
 }
 
 /// Expires the pending orders whose hold ended by `now`, giving back what
@@ -476,8 +506,11 @@ pub async fn expire_due(writer: &Writer, now: i64) -> Result<Swept, ApiError> {
                     if n != 1 {
                         continue;
                     }
-                    if let Some(s) = release(tx.conn(), id, true, true).await? {
-                        out.sales.push(s);
+                    if let Some(r) = release(tx.conn(), id, true, true).await? {
+                        if r.sale_units > 0 {
+                            out.sales.push(r.sale);
+                        }
+                        out.returned.push(r);
                     }
                     out.expired.push(id);
                     if let Some(s) = stream {
@@ -518,17 +551,42 @@ impl Shop {
             return Err(crate::money::invalid("quantity", format!("must be 1-{MAX_QUANTITY}")));
         }
         let shipping = check_shipping(&input.shipping)?;
-        if let Some(sale) = input.flash_sale.filter(|s| self.sold_out.contains(s)) {
-            // Sold out for good: no write transaction to say so. A key that
-            // made an order before still gets that order.
-            return match idempotency::replay(&self.pool, &keyed, crate::clock::now_ms()).await? {
-                Some(stored) => Ok(Reply::Replayed(stored)),
-                None => Err(conflict("sold_out", format!("flash sale {sale} is sold out"))),
+        let mut ticket = None;
+        if let Some(sale) = input.flash_sale {
+            // The sale's gate (see [`super::admission`]) refuses what cannot succeed.
+            let refused = match self.gates.admit(sale, s.id, input.product, who.id(), &keyed.key, quantity, crate::clock::now_ms()) {
+                // Sold out for good: no write transaction to say so.
+                Admission::Open if self.sold_out.contains(&sale) => Some(conflict("sold_out", format!("flash sale {sale} is sold out"))),
+                Admission::Open => None,
+                Admission::Ticket(t) => {
+                    ticket = Some(t);
+                    None
+                }
+                Admission::Refused(e) => Some(e),
             };
+            if let Some(e) = refused {
+                // A key that made an order (or was refused) before still gets that answer.
+                return match idempotency::replay(&self.pool, &keyed, crate::clock::now_ms()).await? {
+                    Some(stored) => Ok(Reply::Replayed(stored)),
+                    None => Err(e),
+                };
+            }
         }
+        let me = self.arc().ok_or_else(|| ApiError::internal("the shop is stopping"))?;
+        let (sid, seller, buyer) = (s.id, s.host.id, who.id());
+        // The order goes on in its own task: a client that hangs up does not
+        // stop what comes after its commit (the gate's ticket, the events).
+        tokio::spawn(async move { me.order_in_writer(sid, seller, buyer, keyed, input, quantity, shipping, load_test, ticket).await })
+            .await
+            .map_err(|e| ApiError::internal(format!("the order's task failed: {e}")))?
+    }
+
+    /// The order's transaction in the money writer, then what follows its commit.
+    #[allow(clippy::too_many_arguments)]
+    async fn order_in_writer(&self, sid: i64, seller: i64, buyer: i64, keyed: Keyed, input: NewOrder, quantity: i64, shipping: Shipping, load_test: bool, ticket: Option<Ticket>) -> Result<Reply<Order>, ApiError> {
         let share = self.money.settings.creator_share;
         let currency = self.money.settings.currency.to_ascii_lowercase();
-        let (sid, seller, buyer, input_sale) = (s.id, s.host.id, who.id(), input.flash_sale);
+        let input_sale = input.flash_sale;
         let effects = Arc::new(std::sync::Mutex::new(Effects::default()));
         let fx = effects.clone();
         let reply = idempotency::run(&self.money.writer, keyed, StatusCode::CREATED, move |tx| {
@@ -569,12 +627,33 @@ impl Shop {
                 .fetch_one(tx.conn())
                 .await
                 .db()?;
-                let order = if pay_with == "coins" { pay_in(tx, id, share).await? } else { get_in(tx.conn(), id).await?.ok_or_else(|| no_order(id))? };
+                if pay_with == "coins" {
+                    // Just placed, so pending: paid at once without reading it back first.
+                    pay_pending(tx, id, buyer, seller, total, Some(sid), share).await?;
+                }
+                let order = get_in(tx.conn(), id).await?.ok_or_else(|| no_order(id))?;
                 *fx.lock().unwrap_or_else(|e| e.into_inner()) = Effects { sale, sold_out };
                 Ok(order)
             })
         })
-        .await?;
+        .await;
+        // The gate learns what the transaction really took (nothing unless it committed fresh).
+        let taken = match &reply {
+            Ok(Reply::Fresh(o)) => o.flash_sale_id.map(|s| (s, o.quantity)),
+            _ => None,
+        };
+        match (ticket, taken) {
+            (Some(t), Some((s, q))) if t.sale == s => t.settle(q),
+            (Some(t), taken) => {
+                t.settle(0);
+                if let Some((s, q)) = taken {
+                    self.gates.taken(s, buyer, q);
+                }
+            }
+            (None, Some((s, q))) => self.gates.taken(s, buyer, q),
+            (None, None) => {}
+        }
+        let reply = reply?;
         if let (Reply::Refused(e), Some(sale)) = (&reply, input_sale) {
             if e.code == "sold_out" && flash_sales::get(&self.pool, sale, crate::clock::now_ms()).await?.is_some_and(|s| s.state == "sold_out") {
                 self.sold_out.insert(sale);
@@ -717,6 +796,8 @@ impl Shop {
     pub async fn refund(&self, who: &Principal, id: i64, keyed: Keyed, input: RefundInput) -> Result<Reply<Order>, ApiError> {
         let o = self.order_for(who, id).await?;
         Self::own_order_check(&o, who)?;
+        let returned = Arc::new(std::sync::Mutex::new(None));
+        let back = returned.clone();
         let reply = idempotency::run(&self.money.writer, keyed, StatusCode::OK, move |tx| {
             Box::pin(async move {
                 type R = (String, i64, i64, i64, i64, i64, Option<String>);
@@ -735,12 +816,16 @@ impl Shop {
                     ledger::linked(tx, &chain).await?;
                 }
                 sqlx::query("UPDATE orders SET status = 'refunded', refunded_at = $1 WHERE id = $2").bind(tx.now()).bind(id).execute(tx.conn()).await.db()?;
-                release(tx.conn(), id, input.restock, false).await?;
+                let r = release(tx.conn(), id, input.restock, false).await?;
+                *back.lock().unwrap_or_else(|e| e.into_inner()) = r;
                 get_in(tx.conn(), id).await?.ok_or_else(|| no_order(id))
             })
         })
         .await?;
         if let Reply::Fresh(o) = &reply {
+            if let Some(r) = *returned.lock().unwrap_or_else(|e| e.into_inner()) {
+                self.gates.returned(r.sale, r.buyer, r.buyer_units, r.sale_units);
+            }
             self.money.wallet_changed(o.buyer_id);
             self.money.wallet_changed(o.seller_id);
             if let Some(s) = o.stream_id {

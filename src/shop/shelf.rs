@@ -167,6 +167,8 @@ impl Shop {
         if n == 0 {
             return Err(not_on_shelf(sid, product));
         }
+        // Off the shelf, its orders are the database's to refuse (`product_not_on_shelf`).
+        self.gates.forget_product(Some(sid), product);
         self.publish(sid, &Event::ProductRemoved { stream_id: sid, product_id: product });
         Ok(())
     }

@@ -549,6 +549,9 @@ struct Cache {
     generation: AtomicU64,
     /// Reads that had to go to the database.
     misses: AtomicU64,
+    /// One read per stream at a time: a thousand requests that find the
+    /// copy stale at once wait for the first one's read (a flash sale).
+    filling: DashMap<i64, Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// The stream store.
@@ -570,11 +573,19 @@ impl StreamStore {
         if let Some(e) = self.cache.streams.get(&id).filter(|e| now.saturating_duration_since(e.0) < CACHE_TTL) {
             return Ok(e.1.clone());
         }
+        let fill = self.cache.filling.entry(id).or_default().clone();
+        let _filling = fill.lock().await;
+        // Another request may have read it while this one waited.
+        if let Some(e) = self.cache.streams.get(&id).filter(|e| Instant::now().saturating_duration_since(e.0) < CACHE_TTL) {
+            return Ok(e.1.clone());
+        }
+        let now = Instant::now();
         let seen = self.cache.generation.load(Ordering::Acquire);
         self.cache.misses.fetch_add(1, Ordering::Relaxed);
         let s = self.get(id).await?.map(Arc::new);
         if self.cache.streams.len() >= CACHE_MAX {
             self.cache.streams.retain(|_, e| now.saturating_duration_since(e.0) < CACHE_TTL);
+            self.cache.filling.retain(|_, m| Arc::strong_count(m) > 1);
         }
         if self.cache.generation.load(Ordering::Acquire) == seen {
             self.cache.streams.insert(id, (now, s.clone()));

@@ -76,4 +76,6 @@ pub async fn order_new(api: &Api, sid: i64, who: &User, body: &Value) -> Respons
 /// come that much sooner), instead of sleeping through a countdown.
 pub async fn advance_sale(server: &onair::server::Server, sale: i64, ms: i64) {
     sqlx::query("UPDATE flash_sales SET countdown_at = countdown_at - $1, starts_at = starts_at - $1, ends_at = ends_at - $1 WHERE id = $2").bind(ms).bind(sale).execute(&server.app.pool).await.unwrap();
+    // The sale's admission gate keeps its times in memory: it follows.
+    server.app.shop.sale_times_changed(sale).await.unwrap();
 }
