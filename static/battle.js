@@ -109,7 +109,22 @@ export function mountBattle({ rt, host, stream, studio = false, stage = null, on
     timer = setInterval(tickClock, 250);
   }
 
+  /**
+   * A battle past its start (or end) with no event yet: the event went out
+   * before this page subscribed (a page opened during the countdown).
+   * Ask the server, at most once a second.
+   */
+  let askedAt = 0;
+  function catchUp(now) {
+    const b = battle;
+    const overdue = (b.state === 'countdown' && now > Date.parse(b.starts_at) + 500) || (b.state === 'active' && now > Date.parse(b.ends_at) + 1500);
+    if (!overdue || Date.now() - askedAt < 1000) return;
+    askedAt = Date.now();
+    api(`/api/battles/${b.id}`, { auth: false }).then(take).catch(() => {});
+  }
+
   function tickClock() {
+    if (battle) catchUp(Date.now() + skew);
     const el = (overlay || root).querySelector('[data-clock]');
     if (!el || !battle) return;
     const now = Date.now() + skew;
@@ -177,7 +192,11 @@ export function mountBattle({ rt, host, stream, studio = false, stage = null, on
   rt.on('subscribed', load);
   if (studio) invites.before(challengeForm(() => battle && OPEN.has(battle.state), take));
   load();
-  return { refresh: load, snapshot: () => ({ battle, opponent: opponent ? opponent.snapshot() : null, text: root.hidden ? null : root.innerText }) };
+  return {
+    refresh: load,
+    snapshot: () => ({ battle, opponent: opponent ? opponent.snapshot() : null, text: root.hidden ? null : root.innerText }),
+    opponentAudio: () => (opponent ? opponent.audio() : Promise.resolve(null)),
+  };
 }
 
 /** The studio's Challenge form: a live host (from the live directory), length, mode. */
@@ -219,7 +238,9 @@ function challengeForm(busy, take) {
 class OpponentView {
   constructor(stage) {
     this.video = h('video.battle-opponent', { autoplay: true, playsinline: true, hidden: true });
-    stage.append(this.video);
+    // Shown when the browser would not play the opponent with sound before a gesture.
+    this.unmute = h('button.btn.battle-unmute', { type: 'button', hidden: true, onclick: () => this.hear() }, 'Hear opponent');
+    stage.append(this.video, this.unmute);
     this.video.muted = false; // the host hears the opponent (their own camera's preview stays muted)
     this.stream = null; // the stream watched, or null
     this.session = null; // {pc, location, token}
@@ -247,6 +268,7 @@ class OpponentView {
       // Without a gesture on this page a sounding video may not autoplay: then muted.
       this.video.play().catch(() => {
         this.video.muted = true;
+        this.unmute.hidden = false;
         this.video.play().catch(() => {});
       });
     });
@@ -267,14 +289,33 @@ class OpponentView {
     this.session = { pc, location, token };
   }
 
+  /** The host's gesture: the opponent with sound. */
+  hear() {
+    this.video.muted = false;
+    this.unmute.hidden = true;
+    this.video.play().catch(() => {});
+  }
+
   stop() {
     this.stream = null;
     this.video.hidden = true;
+    this.unmute.hidden = true;
     this.video.srcObject = null;
     if (!this.session) return;
     this.session.pc.close();
     deleteSession(this.session.location, this.session.token);
     this.session = null;
+  }
+
+  /** What the tests read of the opponent's audio: packets received, and whether it plays unmuted. */
+  async audio() {
+    let packets = 0;
+    if (this.session) {
+      (await this.session.pc.getStats()).forEach((r) => {
+        if (r.type === 'inbound-rtp' && r.kind === 'audio') packets += r.packetsReceived || 0;
+      });
+    }
+    return { packets, muted: this.video.muted };
   }
 
   /** What the tests read: frames decoded of the opponent's video. */

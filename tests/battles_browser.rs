@@ -78,6 +78,8 @@ async fn two_studios_battle_and_a_watch_page_of_each_shows_both_hosts_and_the_sc
     // Each studio decoded its opponent through its host WHEP session.
     for who in ["ann", "bob"] {
         assert!(r["studio"][who]["frames"].as_u64().unwrap_or(0) > 0, "{who}'s studio shows the opponent: {r}");
+        assert!(r["heard"][who]["packets"].as_u64().unwrap_or(0) > 50, "{who}'s studio receives the opponent's audio: {r}");
+        assert_eq!(r["heard"][who]["muted"], false, "{who}'s studio plays the opponent with sound: {r}");
     }
     // Each watch page: its own host in the left tile, the opponent in the right, both decoding.
     for (page, own, other) in [("watch_ann", "ann", "bob"), ("watch_bob", "bob", "ann")] {

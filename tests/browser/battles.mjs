@@ -112,6 +112,15 @@ async function main() {
   for (const n of ['ann', 'bob']) {
     const b = await pollUntil(run, `${n}: the battle on and the opponent decoding`, () => battleOf(studios[n]), (s) => s.battle && ['countdown', 'active'].includes(s.battle.state) && s.opponent && s.opponent.frames > 0, 40000);
     result.battle = b.battle.id;
+    // The host hears the opponent: their audio arrives on the studio's opponent view.
+    result.heard = result.heard || {};
+    result.heard[n] = await pollUntil(run, `${n}: the opponent's audio arrives`, () => studios[n].evaluate(() => window.onair.battle.opponentAudio()), (a) => a && a.packets > 50, 20000);
+    // Headless Chromium plays it muted without a gesture on this page: the
+    // studio offers one, and after it the opponent plays with sound.
+    if (result.heard[n].muted) {
+      await studios[n].click('.battle-unmute', run.remaining());
+      result.heard[n] = await pollUntil(run, `${n}: the opponent with sound`, () => studios[n].evaluate(() => window.onair.battle.opponentAudio()), (a) => a && !a.muted, 10000);
+    }
   }
 
   run.step = 'a watch page of each stream shows both hosts';
