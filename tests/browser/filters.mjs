@@ -155,6 +155,33 @@ async function publishedFps(studio) {
   return out;
 }
 
+/** The studio, opened on /publish: waits for the tray, goes live. */
+async function goLive(studio) {
+  await waitFor(studio, 'the tray lists the catalogue', () => window.onair.filters && window.onair.filters.state().catalogue >= 30);
+  await waitFor(studio, 'Go live enabled', () => !document.querySelector('#go-live').disabled);
+  await studio.click('#go-live', run.remaining());
+  await waitFor(studio, 'the studio is live', () => window.onair.state === 'live', null, 30000);
+}
+
+/**
+ * A viewer's watch page of `host`, playing the middle layer (640x360):
+ * under load the encoder pauses the top layer now and then, and a viewer
+ * held on it would see a still picture.
+ */
+async function watchMiddleLayer(chromium, host) {
+  const viewerCtx = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const watch = await viewerCtx.newPage('watch');
+  await watch.goto(`${base}/watch/${host.user.username}`, run.remaining());
+  await waitFor(watch, 'the video plays', () => window.onair.phase === 'live' && window.onair.stats && window.onair.stats.framesDecoded > 0, null, 30000);
+  await watch.evaluate(async () => {
+    const resp = await fetch(`${window.onair.location}/layer`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ max_layer: 'h' }) });
+    if (!resp.ok) throw new Error(`layer: ${resp.status}`);
+  });
+  await waitFor(watch, 'the viewer decodes the middle layer', () => window.onair.currentLayer === 'h', null, 15000);
+  await sleep(1500);
+  return watch;
+}
+
 async function main() {
   run.step = 'accounts';
   const host = await call('POST', '/api/auth/register', null, { username: `fhost_${tag}`, email: `fhost_${tag}@example.test`, password: 'correct horse battery', role: 'host' });
@@ -167,26 +194,12 @@ async function main() {
   const hostCtx = await loggedIn(chromium, host, { viewport: { width: 1280, height: 800 } }, { [key.id]: key.key });
   const studio = await hostCtx.newPage('studio');
   await studio.goto(`${base}/publish?key=${key.id}`, run.remaining());
-  await waitFor(studio, 'the tray lists the catalogue', () => window.onair.filters && window.onair.filters.state().catalogue >= 30);
-  await waitFor(studio, 'Go live enabled', () => !document.querySelector('#go-live').disabled);
-  await studio.click('#go-live', run.remaining());
-  await waitFor(studio, 'the studio is live', () => window.onair.state === 'live', null, 30000);
+  await goLive(studio);
   const live = await studioState(studio);
   result.session = live.session;
 
   run.step = 'the viewer decodes the stream unfiltered';
-  const viewerCtx = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
-  const watch = await viewerCtx.newPage('watch');
-  await watch.goto(`${base}/watch/${host.user.username}`, run.remaining());
-  await waitFor(watch, 'the video plays', () => window.onair.phase === 'live' && window.onair.stats && window.onair.stats.framesDecoded > 0, null, 30000);
-  // The middle layer (640x360): under load the encoder pauses the top
-  // layer now and then, and a viewer held on it would see a still picture.
-  await watch.evaluate(async () => {
-    const resp = await fetch(`${window.onair.location}/layer`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ max_layer: 'h' }) });
-    if (!resp.ok) throw new Error(`layer: ${resp.status}`);
-  });
-  await waitFor(watch, 'the viewer decodes the middle layer', () => window.onair.currentLayer === 'h', null, 15000);
-  await sleep(1500);
+  const watch = await watchMiddleLayer(chromium, host);
   result.plain = await settled(watch, 'unfiltered');
 
   run.step = 'the host picks the Warm look';
@@ -334,24 +347,11 @@ async function personMain() {
   // The unlock asks "Unlock … for N coins?": yes.
   studio.raw.on('dialog', (d) => d.accept().catch(() => {}));
   await studio.goto(`${base}/publish?key=${key.id}`, run.remaining());
-  await waitFor(studio, 'the tray lists the catalogue', () => window.onair.filters && window.onair.filters.state().catalogue >= 30);
-  await waitFor(studio, 'Go live enabled', () => !document.querySelector('#go-live').disabled);
-  await studio.click('#go-live', run.remaining());
-  await waitFor(studio, 'the studio is live', () => window.onair.state === 'live', null, 30000);
+  await goLive(studio);
   result.session = (await studioState(studio)).session;
 
   run.step = 'the viewer decodes the stream unfiltered';
-  const viewerCtx = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
-  const watch = await viewerCtx.newPage('watch');
-  await watch.goto(`${base}/watch/${host.user.username}`, run.remaining());
-  await waitFor(watch, 'the video plays', () => window.onair.phase === 'live' && window.onair.stats && window.onair.stats.framesDecoded > 0, null, 30000);
-  // The middle layer (640x360), as in main(): the top one pauses under load.
-  await watch.evaluate(async () => {
-    const resp = await fetch(`${window.onair.location}/layer`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ max_layer: 'h' }) });
-    if (!resp.ok) throw new Error(`layer: ${resp.status}`);
-  });
-  await waitFor(watch, 'the viewer decodes the middle layer', () => window.onair.currentLayer === 'h', null, 15000);
-  await sleep(1500);
+  const watch = await watchMiddleLayer(chromium, host);
   await settled(watch, 'unfiltered');
   const plain = await viewerLumas(watch);
 
